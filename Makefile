@@ -1,0 +1,38 @@
+# daguq: durable message queues for Dagu, in SQLite.
+GO        ?= go
+BIN       := bin/daguq
+export CGO_ENABLED := 1
+
+.PHONY: help build test test-integration bench bench-peers demo fmt lint clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+build: ## build bin/daguq
+	$(GO) build -o $(BIN) ./cmd/daguq
+
+test: ## vet, then every test with the race detector (Dagu tests skip without DAGU_BIN)
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+test-integration: build ## the integration suite, with a real Dagu when DAGU_BIN is set
+	$(GO) test -race -count=1 -tags integration ./integration/...
+
+bench: ## store benchmarks next to a naive single-table baseline, in messages/s
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./queuestore/
+
+bench-peers: ## side-by-side benchmarks against goqite, River, raw SQLite and the shell-glue queue
+	cd bench && $(GO) run . -out ../docs/performance.md
+
+demo: build ## run the main job on the default SQLite file: enqueue, drain in batches, dead letters
+	./dags/demo.sh
+
+fmt: ## gofmt the tree
+	gofmt -w $$(git ls-files '*.go')
+
+lint: ## vet and gofmt check
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+
+clean: ## remove build output
+	rm -rf bin

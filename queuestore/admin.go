@@ -1,0 +1,209 @@
+package queuestore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Pause stops claims from queue (they return nothing); enqueue still works.
+func (s *Store) Pause(ctx context.Context, queue string) error {
+	return s.setQueue(ctx, queue, "pause", sqlUpsertPaused, 1)
+}
+
+// Resume lets claims take from queue again.
+func (s *Store) Resume(ctx context.Context, queue string) error {
+	return s.setQueue(ctx, queue, "resume", sqlUpsertPaused, 0)
+}
+
+// SetLimit caps the live leases of queue across every process and DAG: a
+// claim beyond it returns nothing until a lease ends. Zero removes the cap.
+// The cap counts leases (batches being handled), not messages: one lease is
+// one handler run, which is what a rate-limited service sees.
+func (s *Store) SetLimit(ctx context.Context, queue string, limit int) error {
+	if limit < 0 || limit > 1_000_000 {
+		return fmt.Errorf("%w: limit must be 0..1000000 (0: no limit), got %d", ErrInvalid, limit)
+	}
+	return s.setQueue(ctx, queue, "set limit of", sqlUpsertLimit, limit)
+}
+
+func (s *Store) setQueue(ctx context.Context, queue, op, stmt string, value int) error {
+	if err := ValidateQueueName(queue); err != nil {
+		return err
+	}
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, stmt, queue, value)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%s queue %q: %w", op, queue, err)
+	}
+	return nil
+}
+
+// Stats is a queue's state at one moment.
+type Stats struct {
+	Queue          string        `json:"queue"`
+	Ready          int64         `json:"ready"`
+	Delayed        int64         `json:"delayed"`
+	InFlight       int64         `json:"in_flight"`
+	Dead           int64         `json:"dead"`
+	Acked          int64         `json:"acked"` // retained acks only
+	OldestReadyAge time.Duration `json:"oldest_ready_age_ns"`
+	Leases         int64         `json:"leases"`          // live leases
+	InFlightLimit  int64         `json:"in_flight_limit"` // live leases at most; 0: no limit
+	Paused         bool          `json:"paused"`
+}
+
+// Queues lists every queue that has messages or settings.
+func (s *Store) Queues(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, sqlQueueNames)
+	if err != nil {
+		return nil, fmt.Errorf("list queues: %w", err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		names = append(names, n)
+	}
+	return names, rows.Err()
+}
+
+// Stats counts queue's messages by state.
+func (s *Store) Stats(ctx context.Context, queue string) (Stats, error) {
+	if err := ValidateQueueName(queue); err != nil {
+		return Stats{}, err
+	}
+	st := Stats{Queue: queue}
+	now := s.now()
+	var oldest sql.NullInt64
+	err := s.db.QueryRowContext(ctx, sqlStats, queue, now).Scan(&st.Ready, &st.Delayed, &st.InFlight, &st.Dead, &st.Acked, &oldest)
+	if err != nil {
+		return Stats{}, fmt.Errorf("stats of %q: %w", queue, err)
+	}
+	if oldest.Valid {
+		st.OldestReadyAge = time.Duration(now-oldest.Int64) * time.Millisecond
+	}
+	err = s.db.QueryRowContext(ctx, sqlQueueRow, queue, now).Scan(&st.Paused, &st.InFlightLimit, &st.Leases)
+	if err != nil {
+		return Stats{}, fmt.Errorf("stats of %q: %w", queue, err)
+	}
+	return st, nil
+}
+
+// PeekOptions say which messages Peek lists.
+type PeekOptions struct {
+	// State: StateReady (default, in claim order), StateDelayed (delayed and
+	// in flight, by the time they become visible), StateDead or StateAcked
+	// (newest first).
+	State State
+	// Limit: 1..MaxClaim, default 10.
+	Limit int
+}
+
+// Peek lists messages without leasing them.
+func (s *Store) Peek(ctx context.Context, queue string, opts PeekOptions) ([]Message, error) {
+	if err := ValidateQueueName(queue); err != nil {
+		return nil, err
+	}
+	if opts.Limit == 0 {
+		opts.Limit = 10
+	}
+	if opts.Limit < 1 || opts.Limit > MaxClaim {
+		return nil, fmt.Errorf("%w: peek limit must be 1..%d, got %d", ErrInvalid, MaxClaim, opts.Limit)
+	}
+	now := s.now()
+	var rows *sql.Rows
+	var err error
+	switch opts.State {
+	case "", StateReady:
+		rows, err = s.db.QueryContext(ctx, sqlPeekReady, queue, now, opts.Limit)
+	case StateDelayed, StateInFlight:
+		rows, err = s.db.QueryContext(ctx, sqlPeekPending, queue, now, opts.Limit)
+	case StateDead:
+		rows, err = s.db.QueryContext(ctx, sqlPeekFinished, queue, opts.Limit, codeDead)
+	case StateAcked:
+		rows, err = s.db.QueryContext(ctx, sqlPeekFinished, queue, opts.Limit, codeAcked)
+	default:
+		return nil, fmt.Errorf("%w: peek state %q: want ready, delayed, in_flight, dead or acked", ErrInvalid, opts.State)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("peek %q: %w", queue, err)
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		m := Message{Queue: queue, State: opts.State}
+		var group, dedupe, lastErr sql.NullString
+		var enqueued, at int64
+		if err := rows.Scan(&m.ID, &m.Priority, &m.Attempt, &m.MaxAttempts, &group, &dedupe, &enqueued, &at, &lastErr, &m.Body); err != nil {
+			return nil, err
+		}
+		m.Group, m.DedupeKey, m.LastError = group.String, dedupe.String, lastErr.String
+		m.EnqueuedAt, m.VisibleAt = msTime(enqueued), msTime(at)
+		if m.State == "" {
+			m.State = StateReady
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// Redrive puts dead messages of queue (all of them when ids is empty) back
+// to ready with their attempts reset. It returns how many moved.
+func (s *Store) Redrive(ctx context.Context, queue string, ids ...int64) (int64, error) {
+	if len(ids) == 0 {
+		return s.change(ctx, "redrive dead letters of", queue, []string{sqlRedriveAll}, queue, s.now())
+	}
+	return s.change(ctx, "redrive dead letters of", queue, []string{sqlRedriveIDs}, queue, s.now(), jsonIDs(ids))
+}
+
+// PurgeDead deletes dead messages of queue (all when ids is empty).
+func (s *Store) PurgeDead(ctx context.Context, queue string, ids ...int64) (int64, error) {
+	if len(ids) == 0 {
+		return s.change(ctx, "purge dead letters of", queue, []string{sqlPurgeDeadBodies, sqlPurgeDead}, queue)
+	}
+	return s.change(ctx, "purge dead letters of", queue, []string{sqlPurgeDeadIDsBodies, sqlPurgeDeadIDs}, queue, jsonIDs(ids))
+}
+
+// Purge deletes every message of queue, in flight ones included, and its
+// leases. It returns how many messages went.
+func (s *Store) Purge(ctx context.Context, queue string) (int64, error) {
+	return s.change(ctx, "purge queue", queue, []string{sqlPurgeQueueBodies, sqlPurgeQueue, sqlPurgeQueueLeases}, queue)
+}
+
+// change runs statements in one transaction and returns the rows affected by
+// the last messages statement (the second one when there are several).
+func (s *Store) change(ctx context.Context, op, queue string, stmts []string, args ...any) (int64, error) {
+	if err := ValidateQueueName(queue); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		for i, stmt := range stmts {
+			res, err := tx.ExecContext(ctx, stmt, args...)
+			if err != nil {
+				return err
+			}
+			if i == 0 || i == 1 {
+				n, _ = res.RowsAffected()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("%s %q: %w", op, queue, err)
+	}
+	return n, nil
+}
+
+func jsonIDs(ids []int64) string {
+	b, _ := json.Marshal(ids)
+	return string(b)
+}

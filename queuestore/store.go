@@ -1,0 +1,314 @@
+package queuestore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// applicationID marks a SQLite file as a daguq database ("dguq").
+const applicationID = 0x64677571
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Options tune a Store. The zero value means the defaults.
+type Options struct {
+	// BusyTimeout bounds how long a write waits for another process's
+	// write lock before it fails. Default 30s.
+	BusyTimeout time.Duration
+	// MaxAttempts is the default number of deliveries before a message goes
+	// to the dead letter state, for messages enqueued without their own.
+	// Default 5.
+	MaxAttempts int
+	// AckRetention keeps acked messages for this long (for inspection and for
+	// dedupe history); zero deletes them at ack.
+	AckRetention time.Duration
+	// Backoff gives the retry delay after the attempt-th failed delivery
+	// (attempt counts from 1). Default: ExponentialBackoff(time.Second, time.Hour).
+	Backoff func(attempt int) time.Duration
+	// SynchronousFull makes every commit wait for fsync of the WAL (survives
+	// power loss). The default, NORMAL, survives process crashes: a commit is
+	// in the WAL before the call returns.
+	SynchronousFull bool
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 30 * time.Second
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 5
+	}
+	if o.Backoff == nil {
+		o.Backoff = ExponentialBackoff(time.Second, time.Hour)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Store is a daguq message store backed by one SQLite file.
+type Store struct {
+	db   *sql.DB
+	path string
+	opts Options
+
+	mu            sync.Mutex
+	nextLeaseSwep map[string]time.Time // per queue: when to drop finished leases next
+	nextAckPurge  map[string]time.Time // per queue: when to purge retained acks next
+}
+
+// Open opens the daguq database at path, creating the file (mode 0600) and
+// its directory when missing, and migrates its schema to the newest version.
+func Open(path string, opts Options) (*Store, error) {
+	if strings.TrimSpace(path) == "" {
+		return nil, fmt.Errorf("%w: database path is empty", ErrInvalid)
+	}
+	if err := prepareFile(path); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	db, err := sql.Open("sqlite3", dsn(path, opts))
+	if err != nil {
+		return nil, fmt.Errorf("open database %q: %w", path, err)
+	}
+	// One connection per process: writes in one process queue up in Go
+	// instead of contending for the file lock, and PRAGMAs hold for all.
+	db.SetMaxOpenConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	s := &Store{db: db, path: path, opts: opts,
+		nextLeaseSwep: map[string]time.Time{}, nextAckPurge: map[string]time.Time{}}
+	if err := s.migrate(context.Background()); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %q: %w", path, err)
+	}
+	return s, nil
+}
+
+// prepareFile creates the database file with mode 0600 (SQLite gives the WAL
+// and shared-memory files the same mode) and reports unusable paths clearly.
+func prepareFile(path string) error {
+	info, err := os.Stat(path)
+	switch {
+	case err == nil && info.IsDir():
+		return fmt.Errorf("%w: database path %q is a directory, want a file", ErrInvalid, path)
+	case err == nil:
+		return nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("database path %q: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("database path %q: create directory: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("database path %q: %w", path, err)
+	}
+	return f.Close()
+}
+
+// dsn is the one place that builds the connection string.
+func dsn(path string, opts Options) string {
+	params := url.Values{}
+	params.Set("_journal_mode", "WAL")
+	params.Set("_busy_timeout", fmt.Sprint(opts.BusyTimeout.Milliseconds()))
+	// Immediate write transactions: deferred ones in two processes fail with
+	// SQLITE_BUSY at once, bypassing the busy timeout.
+	params.Set("_txlock", "immediate")
+	params.Set("_foreign_keys", "1")
+	if opts.SynchronousFull {
+		params.Set("_synchronous", "FULL")
+	} else {
+		params.Set("_synchronous", "NORMAL")
+	}
+	escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	return "file:" + escaped + "?" + params.Encode()
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+// DB exposes the connection pool for callers that want their own transaction
+// around EnqueueTx.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+func (s *Store) now() int64 { return s.opts.Now().UnixMilli() }
+
+type migration struct {
+	version int
+	sql     string
+}
+
+func loadMigrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	for _, e := range entries {
+		var v int
+		if _, err := fmt.Sscanf(e.Name(), "%04d_", &v); err != nil {
+			return nil, fmt.Errorf("migration file name %q: want NNNN_name.sql", e.Name())
+		}
+		b, err := migrationFiles.ReadFile("migrations/" + e.Name())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: v, sql: string(b)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	return out, nil
+}
+
+// SchemaVersion is the newest schema this build knows.
+func SchemaVersion() int {
+	m, err := loadMigrations()
+	if err != nil || len(m) == 0 {
+		return 0
+	}
+	return m[len(m)-1].version
+}
+
+// migrate applies the missing migrations in one transaction.
+func (s *Store) migrate(ctx context.Context) error {
+	migrations, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	latest := migrations[len(migrations)-1].version
+	return s.withTx(ctx, func(tx *sql.Tx) error {
+		var appID, version, tables int
+		if err := tx.QueryRowContext(ctx, `PRAGMA application_id`).Scan(&appID); err != nil {
+			return classifyOpenError(err)
+		}
+		if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema`).Scan(&tables); err != nil {
+			return err
+		}
+		switch {
+		case appID == 0 && version == 0 && tables == 0: // new file
+		case appID != applicationID:
+			return fmt.Errorf("%w (application_id %#x, %d schema objects)", ErrNotDaguqDatabase, appID, tables)
+		case version > latest:
+			return fmt.Errorf("%w: file has version %d, this build knows up to %d: upgrade daguq", ErrSchemaTooNew, version, latest)
+		}
+		if version == latest {
+			return nil
+		}
+		for _, m := range migrations {
+			if m.version <= version {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+				return fmt.Errorf("migration %d: %w", m.version, err)
+			}
+		}
+		// PRAGMA takes no bound parameters; both values are integers of ours.
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA application_id = %d`, applicationID)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, latest))
+		return err
+	})
+}
+
+func classifyOpenError(err error) error {
+	var se sqlite3.Error
+	if errors.As(err, &se) && (se.Code == sqlite3.ErrNotADB || se.Code == sqlite3.ErrCorrupt) {
+		return fmt.Errorf("%w: %v", ErrNotDaguqDatabase, err)
+	}
+	return err
+}
+
+// withTx runs fn in an immediate write transaction and commits it. When
+// another process holds the lock past SQLite's own busy handler, it retries
+// with short jittered pauses until BusyTimeout has passed.
+func (s *Store) withTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	deadline := time.Now().Add(s.opts.BusyTimeout)
+	pause := 200 * time.Microsecond
+	for {
+		err := s.tryTx(ctx, fn)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return classifyOpenError(err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause/2 + rand.N(pause)):
+		}
+		pause = min(pause*2, 20*time.Millisecond)
+	}
+}
+
+func (s *Store) tryTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		if errors.Is(err, errRollback) {
+			return nil
+		}
+		return err
+	}
+	return tx.Commit()
+}
+
+// errRollback ends a transaction without committing and without an error.
+var errRollback = errors.New("rollback")
+
+func isBusy(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked)
+}
+
+var queueNamePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+
+// ValidateQueueName reports whether name is a valid queue name.
+func ValidateQueueName(name string) error {
+	if !queueNamePattern.MatchString(name) {
+		return fmt.Errorf("%w: queue name %q: want 1..128 characters of letters, digits, '-', '_', '.'", ErrInvalid, name)
+	}
+	return nil
+}
+
+// ExponentialBackoff doubles the delay with every attempt from base up to
+// ceiling, with equal jitter: the delay is uniform in [d/2, d).
+func ExponentialBackoff(base, ceiling time.Duration) func(attempt int) time.Duration {
+	return func(attempt int) time.Duration {
+		d := base
+		for i := 1; i < attempt && d < ceiling; i++ {
+			d *= 2
+		}
+		d = min(d, ceiling)
+		if d <= 1 {
+			return d
+		}
+		return d/2 + rand.N(d/2)
+	}
+}
