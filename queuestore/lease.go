@@ -87,7 +87,7 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 		var paused bool
 		var limit, agedAt, live int64
 		err := tx.QueryRowContext(ctx, sqlQueueSettings, opts.Queue, now).Scan(&paused, &limit, &agedAt, &live)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		if err != nil && !errors.Is(err, sql.ErrNoRows) { // no row: default settings
 			return err
 		}
 		if paused || (limit > 0 && live >= limit) {
@@ -115,7 +115,7 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 		switch {
 		case opts.OneGroup:
 			var head sql.NullString
-			err := tx.QueryRowContext(ctx, sqlHeadGroup, opts.Queue, now, minPriority, maxPriority).Scan(&head)
+			err = tx.QueryRowContext(ctx, sqlHeadGroup, opts.Queue, now, minPriority, maxPriority).Scan(&head)
 			if errors.Is(err, sql.ErrNoRows) {
 				return errRollback
 			}
@@ -123,9 +123,6 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 				return err
 			}
 			rows, err = tx.QueryContext(ctx, sqlClaimGroup, leaseID, expires, opts.Queue, now, minPriority, maxPriority, opts.Max, head)
-			if err != nil {
-				return err
-			}
 		case opts.Group != "":
 			rows, err = tx.QueryContext(ctx, sqlClaimGroup, leaseID, expires, opts.Queue, now, minPriority, maxPriority, opts.Max, opts.Group)
 		default:
