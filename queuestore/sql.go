@@ -57,7 +57,7 @@ LIMIT 1`
 
 	// sqlAge raises the rank of every message that has waited ready for a
 	// whole aging interval (?2 = now - interval).
-	sqlAge = `UPDATE messages SET rank = rank + 1 WHERE queue = ?1 AND state = 0 AND visible_at <= ?2`
+	sqlAge       = `UPDATE messages SET rank = rank + 1 WHERE queue = ?1 AND state = 0 AND visible_at <= ?2`
 	sqlSetAgedAt = `
 INSERT INTO queues (name, aged_at) VALUES (?1, ?2)
 ON CONFLICT (name) DO UPDATE SET aged_at = excluded.aged_at`
