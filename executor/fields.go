@@ -1,0 +1,161 @@
+package executor
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+)
+
+// Field types as Fields reports them.
+const (
+	TypeString       = "string"
+	TypeInteger      = "integer"
+	TypeNumber       = "number"
+	TypeBoolean      = "boolean"
+	TypeDuration     = "duration"       // Go duration text ("30s", "5m"); a bare number means seconds
+	TypeJSON         = "json"           // any JSON value; a string is parsed as JSON text
+	TypeStringOrList = "string_or_list" // a command line, or a list of words (argv)
+	TypeList         = "list"           // a list; a string is parsed as a JSON array
+)
+
+// Field describes one `with:` key of a step type. Fields drives the config
+// decoder's messages, the JSON schema, the docs table and the CLI flags.
+type Field struct {
+	Name        string
+	Type        string // one of the Type constants
+	Description string
+	Default     any      // nil: no default (unset)
+	Enum        []string // allowed values of a string field
+	Min, Max    *float64 // inclusive bounds; durations in seconds
+	Required    bool
+	// Actions, for the queue kind, lists the actions the key applies to
+	// (empty: all). Documentation only.
+	Actions []string
+}
+
+func bound(v float64) *float64 { return &v }
+
+// Fields returns the `with:` keys of kind in documentation order, or nil for
+// an unknown kind. The slice is a copy.
+func Fields(kind string) []Field {
+	var src []Field
+	switch kind {
+	case KindQueue:
+		src = queueFields
+	case KindEnqueue:
+		src = enqueueFields
+	default:
+		return nil
+	}
+	out := make([]Field, len(src))
+	copy(out, src)
+	return out
+}
+
+func fieldByName(kind, name string) (Field, bool) {
+	for _, f := range Fields(kind) {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Field{}, false
+}
+
+func fieldNames(kind string) []string {
+	var names []string
+	for _, f := range Fields(kind) {
+		names = append(names, f.Name)
+	}
+	return names
+}
+
+// InputSchema returns the JSON Schema (draft 2020-12) of kind's `with:` map,
+// for the input_schema of Dagu's step_types. Because Dagu may check `with:`
+// before ${VAR} expansion, a number, boolean or duration also accepts any
+// string (the decoder checks it after expansion).
+func InputSchema(kind string) map[string]any {
+	props := map[string]any{}
+	var required []string
+	for _, f := range Fields(kind) {
+		props[f.Name] = fieldSchema(f)
+		if f.Required {
+			required = append(required, f.Name)
+		}
+	}
+	schema := map[string]any{
+		"$schema":              "https://json-schema.org/draft/2020-12/schema",
+		"title":                "daguq " + kind + " step",
+		"type":                 "object",
+		"properties":           props,
+		"additionalProperties": false,
+	}
+	if len(required) > 0 {
+		schema["required"] = required
+	}
+	return schema
+}
+
+func fieldSchema(f Field) map[string]any {
+	s := map[string]any{"description": f.Description}
+	if f.Default != nil {
+		s["default"] = schemaDefault(f)
+	}
+	switch f.Type {
+	case TypeString:
+		s["type"] = "string"
+		if len(f.Enum) > 0 {
+			s["enum"] = f.Enum
+		}
+	case TypeInteger, TypeNumber:
+		n := map[string]any{"type": f.Type}
+		if f.Min != nil {
+			n["minimum"] = jsonNumber(*f.Min)
+		}
+		if f.Max != nil {
+			n["maximum"] = jsonNumber(*f.Max)
+		}
+		s["anyOf"] = []any{n, map[string]any{"type": "string"}}
+	case TypeBoolean:
+		s["anyOf"] = []any{map[string]any{"type": "boolean"}, map[string]any{"type": "string"}}
+	case TypeDuration:
+		s["anyOf"] = []any{map[string]any{"type": "string"}, map[string]any{"type": "number", "minimum": 0}}
+	case TypeJSON:
+		// any JSON value
+	case TypeStringOrList:
+		s["anyOf"] = []any{map[string]any{"type": "string"},
+			map[string]any{"type": "array", "items": map[string]any{"type": "string"}, "minItems": 1}}
+	case TypeList:
+		s["anyOf"] = []any{map[string]any{"type": "array"}, map[string]any{"type": "string"}}
+	}
+	return s
+}
+
+// jsonNumber keeps whole numbers integral in the marshalled schema.
+func jsonNumber(v float64) any {
+	if v == math.Trunc(v) && math.Abs(v) < 1<<53 {
+		return int64(v)
+	}
+	return v
+}
+
+// schemaDefault renders a default as a user writes it.
+func schemaDefault(f Field) any {
+	return f.Default
+}
+
+// DefaultText renders a field's default for docs and help ("" when none).
+func (f Field) DefaultText() string {
+	if f.Default == nil {
+		return ""
+	}
+	switch v := f.Default.(type) {
+	case string:
+		return v
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Sprint(v)
+		}
+		return string(b)
+	}
+}

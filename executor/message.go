@@ -1,0 +1,115 @@
+package executor
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// messageJSON turns a configured message into the JSON text stored as its
+// body. A string is JSON text unless raw is set, when it becomes a JSON
+// string; any other value (a YAML map, list, number, boolean) is marshalled.
+func messageJSON(v any, raw bool) ([]byte, error) {
+	if s, ok := v.(string); ok {
+		if raw {
+			return json.Marshal(s)
+		}
+		return compactJSON([]byte(s))
+	}
+	b, err := json.Marshal(normalizeYAML(v))
+	if err != nil {
+		return nil, fmt.Errorf("cannot be stored as JSON: %v", err)
+	}
+	return b, nil
+}
+
+// compactJSON checks that text holds exactly one JSON value and compacts it.
+func compactJSON(text []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, text); err != nil || buf.Len() == 0 {
+		reason := "empty"
+		if err != nil {
+			reason = err.Error()
+		}
+		return nil, fmt.Errorf("is not valid JSON (%s): %s; set raw: true to store text as a JSON string", reason, preview(text))
+	}
+	return buf.Bytes(), nil
+}
+
+func preview(b []byte) string {
+	s := string(b)
+	if len(s) > 60 {
+		s = s[:57] + "..."
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// normalizeYAML converts map[any]any (some YAML decoders) to map[string]any
+// so that encoding/json accepts it.
+func normalizeYAML(v any) any {
+	switch x := v.(type) {
+	case map[any]any:
+		m := make(map[string]any, len(x))
+		for k, val := range x {
+			m[fmt.Sprint(k)] = normalizeYAML(val)
+		}
+		return m
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, val := range x {
+			m[k] = normalizeYAML(val)
+		}
+		return m
+	case []any:
+		out := make([]any, len(x))
+		for i, val := range x {
+			out[i] = normalizeYAML(val)
+		}
+		return out
+	}
+	return v
+}
+
+// messagesList reads `messages`: a list, or a string holding a JSON array.
+func messagesList(v any) ([]any, error) {
+	switch x := v.(type) {
+	case []any:
+		return x, nil
+	case string:
+		var list []json.RawMessage
+		if err := json.Unmarshal([]byte(x), &list); err != nil {
+			return nil, fmt.Errorf("messages must be a list, or a string holding a JSON array, got %s", describeValue(x))
+		}
+		out := make([]any, len(list))
+		for i, m := range list {
+			out[i] = string(m) // JSON text: messageJSON parses it
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("messages must be a list, got %s", describeValue(v))
+}
+
+// parseNotBefore reads an RFC 3339 time, or a cron expression (standard 5
+// fields or a descriptor like @daily) meaning its next occurrence after now.
+func parseNotBefore(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	sched, err := cron.ParseStandard(s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf(`not_before must be an RFC 3339 time like "2026-01-02T09:00:00Z" or a cron expression like "0 9 * * *", got %q`, s)
+	}
+	next := sched.Next(now)
+	if next.IsZero() {
+		return time.Time{}, fmt.Errorf("not_before: cron expression %q never fires", s)
+	}
+	return next, nil
+}
+
+var errEmptyInput = errors.New("no messages")

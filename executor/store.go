@@ -1,0 +1,70 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/daguq/daguq/queuestore"
+)
+
+// Store is what the executors need of a message store. The SQLite store
+// (queuestore.Store) implements it; a PostgreSQL backend would too
+// (docs/architecture.md).
+type Store interface {
+	Enqueue(ctx context.Context, msgs ...queuestore.NewMessage) (queuestore.EnqueueResult, error)
+	Claim(ctx context.Context, opts queuestore.ClaimOptions) (*queuestore.Lease, error)
+	Ack(ctx context.Context, lease *queuestore.Lease, ids ...int64) error
+	Nack(ctx context.Context, lease *queuestore.Lease, opts queuestore.NackOptions) (queuestore.NackResult, error)
+	Extend(ctx context.Context, lease *queuestore.Lease, d time.Duration) error
+	Release(ctx context.Context, lease *queuestore.Lease, ids ...int64) error
+	LeaseByToken(ctx context.Context, token string) (*queuestore.Lease, error)
+	Stats(ctx context.Context, queue string) (queuestore.Stats, error)
+	Close() error
+}
+
+var _ Store = (*queuestore.Store)(nil)
+
+// StoreOptions tune OpenStore. The zero value means the defaults.
+type StoreOptions struct {
+	// Backoff gives the retry delay after the attempt-th failed delivery.
+	// Nil: the store's default (exponential from 1s up to 1h).
+	Backoff func(attempt int) time.Duration
+}
+
+// ErrBackendUnavailable reports a database URL whose backend this build
+// does not have.
+var ErrBackendUnavailable = errors.New("executor: database backend not available")
+
+// OpenStore opens the store that db names: postgres:// and postgresql://
+// URLs name a PostgreSQL database (not available yet), anything else is the
+// path of a SQLite file, created when missing.
+func OpenStore(db string, opts StoreOptions) (Store, error) {
+	lower := strings.ToLower(db)
+	if strings.HasPrefix(lower, "postgres://") || strings.HasPrefix(lower, "postgresql://") {
+		return nil, fmt.Errorf("db %q: %w: PostgreSQL is not available yet; use a SQLite file path", redactURL(db), ErrBackendUnavailable)
+	}
+	s, err := queuestore.Open(db, queuestore.Options{Backoff: opts.Backoff})
+	if err != nil {
+		return nil, fmt.Errorf("db: %w", err)
+	}
+	return s, nil
+}
+
+// redactURL hides a password in a database URL.
+func redactURL(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return s
+	}
+	userinfo, host, ok := strings.Cut(rest, "@")
+	if !ok {
+		return s
+	}
+	if user, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
+		return scheme + "://" + user + ":xxxxx@" + host
+	}
+	return s
+}
