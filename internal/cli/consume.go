@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/daguq/daguq/executor"
+)
+
+func (a *app) newConsumeCmd() *cobra.Command {
+	var flags *configFlags
+	cmd := &cobra.Command{
+		Use:   "consume --queue QUEUE [flags] -- HANDLER [ARG...]",
+		Short: "Claim batches from a queue and run a handler per batch (the queue step)",
+		Long: `Claim batches of messages from a queue and run the handler once per batch,
+exactly as the Dagu step "type: queue" does: the flags are its with: keys in
+kebab-case (batch_size is --batch-size).
+
+The handler is the command after "--", run directly with its arguments (no
+shell), or a command line in --run, or a script body in --script. A batch
+arrives as JSON Lines on the handler's stdin, one object per message
+{"id", "queue", "priority", "attempt", "group", "enqueued_at", "body"}, and in
+the file named by $DAGUQ_BATCH_FILE; $DAGUQ_QUEUE, $DAGUQ_BATCH_ID,
+$DAGUQ_BATCH_SIZE and $DAGUQ_ATTEMPT are set. Exit 0 acks the batch; any other
+exit nacks it (retry with backoff, dead letter after max attempts). To fail
+only some messages, write their ids, one per line, to $DAGUQ_RESULT_FILE and
+exit 0: the rest are acked.
+
+While the handler runs, its lease is extended by a heartbeat. SIGTERM or
+SIGINT stops claiming, passes the signal to running handlers, and gives the
+leases of unfinished batches back (ready again, no attempt spent).
+
+A JSON summary goes to stdout ({"queue", "batches", "messages", "acked",
+"retried", "dead", ...}); progress and handler output go to stderr.`,
+		Example: `  # drain "emails" in batches of 50, four handlers at once
+  daguq consume --queue emails --batch-size 50 --concurrency 4 -- ./send.sh
+
+  # keep polling until stopped, at most one batch in 5 s of lingering
+  daguq consume --queue emails --mode watch --max-wait 5s -- python3 send.py
+
+  # one batch at most, a handler script body run by sh
+  daguq consume --queue emails --mode once --script 'wc -l'`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			config := flags.config()
+			dash := cmd.ArgsLenAtDash()
+			if dash < 0 && len(args) > 0 || dash > 0 {
+				return usageError("unexpected argument %q: put the handler after \"--\" (daguq consume --queue Q -- ./handler.sh)", args[0])
+			}
+			if dash == 0 {
+				if len(args) == 0 {
+					return usageError("no handler after \"--\"")
+				}
+				if flags.set("run") || flags.set("script") {
+					return usageError("give the handler once: after \"--\", or with --run, or with --script")
+				}
+				config["run"] = anyList(args)
+			}
+			return a.runExecutor("daguq consume", executor.KindQueue, flags, config, nil)
+		},
+	}
+	flags = addConfigFlags(cmd.Flags(), executor.KindQueue, "db")
+	return cmd
+}

@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/daguq/daguq/executor"
+)
+
+func (a *app) newEnqueueCmd() *cobra.Command {
+	var flags *configFlags
+	cmd := &cobra.Command{
+		Use:   "enqueue --queue QUEUE (--message JSON | --messages JSON_ARRAY | --file FILE | --file -) [flags]",
+		Short: "Add messages to a queue (the enqueue step)",
+		Long: `Add messages to a queue, exactly as the Dagu step "type: enqueue" does: the
+flags are its with: keys in kebab-case (dedupe_key is --dedupe-key).
+
+The messages: one JSON value in --message, a JSON array in --messages, or JSON
+Lines (one message per line, blank lines skipped) in the file named by --file,
+or on stdin with --file - (also taken when no message flag is given and stdin
+is a pipe or a file). With --raw the text is stored as a JSON string:
+--message's whole text, or each line of the file. With --envelope each line is
+{"body", "priority", "dedupe_key", "group", "delay", "not_before",
+"max_attempts"}. All the messages of one call are enqueued in one transaction:
+all or none.
+
+A JSON summary goes to stdout: {"queue", "enqueued", "duplicates", "ids"}.`,
+		Example: `  daguq enqueue --queue emails --message '{"to":"a@example.com"}'
+  daguq enqueue --queue emails --file batch.jsonl --priority 10
+  printf '{"n":1}\n{"n":2}\n' | daguq enqueue --queue numbers --file -
+  ls *.csv | daguq enqueue --queue files --raw
+  daguq enqueue --queue reports --message '{"day":"today"}' --not-before '0 9 * * *'
+  daguq enqueue --queue emails --message '{"to":"a@example.com"}' --dedupe-key welcome-a`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			config := flags.config()
+			if !flags.set("message") && !flags.set("messages") && !flags.set("file") {
+				if !stdinHasData(a.stdin) {
+					return usageError("nothing to enqueue: give --message, --messages or --file, or pipe JSON Lines to --file -")
+				}
+				config["file"] = "-"
+			}
+			var stdin io.Reader
+			if config["file"] == "-" {
+				stdin = a.stdin
+			}
+			return a.runExecutor("daguq enqueue", executor.KindEnqueue, flags, config, stdin)
+		},
+	}
+	flags = addConfigFlags(cmd.Flags(), executor.KindEnqueue, "db")
+	return cmd
+}
+
+// stdinHasData reports whether stdin is a pipe or a regular file (not a
+// terminal, not /dev/null), so that enqueue may read it without being told.
+func stdinHasData(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return r != nil
+	}
+	info, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	mode := info.Mode()
+	return mode&os.ModeNamedPipe != 0 || mode.IsRegular() || mode&os.ModeSocket != 0
+}

@@ -1,0 +1,183 @@
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/daguq/daguq/executor"
+)
+
+// configFlags gives an executor's config keys (the `with:` keys of a Dagu
+// step) as command-line flags in kebab-case, generated from executor.Fields
+// so the two cannot drift. Only the flags the user set go into the config
+// map, as the strings typed: the executor decodes them weakly and checks
+// them, exactly as it does Dagu's ${VAR}-expanded values.
+type configFlags struct {
+	fields []executor.Field
+	flags  *pflag.FlagSet
+	scalar map[string]*string   // by field name
+	list   map[string]*[]string // by field name
+}
+
+// addConfigFlags defines a flag for every field of kind except those in skip.
+func addConfigFlags(flags *pflag.FlagSet, kind string, skip ...string) *configFlags {
+	c := &configFlags{flags: flags, scalar: map[string]*string{}, list: map[string]*[]string{}}
+	skipped := map[string]bool{}
+	for _, s := range skip {
+		skipped[s] = true
+	}
+	for _, f := range executor.Fields(kind) {
+		if skipped[f.Name] {
+			continue
+		}
+		c.fields = append(c.fields, f)
+		name := flagName(f.Name)
+		switch f.Type {
+		case executor.TypeList, executor.TypeStringOrList:
+			v := new([]string)
+			c.list[f.Name] = v
+			flags.StringArrayVar(v, name, nil, fieldUsage(f))
+		default:
+			v := new(string)
+			c.scalar[f.Name] = v
+			flags.Var(&textValue{p: v, typ: typeName(f.Type)}, name, fieldUsage(f))
+			fl := flags.Lookup(name)
+			fl.DefValue = f.DefaultText()
+			if f.Type == executor.TypeBoolean {
+				fl.NoOptDefVal = "true" // --envelope means --envelope=true
+			}
+		}
+	}
+	return c
+}
+
+// flagName is the flag of a config key: batch_size -> batch-size.
+func flagName(field string) string { return strings.ReplaceAll(field, "_", "-") }
+
+// textValue is a flag kept as the text typed; typ names it in help.
+type textValue struct {
+	p   *string
+	typ string
+}
+
+func (v *textValue) String() string     { return *v.p }
+func (v *textValue) Set(s string) error { *v.p = s; return nil }
+func (v *textValue) Type() string       { return v.typ }
+
+// typeName is the placeholder help shows after a flag: --batch-size int.
+func typeName(fieldType string) string {
+	switch fieldType {
+	case executor.TypeInteger:
+		return "int"
+	case executor.TypeNumber:
+		return "number"
+	case executor.TypeBoolean:
+		return "bool"
+	case executor.TypeDuration:
+		return "duration"
+	case executor.TypeJSON:
+		return "json"
+	}
+	return "string"
+}
+
+func fieldUsage(f executor.Field) string {
+	var b strings.Builder
+	// pflag reads the first `quoted` word as the value's name: use ' instead.
+	b.WriteString(strings.ReplaceAll(f.Description, "`", "'"))
+	var notes []string
+	if f.Required {
+		notes = append(notes, "required")
+	}
+	if len(f.Enum) > 0 {
+		notes = append(notes, "one of: "+strings.Join(f.Enum, ", "))
+	}
+	num := func(v float64) string {
+		if f.Type == executor.TypeDuration { // bounds of durations are in seconds
+			return time.Duration(v * float64(time.Second)).String()
+		}
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	switch {
+	case f.Min != nil && f.Max != nil:
+		notes = append(notes, fmt.Sprintf("%s..%s", num(*f.Min), num(*f.Max)))
+	case f.Min != nil:
+		notes = append(notes, ">= "+num(*f.Min))
+	case f.Max != nil:
+		notes = append(notes, "<= "+num(*f.Max))
+	}
+	switch f.Type {
+	case executor.TypeDuration:
+		notes = append(notes, "like 500ms, 30s, 5m; a bare number is seconds")
+	case executor.TypeList, executor.TypeStringOrList:
+		notes = append(notes, "repeat the flag for a list")
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(&b, " (%s)", strings.Join(notes, "; "))
+	}
+	return b.String()
+}
+
+// set reports whether the user gave the flag of field.
+func (c *configFlags) set(field string) bool {
+	fl := c.flags.Lookup(flagName(field))
+	return fl != nil && fl.Changed
+}
+
+// config is the executor config from the flags the user set.
+func (c *configFlags) config() map[string]any {
+	config := map[string]any{}
+	for _, f := range c.fields {
+		if !c.set(f.Name) {
+			continue
+		}
+		switch f.Type {
+		case executor.TypeList, executor.TypeStringOrList:
+			// One value is text the executor parses (a command line, a
+			// JSON array, "1,2,3"); several are a list.
+			if vs := *c.list[f.Name]; len(vs) == 1 {
+				config[f.Name] = vs[0]
+			} else {
+				config[f.Name] = anyList(vs)
+			}
+		default:
+			config[f.Name] = *c.scalar[f.Name]
+		}
+	}
+	return config
+}
+
+func anyList(vs []string) []any {
+	out := make([]any, len(vs))
+	for i, v := range vs {
+		out[i] = v
+	}
+	return out
+}
+
+var wordPattern = regexp.MustCompile(`[A-Za-z0-9_]+`)
+
+// withFlagHint puts the flag of the first config key that an executor error
+// names in front of it: "--batch-size: batch_size must be 1..10000, got 0".
+func (c *configFlags) withFlagHint(err error) string {
+	msg := err.Error()
+	names := map[string]bool{}
+	for _, f := range c.fields {
+		names[f.Name] = true
+	}
+	for _, loc := range wordPattern.FindAllStringIndex(msg, -1) {
+		if w := msg[loc[0]:loc[1]]; names[w] {
+			if bytes.Contains([]byte(msg), []byte("--"+flagName(w))) {
+				return msg
+			}
+			return fmt.Sprintf("--%s: %s", flagName(w), msg)
+		}
+	}
+	return msg
+}

@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/daguq/daguq/executor"
+)
+
+// runExecutor runs one executor of kind the way Dagu does: factory, streams,
+// Run, and Kill from another goroutine when SIGTERM or SIGINT arrives (Run
+// returns soon after; the context is not cancelled, as in Dagu).
+func (a *app) runExecutor(name, kind string, flags *configFlags, config map[string]any, stdin io.Reader) error {
+	if _, given := config["db"]; !given {
+		path, _ := a.dbPath()
+		config["db"] = path
+	}
+	if err := executor.Validate(kind, config); err != nil {
+		var ee *executor.ExitError
+		if errors.As(err, &ee) && ee.Code != exitUsage {
+			return err
+		}
+		return usageError("%s", flags.withFlagHint(err))
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		dir = ""
+	}
+	exe, err := executor.New(kind, executor.Spec{Name: name, Config: config, Env: os.Environ(), Dir: dir})
+	if err != nil {
+		var ee *executor.ExitError
+		if errors.As(err, &ee) {
+			return err
+		}
+		return usageError("%s", flags.withFlagHint(err))
+	}
+	exe.SetStdout(a.stdout)
+	exe.SetStderr(a.stderr)
+	if stdin != nil {
+		s, ok := exe.(executor.StdinSetter)
+		if !ok {
+			return usageError("this executor cannot read stdin")
+		}
+		s.SetStdin(stdin)
+	}
+
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	done := make(chan struct{})
+	defer func() {
+		signal.Stop(signals)
+		close(done)
+	}()
+	go func() {
+		for {
+			select {
+			case sig := <-signals:
+				_ = exe.Kill(sig)
+			case <-done:
+				return
+			}
+		}
+	}()
+	return runResult(exe.Run(context.Background()))
+}
+
+// runResult keeps the executor's exit code; any other error of Run is the
+// step failing, exit status 3 unless it says otherwise.
+func runResult(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *executor.ExitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	return &executor.ExitError{Code: exitStore, Err: err}
+}
