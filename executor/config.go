@@ -119,7 +119,7 @@ var queueFields = []Field{
 		Description: "Progress line on stderr (counts and rate) at most this often. 0s: none."},
 	{Name: "token", Type: TypeString, Actions: finishOnly,
 		Description: "ack/nack: the lease token printed by a claim (its `token`)."},
-	{Name: "ids", Type: TypeList, Actions: finishOnly,
+	{Name: "ids", Type: TypeList, Items: "integer", Actions: finishOnly,
 		Description: "ack/nack: message ids of the lease to finish (a list, or text like \"1,2,3\"). Default: all it holds."},
 	{Name: "error", Type: TypeString, Actions: []string{ActionNack},
 		Description: "nack: error text kept on the messages."},
@@ -659,6 +659,9 @@ func (c *enqueueConfig) validate() error {
 	}
 	if c.Envelope && c.File == "" {
 		errs = append(errs, errors.New("envelope applies to file only"))
+	}
+	if c.Envelope && c.Raw {
+		errs = append(errs, errors.New("raw and envelope are exclusive: an envelope's body is a JSON value"))
 	}
 	values := map[string]float64{"priority": float64(c.Priority), "delay": c.Delay.Seconds(), "max_attempts": float64(c.MaxAttempts)}
 	show := map[string]string{"priority": strconv.FormatInt(c.Priority, 10), "delay": c.Delay.String(), "max_attempts": strconv.Itoa(c.MaxAttempts)}

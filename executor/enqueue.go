@@ -1,11 +1,26 @@
 package executor
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/daguq/daguq/queuestore"
 )
+
+// maxSummaryIDs caps the ids listed in an enqueue summary; the counts stay exact.
+const maxSummaryIDs = 1000
+
+// maxLineBytes is the longest JSON Lines line accepted.
+const maxLineBytes = 64 << 20
 
 // enqueueExecutor is the `enqueue` step.
 type enqueueExecutor struct {
@@ -31,9 +46,268 @@ func (e *enqueueExecutor) SetStderr(w io.Writer) { e.stderr = w }
 // SetStdin sets what `file: "-"` reads (default os.Stdin).
 func (e *enqueueExecutor) SetStdin(r io.Reader) { e.stdin = r }
 
-// Kill has nothing to stop: an enqueue is one short transaction.
+// Kill has nothing to stop: an enqueue is one short transaction, which
+// commits whole or not at all.
 func (e *enqueueExecutor) Kill(os.Signal) error { return nil }
 
+// EnqueueSummary is what an enqueue step prints on stdout.
+type EnqueueSummary struct {
+	Queue      string `json:"queue"`
+	Enqueued   int    `json:"enqueued"`
+	Duplicates int    `json:"duplicates"`
+	// IDs of the stored messages in input order (duplicates left out), at
+	// most 1000; IDsTruncated tells that more were stored.
+	IDs          []int64 `json:"ids"`
+	IDsTruncated bool    `json:"ids_truncated,omitempty"`
+}
+
 func (e *enqueueExecutor) Run(ctx context.Context) error {
-	return &ExitError{Code: ExitUsage, Err: errors.New("enqueue executor: not implemented yet")}
+	now := time.Now()
+	msgs, err := e.messages(now)
+	if err != nil {
+		return usageError(err)
+	}
+	path, _ := ResolveDB(e.cfg.DB, specGetenv(e.spec))
+	store, err := OpenStore(resolvePath(e.spec.Dir, path), StoreOptions{})
+	if err != nil {
+		return storeError(err)
+	}
+	defer store.Close()
+	res, err := store.Enqueue(ctx, msgs...)
+	if err != nil {
+		if errors.Is(err, queuestore.ErrInvalid) {
+			return usageError(err)
+		}
+		return storeError(fmt.Errorf("enqueue to %q: nothing was enqueued: %w", e.cfg.Queue, err))
+	}
+	sum := EnqueueSummary{Queue: e.cfg.Queue, Enqueued: res.Enqueued, Duplicates: res.Duplicates, IDs: []int64{}}
+	for _, id := range res.IDs {
+		if id == 0 {
+			continue
+		}
+		if len(sum.IDs) == maxSummaryIDs {
+			sum.IDsTruncated = true
+			break
+		}
+		sum.IDs = append(sum.IDs, id)
+	}
+	return writeJSON(e.stdout, sum)
+}
+
+// messages builds every message to store, or the first error naming its
+// source (the field, or the file line).
+func (e *enqueueExecutor) messages(now time.Time) ([]queuestore.NewMessage, error) {
+	base := queuestore.NewMessage{
+		Queue:       e.cfg.Queue,
+		Priority:    e.cfg.Priority,
+		Group:       e.cfg.Group,
+		MaxAttempts: e.cfg.MaxAttempts,
+	}
+	switch {
+	case e.cfg.Delay > 0:
+		base.NotBefore = now.Add(e.cfg.Delay)
+	case e.cfg.NotBefore != "":
+		t, err := parseNotBefore(e.cfg.NotBefore, now)
+		if err != nil {
+			return nil, err
+		}
+		base.NotBefore = t
+	}
+	var msgs []queuestore.NewMessage
+	if e.cfg.File != "" {
+		var r io.Reader
+		name := e.cfg.File
+		if name == "-" {
+			r, name = e.stdin, "standard input"
+		} else {
+			f, err := os.Open(resolvePath(e.spec.Dir, e.cfg.File))
+			if err != nil {
+				return nil, fmt.Errorf("file: %w", err)
+			}
+			defer f.Close()
+			r = f
+		}
+		var err error
+		msgs, err = readJSONLines(r, base, e.cfg.Envelope, e.cfg.Raw, now)
+		if err != nil {
+			return nil, fmt.Errorf("file %s: %w", name, err)
+		}
+	} else {
+		for _, body := range e.cfg.messages {
+			m := base
+			m.Body = body
+			msgs = append(msgs, m)
+		}
+	}
+	if e.cfg.DedupeKey != "" {
+		for i := range msgs {
+			if msgs[i].DedupeKey != "" {
+				continue // an envelope's own key
+			}
+			if len(msgs) == 1 {
+				msgs[i].DedupeKey = e.cfg.DedupeKey
+			} else {
+				msgs[i].DedupeKey = e.cfg.DedupeKey + "-" + strconv.Itoa(i)
+			}
+		}
+	}
+	return msgs, nil
+}
+
+// envelope is one line of a JSON Lines file with `envelope: true`.
+type envelope struct {
+	Body        json.RawMessage `json:"body"`
+	Priority    *int64          `json:"priority"`
+	DedupeKey   string          `json:"dedupe_key"`
+	Group       *string         `json:"group"`
+	Delay       any             `json:"delay"`
+	NotBefore   string          `json:"not_before"`
+	MaxAttempts *int            `json:"max_attempts"`
+}
+
+// readJSONLines reads one message per line; blank lines are skipped. Any bad
+// line fails the whole read, so that a bulk enqueue is all or nothing.
+func readJSONLines(r io.Reader, base queuestore.NewMessage, withEnvelope, raw bool, now time.Time) ([]queuestore.NewMessage, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLineBytes)
+	var msgs []queuestore.NewMessage
+	for lineNo := 1; sc.Scan(); lineNo++ {
+		line := bytes.TrimRight(sc.Bytes(), "\r")
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		m := base
+		var err error
+		switch {
+		case raw:
+			m.Body, err = json.Marshal(string(line))
+		case withEnvelope:
+			err = applyEnvelope(&m, line, now)
+		default:
+			m.Body, err = compactJSON(line)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", lineNo, err)
+		}
+		msgs = append(msgs, m)
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fmt.Errorf("line %d: longer than %d bytes", len(msgs)+1, maxLineBytes)
+		}
+		return nil, err
+	}
+	return msgs, nil
+}
+
+func applyEnvelope(m *queuestore.NewMessage, line []byte, now time.Time) error {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	var env envelope
+	if err := dec.Decode(&env); err != nil {
+		return fmt.Errorf("envelope must be a JSON object with keys body, priority, dedupe_key, group, delay, not_before, max_attempts: %v", err)
+	}
+	if dec.More() {
+		return errors.New("envelope: more than one JSON value on the line")
+	}
+	if len(env.Body) == 0 {
+		return errors.New(`envelope: "body" is required`)
+	}
+	body, err := compactJSON(env.Body)
+	if err != nil {
+		return fmt.Errorf("envelope body: %w", err)
+	}
+	m.Body = body
+	if env.Priority != nil {
+		if *env.Priority < -1<<31 || *env.Priority > 1<<31-1 {
+			return fmt.Errorf("envelope priority must be %d..%d, got %d", -1<<31, 1<<31-1, *env.Priority)
+		}
+		m.Priority = *env.Priority
+	}
+	if env.DedupeKey != "" {
+		m.DedupeKey = env.DedupeKey
+	}
+	if env.Group != nil {
+		m.Group = *env.Group
+	}
+	if env.MaxAttempts != nil {
+		if *env.MaxAttempts < 0 || *env.MaxAttempts > maxAttemptsCap {
+			return fmt.Errorf("envelope max_attempts must be 0..%d, got %d", maxAttemptsCap, *env.MaxAttempts)
+		}
+		m.MaxAttempts = *env.MaxAttempts
+	}
+	if env.Delay != nil && env.NotBefore != "" {
+		return errors.New("envelope: delay and not_before are exclusive")
+	}
+	if env.Delay != nil {
+		v := env.Delay
+		if n, ok := v.(json.Number); ok {
+			v = n.String()
+		}
+		d, err := durationHook(nil, durationType, v)
+		if err != nil || d.(time.Duration) < 0 {
+			return fmt.Errorf(`envelope delay must be a duration like "30s" or a number of seconds, got %s`, describeValue(env.Delay))
+		}
+		m.NotBefore = now.Add(d.(time.Duration))
+	}
+	if env.NotBefore != "" {
+		t, err := parseNotBefore(env.NotBefore, now)
+		if err != nil {
+			return fmt.Errorf("envelope %w", err)
+		}
+		m.NotBefore = t
+	}
+	if len(m.DedupeKey) > 1000 || len(m.Group) > 1024 {
+		return errors.New("envelope dedupe_key and group must be at most 1000 and 1024 bytes")
+	}
+	return nil
+}
+
+// writeJSON prints v as one line of JSON.
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// specGetenv looks a variable up in the step's env first, then the process's.
+func specGetenv(spec Spec) func(string) string {
+	return func(key string) string {
+		for i := len(spec.Env) - 1; i >= 0; i-- {
+			if k, v, ok := cutEnv(spec.Env[i]); ok && k == key {
+				return v
+			}
+		}
+		return os.Getenv(key)
+	}
+}
+
+func cutEnv(kv string) (string, string, bool) {
+	for i := 0; i < len(kv); i++ {
+		if kv[i] == '=' {
+			return kv[:i], kv[i+1:], true
+		}
+	}
+	return "", "", false
+}
+
+// resolvePath makes a relative path relative to the step's directory.
+func resolvePath(dir, path string) string {
+	if dir == "" || path == "" || filepath.IsAbs(path) || isURL(path) {
+		return path
+	}
+	return filepath.Join(dir, path)
+}
+
+func isURL(s string) bool {
+	for i := 0; i < len(s) && i < 16; i++ {
+		if s[i] == ':' {
+			return len(s) > i+2 && s[i+1] == '/' && s[i+2] == '/'
+		}
+	}
+	return false
 }

@@ -28,6 +28,8 @@ type Field struct {
 	Enum        []string // allowed values of a string field
 	Min, Max    *float64 // inclusive bounds; durations in seconds
 	Required    bool
+	// Items is the JSON Schema type of a list's items ("" for any).
+	Items string
 	// Actions, for the queue kind, lists the actions the key applies to
 	// (empty: all). Documentation only.
 	Actions []string
@@ -70,13 +72,19 @@ func fieldNames(kind string) []string {
 }
 
 // InputSchema returns the JSON Schema (draft 2020-12) of kind's `with:` map,
-// for the input_schema of Dagu's step_types. Because Dagu may check `with:`
-// before ${VAR} expansion, a number, boolean or duration also accepts any
-// string (the decoder checks it after expansion).
+// for the input_schema of Dagu's step_types, or nil for an unknown kind.
+// Scalars carry plain types: Dagu substitutes a placeholder for a whole
+// ${VAR} value when it checks `with:` at load time. A duration is a number
+// of seconds, Go duration text, or any text holding a $ or ` (expanded
+// later; our decoder checks the result).
 func InputSchema(kind string) map[string]any {
+	fields := Fields(kind)
+	if fields == nil {
+		return nil
+	}
 	props := map[string]any{}
 	var required []string
-	for _, f := range Fields(kind) {
+	for _, f := range fields {
 		props[f.Name] = fieldSchema(f)
 		if f.Required {
 			required = append(required, f.Name)
@@ -95,10 +103,14 @@ func InputSchema(kind string) map[string]any {
 	return schema
 }
 
+// durationPattern matches Go duration text or a bare number of seconds, or
+// text with an expression that Dagu expands at run time.
+const durationPattern = `^\s*(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h))+\s*$|^\s*[0-9]+(\.[0-9]+)?\s*$|[$` + "`" + `]`
+
 func fieldSchema(f Field) map[string]any {
 	s := map[string]any{"description": f.Description}
 	if f.Default != nil {
-		s["default"] = schemaDefault(f)
+		s["default"] = f.Default
 	}
 	switch f.Type {
 	case TypeString:
@@ -107,25 +119,35 @@ func fieldSchema(f Field) map[string]any {
 			s["enum"] = f.Enum
 		}
 	case TypeInteger, TypeNumber:
-		n := map[string]any{"type": f.Type}
+		s["type"] = f.Type
 		if f.Min != nil {
-			n["minimum"] = jsonNumber(*f.Min)
+			s["minimum"] = jsonNumber(*f.Min)
 		}
 		if f.Max != nil {
-			n["maximum"] = jsonNumber(*f.Max)
+			s["maximum"] = jsonNumber(*f.Max)
 		}
-		s["anyOf"] = []any{n, map[string]any{"type": "string"}}
 	case TypeBoolean:
-		s["anyOf"] = []any{map[string]any{"type": "boolean"}, map[string]any{"type": "string"}}
+		s["type"] = "boolean"
 	case TypeDuration:
-		s["anyOf"] = []any{map[string]any{"type": "string"}, map[string]any{"type": "number", "minimum": 0}}
+		number := map[string]any{"type": "number"}
+		if f.Min != nil {
+			number["minimum"] = jsonNumber(*f.Min)
+		}
+		if f.Max != nil {
+			number["maximum"] = jsonNumber(*f.Max)
+		}
+		s["anyOf"] = []any{map[string]any{"type": "string", "pattern": durationPattern}, number}
 	case TypeJSON:
 		// any JSON value
 	case TypeStringOrList:
-		s["anyOf"] = []any{map[string]any{"type": "string"},
+		s["anyOf"] = []any{map[string]any{"type": "string", "minLength": 1},
 			map[string]any{"type": "array", "items": map[string]any{"type": "string"}, "minItems": 1}}
 	case TypeList:
-		s["anyOf"] = []any{map[string]any{"type": "array"}, map[string]any{"type": "string"}}
+		array := map[string]any{"type": "array"}
+		if f.Items != "" {
+			array["items"] = map[string]any{"type": f.Items}
+		}
+		s["anyOf"] = []any{array, map[string]any{"type": "string"}}
 	}
 	return s
 }
@@ -136,11 +158,6 @@ func jsonNumber(v float64) any {
 		return int64(v)
 	}
 	return v
-}
-
-// schemaDefault renders a default as a user writes it.
-func schemaDefault(f Field) any {
-	return f.Default
 }
 
 // DefaultText renders a field's default for docs and help ("" when none).

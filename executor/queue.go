@@ -3,9 +3,14 @@ package executor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"sync"
+	"syscall"
+	"time"
+
+	"github.com/daguq/daguq/queuestore"
 )
 
 // queueExecutor is the `queue` step: consume, claim, ack or nack.
@@ -15,32 +20,179 @@ type queueExecutor struct {
 	stdout io.Writer
 	stderr io.Writer
 
-	mu       sync.Mutex
-	stopSig  os.Signal
-	stopOnce sync.Once
-	stopped  chan struct{} // closed by Kill
+	mu      sync.Mutex
+	stopSig syscall.Signal
+	stopped chan struct{} // closed by the first Kill
+	groups  map[int]bool  // process groups of running handlers
 }
 
 var _ Executor = (*queueExecutor)(nil)
 
 func newQueueExecutor(spec Spec, cfg queueConfig) *queueExecutor {
-	return &queueExecutor{spec: spec, cfg: cfg, stdout: io.Discard, stderr: io.Discard, stopped: make(chan struct{})}
+	return &queueExecutor{spec: spec, cfg: cfg, stdout: io.Discard, stderr: io.Discard,
+		stopped: make(chan struct{}), groups: map[int]bool{}}
 }
 
 func (e *queueExecutor) SetStdout(w io.Writer) { e.stdout = w }
 func (e *queueExecutor) SetStderr(w io.Writer) { e.stderr = w }
 
-// Kill stops the step: no more claims, sig to every running handler's
-// process group, SIGKILL after grace, held leases released. Run returns soon
-// after. Kill may be called many times and before Run.
+// Kill stops the step: it claims no more, sends sig to the process group of
+// every running handler (SIGKILL follows after grace), and gives the leases
+// of unfinished batches back. Run returns soon after. Kill may be called
+// many times (each call forwards sig again) and before Run.
 func (e *queueExecutor) Kill(sig os.Signal) error {
+	s, ok := sig.(syscall.Signal)
+	if !ok || s == 0 {
+		s = syscall.SIGTERM
+	}
 	e.mu.Lock()
-	e.stopSig = sig
-	e.mu.Unlock()
-	e.stopOnce.Do(func() { close(e.stopped) })
+	defer e.mu.Unlock()
+	select {
+	case <-e.stopped:
+	default:
+		e.stopSig = s
+		close(e.stopped)
+	}
+	for pgid := range e.groups {
+		signalGroup(pgid, s)
+	}
 	return nil
 }
 
-func (e *queueExecutor) Run(ctx context.Context) error {
-	return &ExitError{Code: ExitUsage, Err: errors.New("queue executor: not implemented yet")}
+// isStopped reports whether Kill was called.
+func (e *queueExecutor) isStopped() bool {
+	select {
+	case <-e.stopped:
+		return true
+	default:
+		return false
+	}
 }
+
+// signal returns the signal Kill asked for.
+func (e *queueExecutor) signal() syscall.Signal {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stopSig
+}
+
+// addGroup registers a running handler's process group; it reports false,
+// after signalling the group, when the step is already stopping.
+func (e *queueExecutor) addGroup(pgid int) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.groups[pgid] = true
+	select {
+	case <-e.stopped:
+		signalGroup(pgid, e.stopSig)
+		return false
+	default:
+		return true
+	}
+}
+
+func (e *queueExecutor) removeGroup(pgid int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.groups, pgid)
+}
+
+func signalGroup(pgid int, sig syscall.Signal) {
+	if pgid > 0 {
+		_ = syscall.Kill(-pgid, sig)
+	}
+}
+
+// Run runs the configured action. A cancelled context (Dagu's step
+// timeout) stops the step the way Kill does.
+func (e *queueExecutor) Run(ctx context.Context) error {
+	watchDone := make(chan struct{})
+	defer close(watchDone)
+	go func() {
+		select {
+		case <-ctx.Done():
+			e.Kill(syscall.SIGTERM)
+		case <-watchDone:
+		}
+	}()
+	// Store calls must still work while stopping: leases are released after
+	// the context is cancelled.
+	storeCtx := context.WithoutCancel(ctx)
+
+	if e.cfg.Action == ActionConsume {
+		if err := e.checkHandler(); err != nil {
+			return usageError(err)
+		}
+	}
+	path, _ := ResolveDB(e.cfg.DB, specGetenv(e.spec))
+	store, err := OpenStore(resolvePath(e.spec.Dir, path), StoreOptions{Backoff: e.cfg.backoffFunc()})
+	if err != nil {
+		return storeError(err)
+	}
+	defer store.Close()
+
+	switch e.cfg.Action {
+	case ActionClaim:
+		return e.runClaim(storeCtx, store)
+	case ActionAck, ActionNack:
+		return e.runFinish(storeCtx, store)
+	}
+	return newConsumer(e, store).run(storeCtx)
+}
+
+// backoffFunc is the retry delay policy the store applies at nack.
+func (c *queueConfig) backoffFunc() func(int) time.Duration {
+	switch {
+	case c.fixedDelay < 0:
+		return func(int) time.Duration { return 0 }
+	case c.fixedDelay > 0:
+		d := c.fixedDelay
+		return func(int) time.Duration { return d }
+	}
+	return queuestore.ExponentialBackoff(c.BackoffBase, c.BackoffMax)
+}
+
+// claimOptions are the claim settings shared by consume and claim.
+func (e *queueExecutor) claimOptions(max int) queuestore.ClaimOptions {
+	return queuestore.ClaimOptions{
+		Queue:       e.cfg.Queue,
+		Max:         max,
+		Lease:       e.cfg.Lease,
+		MinPriority: e.cfg.MinPriority,
+		MaxPriority: e.cfg.MaxPriority,
+		Group:       e.cfg.Group,
+		OneGroup:    e.cfg.GroupBy,
+		Consumer:    e.consumerName(),
+		Aging:       e.cfg.Aging,
+	}
+}
+
+func (e *queueExecutor) consumerName() string {
+	if e.cfg.Consumer != "" {
+		return e.cfg.Consumer
+	}
+	name := e.spec.Name
+	if name == "" {
+		name = "daguq"
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s@%s:%d", name, host, os.Getpid())
+}
+
+// skippedReason tells why nothing could be claimed: "paused", "limit"
+// (the queue's in-flight limit is reached) or "empty".
+func skippedReason(ctx context.Context, store Store, queue string) string {
+	st, err := store.Stats(ctx, queue)
+	switch {
+	case err != nil:
+		return "empty"
+	case st.Paused:
+		return "paused"
+	case st.InFlightLimit > 0 && st.Leases >= st.InFlightLimit && st.Ready > 0:
+		return "limit"
+	}
+	return "empty"
+}
+
+// leaseLost reports an error that means another consumer holds the messages.
+func leaseLost(err error) bool { return errors.Is(err, queuestore.ErrLeaseLost) }

@@ -1,0 +1,120 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/daguq/daguq/queuestore"
+)
+
+// ClaimOutput is what `action: claim` prints: one leased batch, for Dagu's
+// parallel fan-out. Finish it with `action: ack` or `action: nack` and its
+// token before expires_at.
+type ClaimOutput struct {
+	Token     string          `json:"token"` // "" when nothing was claimed
+	Queue     string          `json:"queue"`
+	ExpiresAt *time.Time      `json:"expires_at,omitempty"`
+	Count     int             `json:"count"`
+	Messages  []ClaimedMessage `json:"messages"`
+	// SkippedReason is "empty", "paused" or "limit" when nothing was claimed.
+	SkippedReason string `json:"skipped_reason,omitempty"`
+}
+
+// ClaimedMessage is one message of a claimed batch, as the handler and the
+// claim output see it.
+type ClaimedMessage struct {
+	ID         int64           `json:"id"`
+	Queue      string          `json:"queue"`
+	Priority   int64           `json:"priority"`
+	Attempt    int             `json:"attempt"`
+	Group      string          `json:"group"`
+	EnqueuedAt time.Time       `json:"enqueued_at"`
+	Body       json.RawMessage `json:"body"`
+}
+
+func claimedMessage(m queuestore.Message) ClaimedMessage {
+	body := json.RawMessage(m.Body)
+	if !json.Valid(body) {
+		// Stored by something other than daguq's enqueue: pass it as text.
+		body, _ = json.Marshal(string(m.Body))
+	}
+	return ClaimedMessage{ID: m.ID, Queue: m.Queue, Priority: m.Priority, Attempt: m.Attempt,
+		Group: m.Group, EnqueuedAt: m.EnqueuedAt, Body: body}
+}
+
+func (e *queueExecutor) runClaim(ctx context.Context, store Store) error {
+	lease, err := store.Claim(ctx, e.claimOptions(e.cfg.BatchSize))
+	if err != nil {
+		return storeError(err)
+	}
+	out := ClaimOutput{Queue: e.cfg.Queue, Messages: []ClaimedMessage{}}
+	if lease == nil {
+		out.SkippedReason = skippedReason(ctx, store, e.cfg.Queue)
+		return writeJSON(e.stdout, out)
+	}
+	out.Token = lease.Token
+	exp := lease.ExpiresAt
+	out.ExpiresAt = &exp
+	out.Count = len(lease.Messages)
+	for _, m := range lease.Messages {
+		out.Messages = append(out.Messages, claimedMessage(m))
+	}
+	if err := writeJSON(e.stdout, out); err != nil {
+		// Nobody saw the token: give the batch back at once.
+		if rerr := store.Release(ctx, lease); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return storeError(fmt.Errorf("print claimed batch: %w", err))
+	}
+	return nil
+}
+
+// FinishOutput is what `action: ack` and `action: nack` print.
+type FinishOutput struct {
+	Queue   string `json:"queue"`
+	Token   string `json:"token"`
+	Acked   int    `json:"acked"`
+	Retried int    `json:"retried"`
+	Dead    int    `json:"dead"`
+}
+
+func (e *queueExecutor) runFinish(ctx context.Context, store Store) error {
+	lease, err := store.LeaseByToken(ctx, e.cfg.Token)
+	if err != nil {
+		if errors.Is(err, queuestore.ErrInvalid) {
+			return usageError(fmt.Errorf("token: %w", err))
+		}
+		return storeError(err)
+	}
+	if lease.Queue != e.cfg.Queue {
+		return usageError(fmt.Errorf("token %s belongs to queue %q, not %q", e.cfg.Token, lease.Queue, e.cfg.Queue))
+	}
+	out := FinishOutput{Queue: lease.Queue, Token: lease.Token}
+	ids := e.cfg.ids
+	if e.cfg.Action == ActionAck {
+		if err := store.Ack(ctx, lease, ids...); err != nil {
+			return finishError(err)
+		}
+		out.Acked = len(ids)
+		if len(ids) == 0 {
+			out.Acked = len(lease.Messages)
+		}
+	} else {
+		res, err := store.Nack(ctx, lease, queuestore.NackOptions{IDs: ids, Error: e.cfg.Error, MaxAttempts: e.cfg.MaxAttempts})
+		if err != nil {
+			return finishError(err)
+		}
+		out.Retried, out.Dead = len(res.Retried), len(res.Dead)
+	}
+	return writeJSON(e.stdout, out)
+}
+
+func finishError(err error) error {
+	if errors.Is(err, queuestore.ErrInvalid) {
+		return usageError(fmt.Errorf("ids: %w", err))
+	}
+	return storeError(err)
+}

@@ -1,0 +1,384 @@
+package executor
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Environment variables a handler gets, besides the step's own.
+const (
+	EnvQueue      = "DAGUQ_QUEUE"
+	EnvBatchID    = "DAGUQ_BATCH_ID"
+	EnvBatchSize  = "DAGUQ_BATCH_SIZE"
+	EnvAttempt    = "DAGUQ_ATTEMPT"
+	EnvBatchFile  = "DAGUQ_BATCH_FILE"
+	EnvResultFile = "DAGUQ_RESULT_FILE"
+)
+
+// errorTail is how much of a failed handler's output is kept as the
+// messages' last error.
+const errorTail = 1024
+
+// checkHandler fails fast when the handler's program cannot be found, so
+// that a typo does not spend every message's attempts.
+func (e *queueExecutor) checkHandler() error {
+	field, prog := "shell", e.cfg.shellArgv[0]
+	if e.cfg.runArgv != nil {
+		field, prog = "run", e.cfg.runArgv[0]
+	}
+	if strings.ContainsRune(prog, '/') {
+		path := resolvePath(e.spec.Dir, prog)
+		info, err := os.Stat(path)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%s: handler program %q: %w", field, prog, err)
+		case info.IsDir() || info.Mode()&0o111 == 0:
+			return fmt.Errorf("%s: handler program %q is not an executable file", field, prog)
+		}
+		return nil
+	}
+	if _, err := exec.LookPath(prog); err != nil {
+		return fmt.Errorf("%s: handler program %q not found in PATH", field, prog)
+	}
+	return nil
+}
+
+// prepare makes the run's temporary directory and the script file.
+func (c *consumer) prepare() error {
+	dir, err := os.MkdirTemp("", "daguq-")
+	if err != nil {
+		return fmt.Errorf("temporary directory for batch files: %w", err)
+	}
+	c.tmpDir = dir
+	if c.cfg.Script != "" {
+		c.script = filepath.Join(dir, "handler.sh")
+		if err := os.WriteFile(c.script, []byte(c.cfg.Script), 0o700); err != nil {
+			os.RemoveAll(dir)
+			return fmt.Errorf("script: write handler file: %w", err)
+		}
+	}
+	return nil
+}
+
+// handlerResult is how one handler run ended.
+type handlerResult struct {
+	exitCode int  // 0 success; -1 killed by a signal
+	stopped  bool // Kill arrived while it ran
+	timedOut bool // batch_timeout killed it
+	startErr error
+	tail     string // the end of its output
+}
+
+// handle runs the handler on one batch and finishes the batch's messages.
+func (c *consumer) handle(ctx context.Context, batch []claimed) {
+	first := batch[0]
+	batchID := fmt.Sprintf("%d-%d", first.lease.ID, first.msg.ID)
+	attempt := 0
+	for _, m := range batch {
+		attempt = max(attempt, m.msg.Attempt)
+	}
+	batchFile := filepath.Join(c.tmpDir, "batch-"+batchID+".jsonl")
+	resultFile := filepath.Join(c.tmpDir, "result-"+batchID+".txt")
+	defer os.Remove(batchFile)
+	defer os.Remove(resultFile)
+
+	if c.e.isStopped() {
+		c.finish(ctx, batch, finishRelease, "", nil)
+		return
+	}
+	err := writeBatchFile(batchFile, batch)
+	if err == nil {
+		err = os.WriteFile(resultFile, nil, 0o600)
+	}
+	if err != nil {
+		c.finish(ctx, batch, finishRelease, "", nil)
+		c.setFatal(fmt.Errorf("write batch files: %w", err))
+		return
+	}
+	values := map[string]string{
+		"batch_file": batchFile, "result_file": resultFile, "batch_id": batchID,
+		"queue": c.cfg.Queue, "attempt": strconv.Itoa(attempt), "batch_size": strconv.Itoa(len(batch)),
+	}
+	env := append(os.Environ(), c.e.spec.Env...)
+	env = append(env,
+		EnvQueue+"="+c.cfg.Queue,
+		EnvBatchID+"="+batchID,
+		EnvBatchSize+"="+strconv.Itoa(len(batch)),
+		EnvAttempt+"="+strconv.Itoa(attempt),
+		EnvBatchFile+"="+batchFile,
+		EnvResultFile+"="+resultFile,
+	)
+	res := c.runHandler(c.handlerArgv(values), env, batchFile)
+
+	switch {
+	case res.startErr != nil:
+		c.finish(ctx, batch, finishNack, "start handler: "+res.startErr.Error(), nil)
+	case res.exitCode == 0:
+		failed, err := readResultFile(resultFile, batch)
+		if err != nil {
+			c.finish(ctx, batch, finishNack, "result file: "+err.Error(), nil)
+			return
+		}
+		var ok, bad []claimed
+		for _, m := range batch {
+			if _, f := failed[m.msg.ID]; f {
+				bad = append(bad, m)
+			} else {
+				ok = append(ok, m)
+			}
+		}
+		if len(ok) > 0 {
+			c.finish(ctx, ok, finishAck, "", nil)
+		}
+		if len(bad) > 0 {
+			c.finish(ctx, bad, finishNack, "failed (result file)", failed)
+		}
+	case res.timedOut:
+		c.finish(ctx, batch, finishNack, fmt.Sprintf("batch_timeout %s exceeded: handler killed%s", c.cfg.BatchTimeout, tailText(res.tail)), nil)
+	case res.stopped:
+		c.finish(ctx, batch, finishRelease, "", nil)
+	default:
+		status := "exit status " + strconv.Itoa(res.exitCode)
+		if res.exitCode < 0 {
+			status = "killed by a signal"
+		}
+		c.finish(ctx, batch, finishNack, "handler "+status+tailText(res.tail), nil)
+	}
+}
+
+func tailText(t string) string {
+	t = strings.TrimSpace(t)
+	if t == "" {
+		return ""
+	}
+	return ": " + t
+}
+
+// handlerArgv builds the handler's command with the placeholders filled.
+func (c *consumer) handlerArgv(values map[string]string) []string {
+	switch {
+	case c.cfg.runArgv != nil:
+		r := placeholderReplacer(values, func(s string) string { return s })
+		argv := make([]string, len(c.cfg.runArgv))
+		for i, w := range c.cfg.runArgv {
+			argv[i] = r.Replace(w)
+		}
+		return argv
+	case c.script != "":
+		return append(append([]string(nil), c.cfg.shellArgv...), c.script)
+	}
+	r := placeholderReplacer(values, shellQuote)
+	return append(append([]string(nil), c.cfg.shellArgv...), "-c", r.Replace(c.cfg.runLine))
+}
+
+// Placeholders lists the placeholders `run` may hold.
+var Placeholders = []string{"batch_file", "result_file", "batch_id", "queue", "attempt", "batch_size"}
+
+func placeholderReplacer(values map[string]string, quote func(string) string) *strings.Replacer {
+	var pairs []string
+	for _, p := range Placeholders {
+		pairs = append(pairs, "{"+p+"}", quote(values[p]))
+	}
+	return strings.NewReplacer(pairs...)
+}
+
+// shellQuote quotes s as one word for a POSIX shell.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// runHandler runs one handler process in its own process group, with the
+// batch file as stdin and its output on the step's stderr. It returns when
+// the process has exited: on Kill the group gets Kill's signal, on
+// batch_timeout SIGTERM, and SIGKILL after grace in both cases.
+func (c *consumer) runHandler(argv []string, env []string, stdinFile string) handlerResult {
+	stdin, err := os.Open(stdinFile)
+	if err != nil {
+		return handlerResult{startErr: err}
+	}
+	defer stdin.Close()
+	tail := &tailBuffer{max: errorTail}
+	out := &teeWriter{a: c.stderr, b: tail}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = c.e.spec.Dir
+	cmd.Env = env
+	cmd.Stdin = stdin
+	cmd.Stdout = out
+	cmd.Stderr = out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Output copying must not outlive the handler for long when it leaves
+	// children holding its stdout.
+	cmd.WaitDelay = c.cfg.Grace + time.Second
+	if err := cmd.Start(); err != nil {
+		return handlerResult{startErr: err}
+	}
+	pgid := cmd.Process.Pid
+	c.e.addGroup(pgid)
+	defer c.e.removeGroup(pgid)
+
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+
+	var res handlerResult
+	var timeout <-chan time.Time
+	if c.cfg.BatchTimeout > 0 {
+		t := time.NewTimer(c.cfg.BatchTimeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	var killAfter <-chan time.Time
+	graceTimer := time.NewTimer(time.Hour)
+	graceTimer.Stop()
+	defer graceTimer.Stop()
+	startGrace := func() {
+		if killAfter == nil {
+			graceTimer.Reset(c.cfg.Grace)
+			killAfter = graceTimer.C
+		}
+	}
+	stopped := c.e.stopped
+	for {
+		select {
+		case err := <-done:
+			res.tail = tail.String()
+			var ee *exec.ExitError
+			switch {
+			case err == nil:
+			case errors.As(err, &ee):
+				res.exitCode = ee.ExitCode()
+			default:
+				res.exitCode = -1
+			}
+			return res
+		case <-stopped:
+			stopped = nil
+			res.stopped = true // Kill has signalled the group
+			startGrace()
+		case <-timeout:
+			timeout = nil
+			res.timedOut = true
+			fmt.Fprintf(c.stderr, "daguq: batch of queue %s ran past batch_timeout %s: sending SIGTERM to the handler\n", c.cfg.Queue, c.cfg.BatchTimeout)
+			signalGroup(pgid, syscall.SIGTERM)
+			startGrace()
+		case <-killAfter:
+			killAfter = nil
+			signalGroup(pgid, syscall.SIGKILL)
+		}
+	}
+}
+
+// writeBatchFile writes the batch as JSON Lines.
+func writeBatchFile(path string, batch []claimed) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 64<<10)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	for _, m := range batch {
+		if err := enc.Encode(claimedMessage(m.msg)); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// readResultFile reads the ids a handler reports as failed: one per line,
+// a bare id or a JSON object {"id": N, "error": "text"}. Blank lines are
+// skipped; an id not in the batch is an error.
+func readResultFile(path string, batch []claimed) (map[int64]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	inBatch := make(map[int64]bool, len(batch))
+	for _, m := range batch {
+		inBatch[m.msg.ID] = true
+	}
+	failed := map[int64]string{}
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		var id int64
+		var text string
+		if line[0] == '{' {
+			var r struct {
+				ID    json.Number `json:"id"`
+				Error string      `json:"error"`
+			}
+			dec := json.NewDecoder(bytes.NewReader(line))
+			dec.UseNumber()
+			if err := dec.Decode(&r); err != nil {
+				return nil, fmt.Errorf("line %d: want an id or {\"id\": N, \"error\": \"text\"}: %v", i+1, err)
+			}
+			id, err = r.ID.Int64()
+			if err != nil {
+				return nil, fmt.Errorf("line %d: id %q is not an integer", i+1, r.ID)
+			}
+			text = r.Error
+		} else {
+			id, err = strconv.ParseInt(string(line), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: want an id or {\"id\": N, \"error\": \"text\"}, got %s", i+1, preview(line))
+			}
+		}
+		if !inBatch[id] {
+			return nil, fmt.Errorf("line %d: message %d is not in this batch", i+1, id)
+		}
+		if len(text) > errorTail {
+			text = text[:errorTail]
+		}
+		failed[id] = text
+	}
+	return failed, nil
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	max int
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string { return string(t.buf) }
+
+// teeWriter writes to a and b; an error of a does not stop b.
+type teeWriter struct{ a, b interface{ Write([]byte) (int, error) } }
+
+func (t *teeWriter) Write(p []byte) (int, error) {
+	t.b.Write(p)
+	t.a.Write(p)
+	return len(p), nil
+}
