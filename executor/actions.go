@@ -14,10 +14,10 @@ import (
 // parallel fan-out. Finish it with `action: ack` or `action: nack` and its
 // token before expires_at.
 type ClaimOutput struct {
-	Token     string          `json:"token"` // "" when nothing was claimed
-	Queue     string          `json:"queue"`
-	ExpiresAt *time.Time      `json:"expires_at,omitempty"`
-	Count     int             `json:"count"`
+	Token     string           `json:"token"` // "" when nothing was claimed
+	Queue     string           `json:"queue"`
+	ExpiresAt *time.Time       `json:"expires_at,omitempty"`
+	Count     int              `json:"count"`
 	Messages  []ClaimedMessage `json:"messages"`
 	// SkippedReason is "empty", "paused" or "limit" when nothing was claimed.
 	SkippedReason string `json:"skipped_reason,omitempty"`

@@ -375,7 +375,9 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 func (t *tailBuffer) String() string { return string(t.buf) }
 
 // teeWriter writes to a and b; an error of a does not stop b.
-type teeWriter struct{ a, b interface{ Write([]byte) (int, error) } }
+type teeWriter struct {
+	a, b interface{ Write([]byte) (int, error) }
+}
 
 func (t *teeWriter) Write(p []byte) (int, error) {
 	t.b.Write(p)

@@ -132,4 +132,3 @@ func countLines(tb testing.TB, path string) int {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
-
