@@ -1,0 +1,557 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+// check is what a drain delivered, against what was enqueued.
+type check struct {
+	produced                   int
+	delivered, unique, doubled int
+	lost, remaining, corrupt   int
+	capped                     bool // stopped by the time cap, not drained
+}
+
+type scaleRow struct {
+	system   string
+	depth    int
+	fillRate float64
+	bytes    int64
+	rssKB    int64
+	batches  []scaleBatch
+}
+
+type cliResult struct {
+	batches                int
+	inProcess, inProcessSh time.Duration // claim+ack loop; the same running `true` per batch
+	cli                    time.Duration
+	cliRSSKB               int64
+	command                string
+}
+
+type report struct {
+	c       config
+	started time.Time
+	took    time.Duration
+	runs    []map[string]map[string]float64 // run -> system -> metric -> value
+	checks  map[string]map[string][]check   // system -> metric -> one per run
+	correct map[string]check
+	scale   []scaleRow
+	cli     *cliResult
+	cliNote string
+	errors  []string
+}
+
+func newReport(c config) *report {
+	r := &report{c: c, checks: map[string]map[string][]check{}, correct: map[string]check{}}
+	for range c.runs {
+		r.runs = append(r.runs, map[string]map[string]float64{})
+	}
+	return r
+}
+
+func (r *report) add(run int, sys, metric string, v float64) {
+	if r.runs[run][sys] == nil {
+		r.runs[run][sys] = map[string]float64{}
+	}
+	r.runs[run][sys][metric] = v
+}
+
+func (r *report) get(run int, sys, metric string) float64 { return r.runs[run][sys][metric] }
+
+func (r *report) addCheck(sys, metric string, c check) {
+	if r.checks[sys] == nil {
+		r.checks[sys] = map[string][]check{}
+	}
+	r.checks[sys][metric] = append(r.checks[sys][metric], c)
+}
+
+// med is the median of a metric over the runs that have it.
+func (r *report) med(sys, metric string) (float64, bool) {
+	var xs []float64
+	for _, run := range r.runs {
+		if v, ok := run[sys][metric]; ok {
+			xs = append(xs, v)
+		}
+	}
+	return median(xs), len(xs) > 0
+}
+
+// ratio is num/den taken inside each run; it returns the median and range.
+func (r *report) ratio(numSys, numMetric, denSys, denMetric string) (med, lo, hi float64, ok bool) {
+	var xs []float64
+	for _, run := range r.runs {
+		a, okA := run[numSys][numMetric]
+		b, okB := run[denSys][denMetric]
+		if okA && okB && b > 0 {
+			xs = append(xs, a/b)
+		}
+	}
+	if len(xs) == 0 {
+		return 0, 0, 0, false
+	}
+	m := median(xs) // sorts
+	return m, xs[0], xs[len(xs)-1], true
+}
+
+// systemNames lists the systems measured, in the fixed report order.
+func (r *report) systemNames() []string {
+	var out []string
+	for _, s := range append(systemsOrder(), shellName) {
+		for _, run := range r.runs {
+			if _, ok := run[s]; ok {
+				out = append(out, s)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func systemsOrder() []string {
+	var out []string
+	for _, s := range systems {
+		out = append(out, s.name())
+	}
+	return out
+}
+
+func num(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case v >= 100:
+		return commas(int64(v + 0.5))
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}
+
+func commas(n int64) string {
+	s := fmt.Sprint(n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func (r *report) cell(sys, metric string) string {
+	v, ok := r.med(sys, metric)
+	if !ok {
+		return "–"
+	}
+	s := num(v)
+	if cs := r.checks[sys][metric]; len(cs) > 0 {
+		capped := 0
+		for _, c := range cs {
+			if c.capped {
+				capped++
+			}
+		}
+		if capped > 0 {
+			s += "*"
+		}
+	}
+	return s
+}
+
+func moduleVersion(path string) string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "?"
+	}
+	for _, d := range info.Deps {
+		if d.Path == path {
+			return d.Version
+		}
+	}
+	return "?"
+}
+
+func sqliteVersion() string {
+	db, err := openDB(":memory:")
+	if err != nil {
+		return "?"
+	}
+	defer db.Close()
+	var v string
+	db.QueryRow(`SELECT sqlite_version()`).Scan(&v)
+	return v
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "model name") {
+			if _, v, ok := strings.Cut(line, ":"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+	}
+	return runtime.GOARCH
+}
+
+func (r *report) markdown() string {
+	var w bytes.Buffer
+	p := func(format string, args ...any) { fmt.Fprintf(&w, format+"\n", args...) }
+	c := r.c
+	p("## Side by side with the peers (bench/)")
+	p("")
+	p("Measured by `make bench-peers` (`cd bench && go run . -out ../docs/performance.md`; bench/ is its own Go")
+	p("module, so no peer becomes a dependency of daguq) on %s: %d cores (%s), %s, mattn/go-sqlite3 %s",
+		r.started.UTC().Format("2006-01-02"), runtime.NumCPU(), cpuModel(), runtime.Version(), moduleVersion("github.com/mattn/go-sqlite3"))
+	p("(SQLite %s), goqite %s, River %s with riversqlite %s. The whole run took %s.",
+		sqliteVersion(), moduleVersion("maragu.dev/goqite"), moduleVersion("github.com/riverqueue/river"),
+		moduleVersion("github.com/riverqueue/river/riverdriver/riversqlite"), r.took.Round(time.Second))
+	p("")
+	p("The same work for every system: %s messages of 1 KiB (the shell-glue queue: %s, it is slow), each body",
+		commas(int64(c.n)), commas(int64(c.shellN)))
+	p("starting with a unique id; every producer and consumer is its own OS process (the bench binary re-executes")
+	p("itself); the handler does nothing but note the id. All SQLite systems get daguq's connection settings: WAL,")
+	p("busy_timeout 30 s, immediate write transactions, synchronous=NORMAL, one connection per process. Leases")
+	p("(visibility timeouts) are 10 minutes, so none expires. Each figure is the median of %d runs; each ratio is", c.runs)
+	p("taken inside one run, and the median of those (with its range) is shown. Run-to-run noise on this kind of")
+	p("machine is up to ±30%%: compare ratios, not absolute numbers across runs.")
+	p("")
+	p("### Throughput, messages/s")
+	p("")
+	p("Enqueue: one message per call (one transaction each) and 1,000 per call. Drain: claim a batch of b, run the")
+	p("no-op handler on each message, ack the batch; ×1 and ×4 consumer processes on one database file.")
+	p("")
+	p("| system | enqueue 1/call | enqueue 1,000/call | b1 ×1 | b10 ×1 | b100 ×1 | b1 ×4 | b10 ×4 | b100 ×4 |")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	anyCapped := false
+	for _, s := range r.systemNames() {
+		row := []string{s, r.cell(s, "enq1"), r.cell(s, "enqbulk")}
+		for _, procs := range c.procs {
+			for _, batch := range c.batches {
+				cell := r.cell(s, metricConsume(batch, procs))
+				anyCapped = anyCapped || strings.HasSuffix(cell, "*")
+				row = append(row, cell)
+			}
+		}
+		p("| %s |", strings.Join(row, " | "))
+	}
+	p("")
+	if anyCapped {
+		p("\\* stopped by the %s drain cap (`-drain-cap`) before all messages were acked: the rate is over the", c.drainCap)
+		p("messages acked until then. Single-message enqueue also stops after %s (`-enqueue-cap`).", c.enqueueCap)
+		p("")
+	}
+	p("![Throughput against batch size and against consumer processes](bench-peers.svg)")
+	p("")
+	r.targets(p)
+	r.correctness(p)
+	r.resources(p)
+	r.scaleSection(p)
+	r.cliSection(p)
+	r.mapping(p)
+	if len(r.errors) > 0 {
+		p("### Errors seen")
+		p("")
+		for _, e := range r.errors {
+			p("- %s", e)
+		}
+		p("")
+	}
+	return strings.TrimRight(w.String(), "\n")
+}
+
+func (r *report) targets(p func(string, ...any)) {
+	p("### Targets, as ratios inside one run")
+	p("")
+	p("| target | ratio: median (range over runs) | goal | met |")
+	p("|---|---:|---:|---|")
+	type t struct {
+		label          string
+		ns, nm, ds, dm string
+		goal           float64
+	}
+	ts := []t{
+		{"daguq claim+ack at batch 1 / goqite receive+delete, 1 process", "daguq", "b1 p1", "goqite", "b1 p1", 2},
+		{"the same, 4 processes", "daguq", "b1 p4", "goqite", "b1 p4", 2},
+		{"daguq claim+ack at batch 100 / raw SQLite floor, 1 process", "daguq", "b100 p1", "raw SQLite", "b100 p1", 0.7},
+		{"the same, 4 processes", "daguq", "b100 p4", "raw SQLite", "b100 p4", 0.7},
+	}
+	for _, x := range ts {
+		m, lo, hi, ok := r.ratio(x.ns, x.nm, x.ds, x.dm)
+		if !ok {
+			p("| %s | not measured | ≥ %.1f× | – |", x.label, x.goal)
+			continue
+		}
+		met := "yes"
+		if m < x.goal {
+			met = fmt.Sprintf("**no**: %.0f%% short", (1-m/x.goal)*100)
+		}
+		p("| %s | %.2f× (%.2f–%.2f) | ≥ %.1f× | %s |", x.label, m, lo, hi, x.goal, met)
+	}
+	lost, doubled, seen := 0, 0, 0
+	for _, cs := range r.checks["daguq"] {
+		for _, c := range cs {
+			lost += c.lost
+			doubled += c.doubled
+			seen += c.delivered
+		}
+	}
+	if c, ok := r.correct["daguq"]; ok {
+		lost += c.lost
+		doubled += c.doubled
+		seen += c.delivered
+	}
+	met := "yes"
+	if lost+doubled > 0 {
+		met = "**no**"
+	}
+	p("| daguq lost + doubled messages, every drain of this run (%s deliveries) | %d lost, %d doubled | 0 | %s |", commas(int64(seen)), lost, doubled, met)
+	p("")
+	p("More ratios from the same runs (median):")
+	p("")
+	for _, x := range []struct{ label, ns, nm, ds, dm string }{
+		{"daguq / goqite, batch 10, 1 process", "daguq", "b10 p1", "goqite", "b10 p1"},
+		{"daguq / goqite, batch 100, 1 process", "daguq", "b100 p1", "goqite", "b100 p1"},
+		{"daguq / River, batch 1, 1 process", "daguq", "b1 p1", "River (SQLite)", "b1 p1"},
+		{"daguq / River, batch 100, 1 process", "daguq", "b100 p1", "River (SQLite)", "b100 p1"},
+		{"daguq / River, batch 100, 4 processes", "daguq", "b100 p4", "River (SQLite)", "b100 p4"},
+		{"daguq / raw floor, batch 1, 1 process", "daguq", "b1 p1", "raw SQLite", "b1 p1"},
+		{"daguq / raw floor, batch 10, 1 process", "daguq", "b10 p1", "raw SQLite", "b10 p1"},
+		{"daguq 4 processes / 1 process, batch 100", "daguq", "b100 p4", "daguq", "b100 p1"},
+		{"daguq enqueue 1/call / goqite", "daguq", "enq1", "goqite", "enq1"},
+		{"daguq enqueue 1,000/call / goqite", "daguq", "enqbulk", "goqite", "enqbulk"},
+		{"daguq enqueue 1,000/call / raw floor", "daguq", "enqbulk", "raw SQLite", "enqbulk"},
+		{"daguq / shell glue, batch 1, 1 process", "daguq", "b1 p1", shellName, "b1 p1"},
+	} {
+		if m, lo, hi, ok := r.ratio(x.ns, x.nm, x.ds, x.dm); ok {
+			p("- %s: %.2f× (%.2f–%.2f)", x.label, m, lo, hi)
+		}
+	}
+	p("")
+}
+
+func (r *report) correctness(p func(string, ...any)) {
+	p("### Lost and doubled messages")
+	p("")
+	p("One producer (one message per enqueue) and 4 consumers (batch 10, polling when empty) on one queue at the")
+	p("same time, until every message was acked (or nothing moved for 5 s after the producer finished). A message")
+	p("is lost when no consumer saw it and it is not left in the queue; doubled counts repeat deliveries.")
+	p("")
+	p("| system | produced | deliveries | distinct | lost | doubled | corrupt lines | left in queue |")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|")
+	for _, s := range r.systemNames() {
+		c, ok := r.correct[s]
+		if !ok {
+			continue
+		}
+		p("| %s | %s | %s | %s | %s | %s | %d | %d |", s, commas(int64(c.produced)), commas(int64(c.delivered)),
+			commas(int64(c.unique)), bold(c.lost), bold(c.doubled), c.corrupt, c.remaining)
+	}
+	p("")
+	p("The same count over every 4-process drain of the throughput runs (a pre-filled queue, no producer):")
+	p("")
+	p("| system | deliveries | lost | doubled | corrupt lines |")
+	p("|---|---:|---:|---:|---:|")
+	for _, s := range r.systemNames() {
+		var d, l, dbl, cor int
+		for m, cs := range r.checks[s] {
+			if !strings.HasSuffix(m, " p4") {
+				continue
+			}
+			for _, c := range cs {
+				d += c.delivered
+				l += c.lost
+				dbl += c.doubled
+				cor += c.corrupt
+			}
+		}
+		p("| %s | %s | %s | %s | %d |", s, commas(int64(d)), bold(l), bold(dbl), cor)
+	}
+	p("")
+}
+
+func bold(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	return "**" + commas(int64(n)) + "**"
+}
+
+func (r *report) resources(p func(string, ...any)) {
+	p("### Size and memory")
+	p("")
+	p("Database file (after a WAL checkpoint) holding the %s messages, scaled to a million; the file after the", commas(int64(r.c.n)))
+	p("batch-100 drain (SQLite does not shrink a file by itself); the largest peak RSS (getrusage) of the consumer")
+	p("processes of one drain.")
+	p("")
+	p("| system | MB per million messages | file after drain, MB | consumer peak RSS b1 ×1, MB | b100 ×1 | b100 ×4 |")
+	p("|---|---:|---:|---:|---:|---:|")
+	for _, s := range r.systemNames() {
+		if s == shellName {
+			continue
+		}
+		bpm, _ := r.med(s, "bytes/msg")
+		drained, _ := r.med(s, "drained bytes")
+		r1, _ := r.med(s, "rss b1 p1")
+		r100, _ := r.med(s, "rss b100 p1")
+		r4, _ := r.med(s, "rss b100 p4")
+		p("| %s | %s | %.0f | %.0f | %.0f | %.0f |", s, num(bpm), drained/1e6, r1/1024, r100/1024, r4/1024)
+	}
+	p("")
+}
+
+func (r *report) scaleSection(p func(string, ...any)) {
+	if len(r.scale) == 0 {
+		return
+	}
+	p("### Queue depth")
+	p("")
+	p("One database per system filled (1,000 per enqueue) to each depth in turn; then one consumer process times")
+	p("%s claims of 1 and %s claims of 100, acking each and enqueueing as many new messages (untimed) so the",
+		commas(int64(r.c.scaleClaims)), commas(int64(r.c.scaleClaims/10)))
+	p("depth stays put. Latency is of the claim call alone; msg/s is over the timed claim+ack calls. One pass.")
+	p("")
+	p("| system | depth | fill msg/s | claim p50 / p99, b1, ms | claim+ack b1, msg/s | claim p50 / p99, b100, ms | claim+ack b100, msg/s | file, MB | MB per million | consumer RSS, MB |")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, row := range r.scale {
+		var b1, b100 scaleBatch
+		for _, b := range row.batches {
+			if b.Batch == 1 {
+				b1 = b
+			} else {
+				b100 = b
+			}
+		}
+		p("| %s | %s | %s | %.3f / %.3f | %s | %.2f / %.2f | %s | %.0f | %.0f | %d |", row.system, commas(int64(row.depth)),
+			num(row.fillRate), b1.ClaimP50, b1.ClaimP99, num(b1.Rate), b100.ClaimP50, b100.ClaimP99, num(b100.Rate),
+			float64(row.bytes)/1e6, float64(row.bytes)/float64(row.depth), row.rssKB/1024)
+	}
+	p("")
+	for _, s := range systemsOrder() {
+		var first, last *scaleRow
+		for i := range r.scale {
+			if r.scale[i].system == s {
+				if first == nil {
+					first = &r.scale[i]
+				}
+				last = &r.scale[i]
+			}
+		}
+		if first == nil || first == last {
+			continue
+		}
+		for i, b := range last.batches {
+			a := first.batches[i]
+			p("- %s, batch %d: from %s to %s messages the claim p50 went %.3f → %.3f ms (%.2f×), claim+ack rate %.2f×: %s.",
+				s, b.Batch, commas(int64(first.depth)), commas(int64(last.depth)), a.ClaimP50, b.ClaimP50, b.ClaimP50/a.ClaimP50,
+				b.Rate/a.Rate, flatness(b.Rate/a.Rate))
+		}
+	}
+	if !contains(r.c.scaleDepths, 10_000_000) {
+		p("- 10,000,000 messages: not in this run (`-scale-max` adds it; filling takes minutes and ~15 GB).")
+	}
+	p("")
+}
+
+func flatness(x float64) string {
+	switch {
+	case x >= 0.8:
+		return "flat (within the noise)"
+	case x >= 0.5:
+		return "slower with depth"
+	default:
+		return "**not flat**"
+	}
+}
+
+func (r *report) cliSection(p func(string, ...any)) {
+	p("### End to end through the CLI")
+	p("")
+	if r.cli == nil {
+		if r.cliNote != "" {
+			p("Not measured in this run: %s.", r.cliNote)
+		} else {
+			p("Not measured in this run (`-skip-cli`).")
+		}
+		p("")
+		return
+	}
+	x := r.cli
+	n := float64(x.batches)
+	p("%s messages drained at batch 100 (%d batches), one consumer process each way:", commas(int64(r.c.n)), x.batches)
+	p("")
+	p("| drain | total, s | per batch, ms | msg/s |")
+	p("|---|---:|---:|---:|")
+	row := func(label string, d time.Duration) {
+		p("| %s | %.2f | %.3f | %s |", label, d.Seconds(), ms(d)/n, num(float64(r.c.n)/d.Seconds()))
+	}
+	row("in process: Claim, no-op handler, Ack", x.inProcess)
+	row("in process, running `true` per batch (fork+exec)", x.inProcessSh)
+	row("`"+x.command+"`", x.cli)
+	p("")
+	p("Overhead of the process model: %.3f ms per batch over the in-process drain, of which %.3f ms is starting the",
+		(ms(x.cli)-ms(x.inProcess))/n, (ms(x.inProcessSh)-ms(x.inProcess))/n)
+	p("handler process itself; the rest (%.3f ms per batch) is what `daguq consume` adds around it (writing the batch,",
+		(ms(x.cli)-ms(x.inProcessSh))/n)
+	p("environment, reading the result). Peak RSS of `daguq consume`: %d MB.", x.cliRSSKB/1024)
+	p("")
+}
+
+func (r *report) mapping(p func(string, ...any)) {
+	p("### How each system is driven")
+	p("")
+	p("- **daguq**: `queuestore.Store` through its public API: `Enqueue` (1 or 1,000 messages per call, one")
+	p("  transaction), `Claim` with `Max` = batch, `Ack` of the whole lease.")
+	p("- **goqite** (maragu.dev/goqite, its own schema): `Send` / `SendTx` ×1,000 in one transaction; at batch 1")
+	p("  `Receive` then `Delete`. goqite has no batch receive: batch N is N `ReceiveTx` in one transaction, then N")
+	p("  `DeleteTx` in one transaction, the most batching its public API allows.")
+	p("- **River (SQLite)**: a job queue, not a message queue. A message is a job whose args carry the body; `Insert` /")
+	p("  `InsertMany` (its SQLite driver inserts row by row); the handler is a worker whose `Work` does nothing; the")
+	p("  ack is River's completion, counted from completion events. River has no claim-N call: batch N is")
+	p("  `MaxWorkers` = N, so each fetch locks up to N jobs in one statement and runs them in N goroutines, while")
+	p("  completions are written asynchronously by River's completer. `FetchCooldown` is set to River's minimum, 1 ms")
+	p("  (default 100 ms), and `FetchPollInterval` to 20 ms (default 1 s), since there is no LISTEN/NOTIFY on SQLite.")
+	p("  River never reports an empty queue: the bench stops its clients when every job has completed.")
+	p("- **raw SQLite**, the floor: daguq's physical layout (a small row per message, bodies in their own table) and")
+	p("  statement shapes (claim = one `UPDATE … RETURNING` in an immediate transaction, ack = `DELETE` by a JSON id")
+	p("  list in another) with no queue logic: no queue name, priority, attempts, lease table, settings or chores.")
+	p("- **shell glue**: the file queue from the original Dagu discussion. Producer: `echo \"$MSG\" >> q` once per")
+	p("  message (bulk: one `>>` for all); consumer: `head -n B q; tail -n +B+1 q > temp; mv temp q` in `sh`, every")
+	p("  consumer with the same temp name as copies of one DAG would. Fewer messages (%s), since each take rewrites", commas(int64(r.c.shellN)))
+	p("  the whole file.")
+	p("")
+}
+
+// writeSection replaces the text between the bench-peers markers in path,
+// or appends the section with its markers when they are missing.
+func writeSection(path, md string) error {
+	const begin, end = "<!-- bench-peers:begin -->", "<!-- bench-peers:end -->"
+	old, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	section := begin + "\n<!-- Written by `make bench-peers` (bench/); edits here are overwritten. -->\n" + md + "\n" + end
+	s := string(old)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	switch {
+	case i >= 0 && j > i:
+		s = s[:i] + section + s[j+len(end):]
+	case len(strings.TrimSpace(s)) == 0:
+		s = "# Performance\n\n" + section + "\n"
+	default:
+		s = strings.TrimRight(s, "\n") + "\n\n" + section + "\n"
+	}
+	return os.WriteFile(path, []byte(s), 0o644)
+}
