@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 )
 
 // Field types as Fields reports them.
@@ -175,4 +176,36 @@ func (f Field) DefaultText() string {
 		}
 		return string(b)
 	}
+}
+
+// MarkdownTable renders the `with:` keys of kind as a Markdown table: key,
+// type, default, allowed values, description. docs/executors.md embeds it.
+func MarkdownTable(kind string) string {
+	var b strings.Builder
+	b.WriteString("| key | type | default | allowed | description |\n")
+	b.WriteString("| --- | --- | --- | --- | --- |\n")
+	for _, f := range Fields(kind) {
+		def := f.DefaultText()
+		switch {
+		case f.Required:
+			def = "required"
+		case def == "":
+			def = "-"
+		default:
+			def = "`" + def + "`"
+		}
+		allowed := "-"
+		switch {
+		case len(f.Enum) > 0:
+			allowed = "`" + strings.Join(f.Enum, "`, `") + "`"
+		case f.Min != nil || f.Max != nil:
+			allowed = rangeText(f)
+		}
+		desc := f.Description
+		if len(f.Actions) > 0 && kind == KindQueue {
+			desc += " *(action: " + strings.Join(f.Actions, ", ") + ")*"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", f.Name, f.Type, def, allowed, strings.ReplaceAll(desc, "|", "\\|"))
+	}
+	return b.String()
 }

@@ -15,6 +15,9 @@ import (
 // body. A string is JSON text unless raw is set, when it becomes a JSON
 // string; any other value (a YAML map, list, number, boolean) is marshalled.
 func messageJSON(v any, raw bool) ([]byte, error) {
+	if j, ok := v.(json.RawMessage); ok { // already JSON: an item of a JSON array
+		return compactJSON(j)
+	}
 	if s, ok := v.(string); ok {
 		if raw {
 			return json.Marshal(s)
@@ -87,7 +90,7 @@ func messagesList(v any) ([]any, error) {
 		}
 		out := make([]any, len(list))
 		for i, m := range list {
-			out[i] = string(m) // JSON text: messageJSON parses it
+			out[i] = m
 		}
 		return out, nil
 	}

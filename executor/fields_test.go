@@ -1,0 +1,188 @@
+package executor
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the generated tables in docs/executors.md")
+
+// configStructs maps each kind to its config struct.
+var configStructs = map[string]reflect.Type{
+	KindQueue:   reflect.TypeOf(queueConfig{}),
+	KindEnqueue: reflect.TypeOf(enqueueConfig{}),
+}
+
+func mapstructureTags(t reflect.Type) []string {
+	var tags []string
+	for i := 0; i < t.NumField(); i++ {
+		if tag := t.Field(i).Tag.Get("mapstructure"); tag != "" {
+			tags = append(tags, tag)
+		}
+	}
+	sort.Strings(tags)
+	return tags
+}
+
+func TestFieldsMatchConfigStructs(t *testing.T) {
+	for kind, typ := range configStructs {
+		t.Run(kind, func(t *testing.T) {
+			names := fieldNames(kind)
+			sort.Strings(names)
+			if tags := mapstructureTags(typ); !reflect.DeepEqual(tags, names) {
+				t.Fatalf("mapstructure tags and Fields differ:\ntags:   %v\nfields: %v", tags, names)
+			}
+			seen := map[string]bool{}
+			for _, f := range Fields(kind) {
+				if seen[f.Name] {
+					t.Errorf("field %s listed twice", f.Name)
+				}
+				seen[f.Name] = true
+				switch f.Type {
+				case TypeString, TypeInteger, TypeNumber, TypeBoolean, TypeDuration, TypeJSON, TypeStringOrList, TypeList:
+				default:
+					t.Errorf("field %s: unknown type %q", f.Name, f.Type)
+				}
+				if f.Description == "" {
+					t.Errorf("field %s has no description", f.Name)
+				}
+			}
+		})
+	}
+}
+
+// TestFieldDefaultsMatchDefaultConfig decodes each field's documented
+// default and compares it with defaultConfig: the docs cannot drift.
+func TestFieldDefaultsMatchDefaultConfig(t *testing.T) {
+	cases := map[string]struct {
+		defaults any
+		decode   func(map[string]any) (any, error)
+	}{
+		KindQueue: {defaultQueueConfig(), func(m map[string]any) (any, error) {
+			c := defaultQueueConfig()
+			return c, decodeConfig(KindQueue, m, &c)
+		}},
+		KindEnqueue: {defaultEnqueueConfig(), func(m map[string]any) (any, error) {
+			c := defaultEnqueueConfig()
+			return c, decodeConfig(KindEnqueue, m, &c)
+		}},
+	}
+	for kind, tc := range cases {
+		defaults := reflect.ValueOf(tc.defaults)
+		for _, f := range Fields(kind) {
+			got, err := tc.decode(map[string]any{f.Name: f.Default})
+			if err != nil {
+				t.Errorf("%s.%s: default %v does not decode: %v", kind, f.Name, f.Default, err)
+				continue
+			}
+			field := fieldOfTag(reflect.ValueOf(got), f.Name)
+			want := fieldOfTag(defaults, f.Name)
+			if f.Default == nil {
+				if !want.IsZero() {
+					t.Errorf("%s.%s: Fields has no default, defaultConfig has %v", kind, f.Name, want.Interface())
+				}
+				continue
+			}
+			if !reflect.DeepEqual(field.Interface(), want.Interface()) {
+				t.Errorf("%s.%s: Fields default %v decodes to %v, defaultConfig has %v", kind, f.Name, f.Default, field.Interface(), want.Interface())
+			}
+		}
+	}
+}
+
+func fieldOfTag(v reflect.Value, tag string) reflect.Value {
+	for i := 0; i < v.NumField(); i++ {
+		if v.Type().Field(i).Tag.Get("mapstructure") == tag {
+			return v.Field(i)
+		}
+	}
+	panic("no field " + tag)
+}
+
+func TestInputSchema(t *testing.T) {
+	for _, kind := range Kinds() {
+		s := InputSchema(kind)
+		b, err := json.Marshal(s)
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		var back map[string]any
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		if back["type"] != "object" || back["additionalProperties"] != false {
+			t.Errorf("%s: want a closed object schema, got %s", kind, b)
+		}
+		props := back["properties"].(map[string]any)
+		if len(props) != len(Fields(kind)) {
+			t.Errorf("%s: %d properties for %d fields", kind, len(props), len(Fields(kind)))
+		}
+		if req := back["required"].([]any); len(req) != 1 || req[0] != "queue" {
+			t.Errorf("%s: required = %v, want [queue]", kind, req)
+		}
+	}
+	if InputSchema("nope") != nil {
+		t.Error("unknown kind has a schema")
+	}
+}
+
+// TestDurationPattern checks the schema's duration pattern against the
+// decoder: what the decoder accepts as text, the schema accepts.
+func TestDurationPattern(t *testing.T) {
+	re := regexp.MustCompile(durationPattern)
+	for _, s := range []string{"30s", "1h30m", "1.5s", "250ms", "10", "0.5", "${LEASE}", "$T", "`date`"} {
+		if !re.MatchString(s) {
+			t.Errorf("pattern rejects %q", s)
+		}
+	}
+	for _, s := range []string{"", "abc", "10 s", "1d", "s"} {
+		if re.MatchString(s) {
+			t.Errorf("pattern accepts %q", s)
+		}
+	}
+}
+
+const docsPath = "../docs/executors.md"
+
+// TestDocs checks that docs/executors.md holds the current reference table
+// of each kind and mentions every key. Regenerate with
+// `go test ./executor -run TestDocs -update`.
+func TestDocs(t *testing.T) {
+	b, err := os.ReadFile(docsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	fresh := doc
+	for _, kind := range Kinds() {
+		begin, end := "<!-- BEGIN GENERATED "+kind+" -->\n", "<!-- END GENERATED "+kind+" -->"
+		i, j := strings.Index(fresh, begin), strings.Index(fresh, end)
+		if i < 0 || j < i {
+			t.Fatalf("%s: markers %q and %q not found", docsPath, strings.TrimSpace(begin), end)
+		}
+		fresh = fresh[:i+len(begin)] + MarkdownTable(kind) + fresh[j:]
+		for _, f := range Fields(kind) {
+			if !strings.Contains(fresh, "| `"+f.Name+"` |") {
+				t.Errorf("%s: key %s.%s is not documented", docsPath, kind, f.Name)
+			}
+		}
+	}
+	if fresh == doc {
+		return
+	}
+	if *update {
+		if err := os.WriteFile(docsPath, []byte(fresh), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("rewrote %s", filepath.Clean(docsPath))
+		return
+	}
+	t.Fatalf("%s is stale: run `go test ./executor -run TestDocs -update`", docsPath)
+}
