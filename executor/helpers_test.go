@@ -3,7 +3,9 @@ package executor
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -132,3 +134,53 @@ func countLines(tb testing.TB, path string) int {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// exec builds an executor through the factory, with spec tweaks.
+func (te *testEnv) exec(kind string, config map[string]any, tweak func(*Spec)) Executor {
+	te.tb.Helper()
+	spec := te.spec(config)
+	if tweak != nil {
+		tweak(&spec)
+	}
+	e, err := New(kind, spec)
+	if err != nil {
+		te.tb.Fatalf("New(%s): %v", kind, err)
+	}
+	return e
+}
+
+// consumeSummary decodes a consume step's stdout.
+func consumeSummary(tb testing.TB, r result) ConsumeSummary {
+	tb.Helper()
+	var s ConsumeSummary
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		tb.Fatalf("stdout is not one JSON summary: %v\nstdout: %s\nstderr: %s", err, r.stdout, r.stderr)
+	}
+	return s
+}
+
+// wantExit checks an error's exit status and its "exit status N" text.
+func wantExit(tb testing.TB, err error, code int) {
+	tb.Helper()
+	if got := ExitCode(err); got != code {
+		tb.Fatalf("exit status %d, want %d (err: %v)", got, code, err)
+	}
+	if code != 0 && !strings.HasPrefix(err.Error(), "exit status "+strconv.Itoa(code)+": ") {
+		tb.Fatalf("error text %q does not start with \"exit status %d: \"", err, code)
+	}
+}
+
+// peek lists up to 1000 messages of queue in state.
+func (te *testEnv) peek(queue string, state queuestore.State) []queuestore.Message {
+	te.tb.Helper()
+	msgs, err := te.store().Peek(context.Background(), queue, queuestore.PeekOptions{State: state, Limit: 1000})
+	if err != nil {
+		te.tb.Fatal(err)
+	}
+	return msgs
+}
+
+func execCommand(name string, args ...string) (string, error) {
+	out, err := osexec.Command(name, args...).Output()
+	return string(out), err
+}
