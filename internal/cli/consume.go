@@ -40,7 +40,10 @@ A JSON summary goes to stdout ({"queue", "batches", "messages", "acked",
   # one batch at most, a handler script body run by sh
   daguq consume --queue emails --mode once --script 'wc -l'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			config := flags.config()
+			config, err := flags.config()
+			if err != nil {
+				return err
+			}
 			dash := cmd.ArgsLenAtDash()
 			if dash < 0 && len(args) > 0 || dash > 0 {
 				return usageError("unexpected argument %q: put the handler after \"--\" (daguq consume --queue Q -- ./handler.sh)", args[0])
@@ -49,7 +52,9 @@ A JSON summary goes to stdout ({"queue", "batches", "messages", "acked",
 				if len(args) == 0 {
 					return usageError("no handler after \"--\"")
 				}
-				if flags.set("run") || flags.set("script") {
+				_, hasRun := config["run"]
+				_, hasScript := config["script"]
+				if hasRun || hasScript {
 					return usageError("give the handler once: after \"--\", or with --run, or with --script")
 				}
 				config["run"] = anyList(args)

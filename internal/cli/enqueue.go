@@ -35,8 +35,14 @@ A JSON summary goes to stdout: {"queue", "enqueued", "duplicates", "ids"}.`,
   daguq enqueue --queue emails --message '{"to":"a@example.com"}' --dedupe-key welcome-a`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			config := flags.config()
-			if !flags.set("message") && !flags.set("messages") && !flags.set("file") {
+			config, err := flags.config()
+			if err != nil {
+				return err
+			}
+			_, hasMessage := config["message"]
+			_, hasMessages := config["messages"]
+			_, hasFile := config["file"]
+			if !hasMessage && !hasMessages && !hasFile {
 				if !stdinHasData(a.stdin) {
 					return usageError("nothing to enqueue: give --message, --messages or --file, or pipe JSON Lines to --file -")
 				}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -23,6 +24,7 @@ type configFlags struct {
 	flags  *pflag.FlagSet
 	scalar map[string]*string   // by field name
 	list   map[string]*[]string // by field name
+	with   string               // --with: the whole `with:` map as JSON
 }
 
 // addConfigFlags defines a flag for every field of kind except those in skip.
@@ -130,9 +132,12 @@ func (c *configFlags) set(field string) bool {
 	return fl != nil && fl.Changed
 }
 
-// config is the executor config from the flags the user set.
-func (c *configFlags) config() map[string]any {
-	config := map[string]any{}
+// config is the executor config from --with and the flags the user set.
+func (c *configFlags) config() (map[string]any, error) {
+	config, err := c.withConfig()
+	if err != nil {
+		return nil, err
+	}
 	for _, f := range c.fields {
 		if !c.set(f.Name) {
 			continue
@@ -150,7 +155,32 @@ func (c *configFlags) config() map[string]any {
 			config[f.Name] = *c.scalar[f.Name]
 		}
 	}
-	return config
+	return config, nil
+}
+
+// withConfig decodes --with. Numbers stay exact (json.Number); those of
+// scalar keys are handed over as text, like Dagu's expanded values, so the
+// executor's weak decoding reads "10" and "30" (seconds) alike.
+func (c *configFlags) withConfig() (map[string]any, error) {
+	config := map[string]any{}
+	if !c.flags.Changed("with") {
+		return config, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(c.with))
+	dec.UseNumber()
+	if err := dec.Decode(&config); err != nil || dec.More() || config == nil {
+		return nil, usageError("--with must be one JSON object of with: keys, like '{\"queue\":\"emails\",\"batch_size\":50}'")
+	}
+	types := map[string]string{}
+	for _, f := range c.fields {
+		types[f.Name] = f.Type
+	}
+	for k, v := range config {
+		if n, ok := v.(json.Number); ok && types[k] != executor.TypeJSON && types[k] != executor.TypeList {
+			config[k] = string(n)
+		}
+	}
+	return config, nil
 }
 
 func anyList(vs []string) []any {

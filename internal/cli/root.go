@@ -129,6 +129,7 @@ Exit codes: 0 ok; 1 a handler failed and the fail policy asked to fail;
 		a.newLimitCmd(),
 		a.newPurgeCmd(),
 		a.newMigrateCmd(),
+		a.newDaguConfigCmd(),
 	)
 	return root
 }

@@ -15,10 +15,11 @@ import (
 // Run, and Kill from another goroutine when SIGTERM or SIGINT arrives (Run
 // returns soon after; the context is not cancelled, as in Dagu).
 func (a *app) runExecutor(name, kind string, flags *configFlags, config map[string]any, stdin io.Reader) error {
-	if _, given := config["db"]; !given {
-		path, _ := a.dbPath()
-		config["db"] = path
+	// The database: --db, else with: db (--with), else the environment.
+	if given, ok := config["db"].(string); ok && given != "" && a.db == "" {
+		a.db = given
 	}
+	config["db"], _ = a.dbPath()
 	if err := executor.Validate(kind, config); err != nil {
 		var ee *executor.ExitError
 		if errors.As(err, &ee) && ee.Code != exitUsage {
@@ -26,6 +27,13 @@ func (a *app) runExecutor(name, kind string, flags *configFlags, config map[stri
 		}
 		return usageError("%s", flags.withFlagHint(err))
 	}
+	// Open the database here first: a path that cannot be used is reported
+	// like every other command does, naming the rule that chose it.
+	st, err := a.openStore()
+	if err != nil {
+		return err
+	}
+	st.Close()
 	dir, err := os.Getwd()
 	if err != nil {
 		dir = ""

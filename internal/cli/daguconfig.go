@@ -1,0 +1,141 @@
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/spf13/cobra"
+
+	"github.com/daguq/daguq/executor"
+)
+
+func (a *app) newDaguConfigCmd() *cobra.Command {
+	var bin string
+	var install *installFlags
+	cmd := &cobra.Command{
+		Use:   "dagu-config",
+		Short: "Print the step_types that give Dagu the steps \"queue\" and \"enqueue\"",
+		Long: `Print the step_types section for Dagu's base config ($DAGU_HOME/base.yaml,
+Dagu v2.6 or later) that defines the step types "queue" and "enqueue". Each
+has an input_schema generated from daguq's own config definitions, so Dagu
+checks a step's with: keys (names, types, ranges, allowed values) when it loads
+the DAG, and a template that runs this daguq binary without a shell:
+"daguq consume --with '<the with: map as JSON>'" or "daguq enqueue --with ...".
+
+Add the printed section to base.yaml (merge it by hand if base.yaml already
+has step_types). The template names the daguq binary by its absolute path;
+--bin names another one (e.g. where it is installed on the Dagu host).
+
+Dagu expands $VAR and ${VAR} in with: values before daguq sees them: a handler
+command must not rely on "$" (read the batch from stdin or $DAGUQ_BATCH_FILE
+in a script file, or use daguq's placeholders like {batch_file}).`,
+		Example: `  daguq dagu-config >> "$DAGU_HOME/base.yaml"
+  daguq dagu-config --bin /usr/local/bin/daguq
+
+  # then, in a DAG:
+  #   steps:
+  #     - id: send
+  #       type: queue
+  #       with: {queue: emails, batch_size: 50, concurrency: 4, run: ./send.sh}`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := install.check(); err != nil {
+				return err
+			}
+			if bin == "" {
+				exe, err := os.Executable()
+				if err != nil {
+					return usageError("cannot find this program's path (%v): give --bin", err)
+				}
+				if exe, err = filepath.EvalSymlinks(exe); err == nil {
+					bin = exe
+				}
+			} else if !filepath.IsAbs(bin) && filepath.Base(bin) != bin {
+				abs, err := filepath.Abs(bin)
+				if err != nil {
+					return usageError("--bin %q: %v", bin, err)
+				}
+				bin = abs
+			}
+			var b bytes.Buffer
+			writeDaguConfig(&b, bin)
+			if install.install {
+				return a.installDaguConfig(install, b.Bytes())
+			}
+			_, err := a.stdout.Write(b.Bytes())
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&bin, "bin", "", "the daguq program the step types run (default: this one, by absolute path; a bare name is looked up in Dagu's PATH)")
+	cmd.Flags().StringVar(&bin, "daguq-bin", "", "same as --bin")
+	_ = cmd.Flags().MarkHidden("daguq-bin")
+	install = addInstallFlags(cmd)
+	return cmd
+}
+
+// stepTypes is what dagu-config prints: Dagu's step_types for both kinds.
+func stepTypes(bin string) map[string]any {
+	types := map[string]any{}
+	for _, kind := range executor.Kinds() {
+		sub, desc := "consume", "Claim batches from a daguq queue and run a handler per batch (daguq consume)"
+		if kind == executor.KindEnqueue {
+			sub, desc = "enqueue", "Add messages to a daguq queue (daguq enqueue)"
+		}
+		types[kind] = map[string]any{
+			"type":         "command",
+			"description":  desc,
+			"input_schema": executor.InputSchema(kind),
+			"template": map[string]any{
+				"exec": map[string]any{
+					"command": bin,
+					"args":    []any{sub, "--with", "{{ json .input }}"},
+				},
+			},
+		}
+	}
+	return map[string]any{"step_types": types}
+}
+
+func writeDaguConfig(b *bytes.Buffer, bin string) {
+	fmt.Fprintf(b, "# daguq step types for Dagu's base config ($DAGU_HOME/base.yaml), Dagu v2.6 or later.\n")
+	fmt.Fprintf(b, "# Printed by \"daguq dagu-config\"; every with: key is documented in docs/executors.md.\n")
+	y := &yamlWriter{w: b, order: daguConfigOrder}
+	y.writeMap(stepTypes(bin), 0, nil)
+}
+
+// daguConfigOrder prints keys in reading order: a step type's parts, a
+// schema's header before its properties, properties in documentation order.
+func daguConfigOrder(path []string, keys []string) []string {
+	var first []string
+	switch {
+	case len(path) == 1 && path[0] == "step_types":
+		first = executor.Kinds()
+	case len(path) == 2:
+		first = []string{"type", "description", "input_schema", "template"}
+	case len(path) == 3 && path[2] == "input_schema":
+		first = []string{"$schema", "title", "type", "additionalProperties", "required", "properties"}
+	case len(path) == 4 && path[3] == "properties":
+		for _, f := range executor.Fields(path[1]) {
+			first = append(first, f.Name)
+		}
+	case len(path) == 5 && path[3] == "properties":
+		first = []string{"description", "type", "enum", "default", "minimum", "maximum", "anyOf"}
+	default:
+		first = []string{"type", "command", "args"}
+	}
+	out := make([]string, 0, len(keys))
+	for _, k := range first {
+		if slices.Contains(keys, k) {
+			out = append(out, k)
+		}
+	}
+	for _, k := range keys {
+		if !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
