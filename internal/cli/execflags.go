@@ -56,6 +56,7 @@ func addConfigFlags(flags *pflag.FlagSet, kind string, skip ...string) *configFl
 			}
 		}
 	}
+	flags.StringVar(&c.with, "with", "", "all settings as one JSON object of with: keys, as Dagu's step_types pass them (flags given as well override its keys)")
 	return c
 }
 
