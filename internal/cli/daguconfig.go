@@ -14,7 +14,6 @@ import (
 
 func (a *app) newDaguConfigCmd() *cobra.Command {
 	var bin string
-	var install *installFlags
 	cmd := &cobra.Command{
 		Use:   "dagu-config",
 		Short: "Print the step_types that give Dagu the steps \"queue\" and \"enqueue\"",
@@ -42,9 +41,6 @@ in a script file, or use daguq's placeholders like {batch_file}).`,
   #       with: {queue: emails, batch_size: 50, concurrency: 4, run: ./send.sh}`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := install.check(); err != nil {
-				return err
-			}
 			if bin == "" {
 				exe, err := os.Executable()
 				if err != nil {
@@ -62,17 +58,11 @@ in a script file, or use daguq's placeholders like {batch_file}).`,
 			}
 			var b bytes.Buffer
 			writeDaguConfig(&b, bin)
-			if install.install {
-				return a.installDaguConfig(install, b.Bytes())
-			}
 			_, err := a.stdout.Write(b.Bytes())
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&bin, "bin", "", "the daguq program the step types run (default: this one, by absolute path; a bare name is looked up in Dagu's PATH)")
-	cmd.Flags().StringVar(&bin, "daguq-bin", "", "same as --bin")
-	_ = cmd.Flags().MarkHidden("daguq-bin")
-	install = addInstallFlags(cmd)
 	return cmd
 }
 
