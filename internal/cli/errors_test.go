@@ -1,0 +1,100 @@
+package cli_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Every bad flag, argument or value: exit 2, one line on stderr naming the
+// flag or the argument, nothing on stdout.
+func TestBadInputNamesTheFlag(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		want string // in stderr
+	}{
+		{"unknown flag", []string{"consume", "--queue", "q", "--batch-sizes", "3", "--", "true"}, "--batch-sizes"},
+		{"batch size zero", []string{"consume", "--queue", "q", "--batch-size", "0", "--", "true"}, "--batch-size"},
+		{"batch size text", []string{"consume", "--queue", "q", "--batch-size", "many", "--", "true"}, "--batch-size"},
+		{"bad mode", []string{"consume", "--queue", "q", "--mode", "forever", "--", "true"}, "--mode"},
+		{"bad duration", []string{"consume", "--queue", "q", "--lease", "soon", "--", "true"}, "--lease"},
+		{"bad boolean", []string{"consume", "--queue", "q", "--group-by=maybe", "--", "true"}, "--group-by"},
+		{"no handler", []string{"consume", "--queue", "q"}, "run or script"},
+		{"two handlers", []string{"consume", "--queue", "q", "--run", "true", "--", "true"}, "handler once"},
+		{"argument before dash", []string{"consume", "--queue", "q", "true"}, "\"--\""},
+		{"no queue", []string{"enqueue", "--message", "1"}, "--queue"},
+		{"bad queue name", []string{"enqueue", "--queue", "a b", "--message", "1"}, "--queue"},
+		{"invalid JSON", []string{"enqueue", "--queue", "q", "--message", "{nope"}, "--message"},
+		{"negative delay", []string{"enqueue", "--queue", "q", "--message", "1", "--delay", "-5s"}, "--delay"},
+		{"bad not-before", []string{"enqueue", "--queue", "q", "--message", "1", "--not-before", "tomorrow"}, "--not-before"},
+		{"priority text", []string{"enqueue", "--queue", "q", "--message", "1", "--priority", "high"}, "--priority"},
+		{"nothing to enqueue", []string{"enqueue", "--queue", "q"}, "nothing to enqueue"},
+		{"peek state", []string{"peek", "q", "--state", "lost"}, "--state"},
+		{"peek limit", []string{"peek", "q", "--limit", "0"}, "--limit"},
+		{"peek no queue", []string{"peek"}, "QUEUE"},
+		{"limit fraction", []string{"limit", "q", "1.5"}, "N argument"},
+		{"limit text", []string{"limit", "q", "some"}, "N argument"},
+		{"pause bad queue", []string{"pause", "a/b"}, "QUEUE"},
+		{"dlq purge no yes", []string{"dlq", "purge", "q"}, "--yes"},
+		{"dlq no subcommand", []string{"dlq"}, "list, redrive or purge"},
+		{"redrive bad id", []string{"dlq", "redrive", "q", "--id", "x"}, "--id"},
+		{"unknown command", []string{"consumer"}, "unknown command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			r := e.run(nil, tt.args...)
+			if r.code != 2 {
+				t.Errorf("exit %d, want 2\n%s", r.code, r)
+			}
+			if !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("stderr does not name %q:\n%s", tt.want, r.stderr)
+			}
+			if lines := strings.Count(strings.TrimSpace(r.stderr), "\n") + 1; lines != 1 {
+				t.Errorf("stderr has %d lines, want one:\n%s", lines, r.stderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout not empty: %q", r.stdout)
+			}
+			if _, err := os.Stat(e.db); err == nil && tt.args[0] == "enqueue" {
+				if s := e.stats("q"); s.Ready != 0 {
+					t.Errorf("a refused enqueue stored %d message(s)", s.Ready)
+				}
+			}
+		})
+	}
+}
+
+// A database path that cannot be created: exit 3, the path and the rule
+// that chose it named, for the store commands and the executors alike.
+func TestUnwritableDatabasePath(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	file := filepath.Join(e.dir, "plain-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(file, "sub", "queues.db") // a directory under a regular file
+	for _, args := range [][]string{
+		{"--db", bad, "migrate"},
+		{"--db", bad, "pause", "q"},
+		{"--db", bad, "enqueue", "--queue", "q", "--message", "1"},
+		{"--db", bad, "consume", "--queue", "q", "--", "true"},
+	} {
+		r := e.run(nil, args...)
+		if r.code != 3 || !strings.Contains(r.stderr, bad) {
+			t.Errorf("daguq %s: want exit 3 naming %s\n%s", strings.Join(args, " "), bad, r)
+		}
+		if lines := strings.Count(strings.TrimSpace(r.stderr), "\n") + 1; lines != 1 {
+			t.Errorf("daguq %s: stderr has %d lines, want one:\n%s", strings.Join(args, " "), lines, r.stderr)
+		}
+	}
+	e.setenv("DAGUQ_DB", bad)
+	if r := e.run(nil, "migrate"); r.code != 3 || !strings.Contains(r.stderr, "DAGUQ_DB") {
+		t.Errorf("DAGUQ_DB unwritable: want exit 3 naming DAGUQ_DB\n%s", r)
+	}
+}

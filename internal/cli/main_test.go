@@ -1,0 +1,184 @@
+package cli_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// daguqBin is the daguq binary built once for every test of this package;
+// the tests run it as a real process, as a user or Dagu would.
+var daguqBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "daguq-cli-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	daguqBin = filepath.Join(dir, "daguq")
+	args := []string{"build", "-o", daguqBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "github.com/daguq/daguq/cmd/daguq")...)
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build daguq: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is a clean environment for one test: its own database and home, none
+// of the caller's daguq or Dagu variables.
+type env struct {
+	tb   testing.TB
+	dir  string
+	db   string
+	vars []string
+}
+
+func newEnv(tb testing.TB) *env {
+	tb.Helper()
+	dir := tb.TempDir()
+	e := &env{tb: tb, dir: dir, db: filepath.Join(dir, "queues.db")}
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case "DAGUQ_DB", "DAGU_HOME", "XDG_DATA_HOME", "HOME", "GORACE":
+			continue
+		}
+		e.vars = append(e.vars, kv)
+	}
+	// A race-enabled binary sleeps 1 s at exit unless told not to; a race it
+	// finds makes it exit 66, which fails the test.
+	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
+	e.vars = append(e.vars, "HOME="+filepath.Join(dir, "home"), "DAGUQ_DB="+e.db, "GORACE="+gorace)
+	return e
+}
+
+// setenv replaces or adds a variable ("" value removes it).
+func (e *env) setenv(name, value string) {
+	var out []string
+	for _, kv := range e.vars {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	if value != "" {
+		out = append(out, name+"="+value)
+	}
+	e.vars = out
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+}
+
+// run runs daguq with args and stdin (nil: /dev/null) and waits up to a minute.
+func (e *env) run(stdin io.Reader, args ...string) result {
+	e.tb.Helper()
+	cmd := e.command(stdin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		e.tb.Fatalf("start daguq: %v", err)
+	}
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(time.Minute):
+		cmd.Process.Kill()
+		<-done
+		e.tb.Fatalf("daguq %s: still running after a minute\nstderr: %s", strings.Join(args, " "), stderr.String())
+	}
+	res := result{stdout: stdout.String(), stderr: stderr.String()}
+	var exitErr *exec.ExitError
+	switch {
+	case errors.As(err, &exitErr):
+		res.code = exitErr.ExitCode()
+	case err != nil:
+		e.tb.Fatalf("daguq %s: %v", strings.Join(args, " "), err)
+	}
+	return res
+}
+
+func (e *env) command(stdin io.Reader, args ...string) *exec.Cmd {
+	cmd := exec.Command(daguqBin, args...)
+	cmd.Env = e.vars
+	cmd.Dir = e.dir
+	cmd.Stdin = stdin
+	return cmd
+}
+
+// ok runs daguq and fails the test unless it exits 0.
+func (e *env) ok(stdin io.Reader, args ...string) result {
+	e.tb.Helper()
+	r := e.run(stdin, args...)
+	if r.code != 0 {
+		e.tb.Fatalf("daguq %s: %s", strings.Join(args, " "), r)
+	}
+	return r
+}
+
+// stats returns the stats of one queue from stats --json.
+func (e *env) stats(queue string) queueStats {
+	e.tb.Helper()
+	var report struct {
+		Queues []queueStats `json:"queues"`
+	}
+	r := e.ok(nil, "stats", "--json", queue)
+	if err := json.Unmarshal([]byte(r.stdout), &report); err != nil || len(report.Queues) != 1 {
+		e.tb.Fatalf("stats --json %s: %v\n%s", queue, err, r)
+	}
+	return report.Queues[0]
+}
+
+type queueStats struct {
+	Queue         string `json:"queue"`
+	Ready         int64  `json:"ready"`
+	Delayed       int64  `json:"delayed"`
+	InFlight      int64  `json:"in_flight"`
+	Dead          int64  `json:"dead"`
+	Acked         int64  `json:"acked"`
+	Leases        int64  `json:"leases"`
+	InFlightLimit int64  `json:"in_flight_limit"`
+	Paused        bool   `json:"paused"`
+}
+
+// jsonLines makes n JSON Lines {"n": i} for i in 0..n-1.
+func jsonLines(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "{\"n\":%d}\n", i)
+	}
+	return b.String()
+}
+
+// decode unmarshals the JSON a command printed on stdout.
+func decode[T any](tb testing.TB, r result) T {
+	tb.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+		tb.Fatalf("stdout is not the JSON expected: %v\n%s", err, r)
+	}
+	return v
+}
