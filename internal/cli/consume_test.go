@@ -112,6 +112,30 @@ func TestEnqueueConsumeRoundTrip(t *testing.T) {
 	}
 }
 
+// --with carries the whole with: map as JSON, as Dagu's step_types pass it:
+// numbers as JSON numbers or as text, durations as "30s" or seconds, the
+// handler as a list; flags given as well override its keys.
+func TestWithJSON(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := e.ok(nil, "enqueue", "--with", `{"queue":"w","messages":[{"id":12345678901234567890},{"n":2}],"priority":"7","delay":0}`)
+	if s := decode[enqueueSummary](t, r); s.Enqueued != 2 {
+		t.Fatalf("enqueue --with: %s", r)
+	}
+	out := filepath.Join(e.dir, "out")
+	os.Mkdir(out, 0o700)
+	run, _ := json.Marshal(recordHandler(out))
+	with := `{"queue":"w","batch_size":1,"max_wait":0,"lease":"1m","concurrency":"2","run":` + string(run) + `}`
+	r = e.ok(nil, "consume", "--with", with, "--batch-size", "2")
+	if s := decode[consumeSummary](t, r); s.Batches != 1 || s.Acked != 2 {
+		t.Errorf("--batch-size 2 should override batch_size 1 of --with: %s", r)
+	}
+	got := readDelivered(t, out)
+	if len(got) != 2 || string(got[0].Body) != `{"id":12345678901234567890}` || got[0].Priority != 7 {
+		t.Errorf("delivered %+v: want the big number exact and priority 7", got)
+	}
+}
+
 func TestEnqueueRawAndStdin(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -192,23 +191,23 @@ func anyList(vs []string) []any {
 	return out
 }
 
-var wordPattern = regexp.MustCompile(`[A-Za-z0-9_]+`)
+var leadingWord = regexp.MustCompile(`^[a-z_]+`)
 
-// withFlagHint puts the flag of the first config key that an executor error
-// names in front of it: "--batch-size: batch_size must be 1..10000, got 0".
+// withFlagHint puts the flag in front of each line of an executor error that
+// starts with a config key: "--batch-size: batch_size must be 1..10000, got
+// 0". Lines are joined with "; " by the caller.
 func (c *configFlags) withFlagHint(err error) string {
-	msg := err.Error()
 	names := map[string]bool{}
 	for _, f := range c.fields {
 		names[f.Name] = true
 	}
-	for _, loc := range wordPattern.FindAllStringIndex(msg, -1) {
-		if w := msg[loc[0]:loc[1]]; names[w] {
-			if bytes.Contains([]byte(msg), []byte("--"+flagName(w))) {
-				return msg
-			}
-			return fmt.Sprintf("--%s: %s", flagName(w), msg)
+	lines := strings.Split(err.Error(), "\n")
+	for i, line := range lines {
+		if w := leadingWord.FindString(line); names[w] {
+			// "message: not valid JSON" -> "--message: not valid JSON"
+			lines[i] = "--" + flagName(w) + ": " + strings.TrimPrefix(line, w+": ")
 		}
+		lines[i] = strings.ReplaceAll(lines[i], "set raw: true", "use --raw")
 	}
-	return msg
+	return strings.Join(lines, "\n")
 }

@@ -73,18 +73,21 @@ func (a *app) runExecutor(name, kind string, flags *configFlags, config map[stri
 			}
 		}
 	}()
-	return runResult(exe.Run(context.Background()))
+	return runResult(exe.Run(context.Background()), flags)
 }
 
-// runResult keeps the executor's exit code; any other error of Run is the
-// step failing, exit status 3 unless it says otherwise.
-func runResult(err error) error {
+// runResult keeps the executor's exit code (any other error of Run is the
+// step failing: exit status 3) and names the flag in a usage error.
+func runResult(err error, flags *configFlags) error {
 	if err == nil {
 		return nil
 	}
 	var ee *executor.ExitError
-	if errors.As(err, &ee) {
-		return err
+	if !errors.As(err, &ee) {
+		return &executor.ExitError{Code: exitStore, Err: err}
 	}
-	return &executor.ExitError{Code: exitStore, Err: err}
+	if ee.Code == exitUsage && ee.Err != nil {
+		return usageError("%s", flags.withFlagHint(ee.Err))
+	}
+	return err
 }
