@@ -338,7 +338,7 @@ var durationType = reflect.TypeOf(time.Duration(0))
 // number or as text, means seconds.
 func durationHook(from, to reflect.Type, data any) (any, error) {
 	if to != durationType {
-		return data, nil
+		return integerHook(to, data)
 	}
 	switch v := data.(type) {
 	case string:
@@ -358,6 +358,29 @@ func durationHook(from, to reflect.Type, data any) (any, error) {
 		return v, nil
 	}
 	return nil, fmt.Errorf("not a duration")
+}
+
+// integerHook refuses fractions for integer fields, which weak decoding
+// would truncate.
+func integerHook(to reflect.Type, data any) (any, error) {
+	for to.Kind() == reflect.Pointer {
+		to = to.Elem()
+	}
+	switch to.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+	default:
+		return data, nil
+	}
+	switch f := data.(type) {
+	case float64:
+		if f != math.Trunc(f) || math.IsInf(f, 0) || math.Abs(f) > 1<<62 {
+			return nil, fmt.Errorf("not an integer")
+		}
+		return int64(f), nil
+	case float32:
+		return integerHook(to, float64(f))
+	}
+	return data, nil
 }
 
 func secondsToDuration(f float64) (time.Duration, error) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -46,11 +48,34 @@ func OpenStore(db string, opts StoreOptions) (Store, error) {
 	if strings.HasPrefix(lower, "postgres://") || strings.HasPrefix(lower, "postgresql://") {
 		return nil, fmt.Errorf("db %q: %w: PostgreSQL is not available yet; use a SQLite file path", redactURL(db), ErrBackendUnavailable)
 	}
+	if err := checkSQLiteFile(db); err != nil {
+		return nil, err
+	}
 	s, err := queuestore.Open(db, queuestore.Options{Backoff: opts.Backoff})
 	if err != nil {
 		return nil, fmt.Errorf("db: %w", err)
 	}
 	return s, nil
+}
+
+// sqliteMagic starts every SQLite database file.
+const sqliteMagic = "SQLite format 3\x00"
+
+// checkSQLiteFile refuses an existing, non-empty file that is not a SQLite
+// database: SQLite would take a file shorter than its header for an empty
+// database and overwrite it.
+func checkSQLiteFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil // missing (created by Open) or unreadable (Open reports it)
+	}
+	defer f.Close()
+	head := make([]byte, len(sqliteMagic))
+	n, _ := io.ReadFull(f, head)
+	if n == 0 || string(head[:n]) == sqliteMagic {
+		return nil
+	}
+	return fmt.Errorf("db: %q: %w: the file is not a SQLite database", path, queuestore.ErrNotDaguqDatabase)
 }
 
 // redactURL hides a password in a database URL.
