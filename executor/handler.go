@@ -219,7 +219,7 @@ func (c *consumer) runHandler(argv []string, env []string, stdinFile string) han
 	cmd.Stdin = stdin
 	cmd.Stdout = out
 	cmd.Stderr = out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = handlerSysProcAttr()
 	// Output copying must not outlive the handler for long when it leaves
 	// children holding its stdout.
 	cmd.WaitDelay = c.cfg.Grace + time.Second
