@@ -14,6 +14,7 @@ import (
 
 func (a *app) newDaguConfigCmd() *cobra.Command {
 	var bin string
+	var install *installFlags
 	cmd := &cobra.Command{
 		Use:   "dagu-config",
 		Short: "Print the step_types that give Dagu the steps \"queue\" and \"enqueue\"",
@@ -24,14 +25,21 @@ checks a step's with: keys (names, types, ranges, allowed values) when it loads
 the DAG, and a template that runs this daguq binary without a shell:
 "daguq consume --with '<the with: map as JSON>'" or "daguq enqueue --with ...".
 
-Add the printed section to base.yaml (merge it by hand if base.yaml already
-has step_types). The template names the daguq binary by its absolute path;
---bin names another one (e.g. where it is installed on the Dagu host).
+"daguq dagu-config --install" merges the section into the base config
+($DAGU_BASE_CONFIG, else $DAGU_HOME/base.yaml, else ~/.config/dagu/base.yaml;
+--base names another file), keeping everything else in it, and refuses when
+it already defines a different step type named queue or enqueue (--force
+replaces those two and nothing else).
+
+The template names the daguq binary by its absolute path; --bin names another
+one (e.g. where it is installed on the Dagu host and on every worker).
 
 Dagu expands $VAR and ${VAR} in with: values before daguq sees them: a handler
 command must not rely on "$" (read the batch from stdin or $DAGUQ_BATCH_FILE
 in a script file, or use daguq's placeholders like {batch_file}).`,
-		Example: `  daguq dagu-config >> "$DAGU_HOME/base.yaml"
+		Example: `  daguq dagu-config --install
+  daguq dagu-config --install --base /etc/dagu/base.yaml --bin /usr/local/bin/daguq
+  daguq dagu-config >> "$DAGU_HOME/base.yaml"
   daguq dagu-config --bin /usr/local/bin/daguq
 
   # then, in a DAG:
@@ -41,6 +49,9 @@ in a script file, or use daguq's placeholders like {batch_file}).`,
   #       with: {queue: emails, batch_size: 50, concurrency: 4, run: ./send.sh}`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := install.check(); err != nil {
+				return err
+			}
 			if bin == "" {
 				exe, err := os.Executable()
 				if err != nil {
@@ -58,11 +69,17 @@ in a script file, or use daguq's placeholders like {batch_file}).`,
 			}
 			var b bytes.Buffer
 			writeDaguConfig(&b, bin)
+			if install.install {
+				return a.installDaguConfig(install, b.Bytes())
+			}
 			_, err := a.stdout.Write(b.Bytes())
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&bin, "bin", "", "the daguq program the step types run (default: this one, by absolute path; a bare name is looked up in Dagu's PATH)")
+	cmd.Flags().StringVar(&bin, "daguq-bin", "", "same as --bin")
+	_ = cmd.Flags().MarkHidden("daguq-bin")
+	install = addInstallFlags(cmd)
 	return cmd
 }
 
