@@ -48,8 +48,8 @@ func main() {
 	flag.IntVar(&c.runs, "runs", 3, "runs; each figure is the median, each ratio is taken inside a run")
 	flag.IntVar(&c.shellN, "shell-n", 2_000, "messages for the shell-glue queue (it is slow)")
 	flag.IntVar(&c.correctN, "correct-n", 20_000, "messages for the lost/doubled test with a concurrent producer")
-	flag.DurationVar(&c.drainCap, "drain-cap", 10*time.Second, "stop a drain after this long and report its rate so far")
-	flag.DurationVar(&c.enqueueCap, "enqueue-cap", 10*time.Second, "stop a single-message enqueue after this long")
+	flag.DurationVar(&c.drainCap, "drain-cap", 8*time.Second, "stop a drain after this long and report its rate so far")
+	flag.DurationVar(&c.enqueueCap, "enqueue-cap", 6*time.Second, "stop a single-message enqueue after this long")
 	scaleMax := flag.Bool("scale-max", false, "add the 10,000,000-message depth (filling takes minutes and ~15 GB)")
 	flag.BoolVar(&c.skipScale, "skip-scale", false, "skip the queue-depth measurements")
 	flag.BoolVar(&c.skipCLI, "skip-cli", false, "skip the end-to-end `daguq consume` measurement")
@@ -97,6 +97,7 @@ func run(c config) error {
 	defer logf.Close()
 	b := &bench{c: c, dir: dir, log: logf, rep: newReport(c)}
 	b.rep.started = time.Now()
+	b.rep.load = append(b.rep.load, loadAvg())
 	for _, s := range systems {
 		if b.wanted(s.name()) {
 			b.systems = append(b.systems, s)
@@ -123,6 +124,7 @@ func run(c config) error {
 		}
 	}
 	b.rep.took = time.Since(start)
+	b.rep.load = append(b.rep.load, loadAvg())
 	md := b.rep.markdown()
 	fmt.Println(md)
 	if c.out != "" {
@@ -185,11 +187,20 @@ func removeDB(path string) {
 
 func copyFile(dst, src string) error {
 	removeDB(dst)
-	in, err := os.ReadFile(src)
+	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(dst, in, 0o600)
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 func metricConsume(batch, procs int) string { return fmt.Sprintf("b%d p%d", batch, procs) }
@@ -214,6 +225,7 @@ func (b *bench) throughputRun(run int) error {
 			return err
 		}
 		b.rep.add(run, s.name(), "enq1", rate(rs))
+		b.rep.add(run, s.name(), "cpu enq1", float64(rs[0].CPUNs)/1e3/float64(max(rs[0].Acked, 1)))
 		b.noteErrors(s.name(), "enqueue single", rs)
 		removeDB(db)
 
@@ -230,6 +242,7 @@ func (b *bench) throughputRun(run int) error {
 			return fmt.Errorf("%s: bulk enqueue stored %d of %d: %s", s.name(), rs[0].Acked, n, rs[0].FirstErr)
 		}
 		b.rep.add(run, s.name(), "enqbulk", rate(rs))
+		b.rep.add(run, s.name(), "cpu enqbulk", float64(rs[0].CPUNs)/1e3/float64(n))
 		if err := checkpoint(tmpl); err != nil {
 			return err
 		}
@@ -308,9 +321,10 @@ func (b *bench) drain(run int, s system, tmpl string, batch, procs int) error {
 	m := metricConsume(batch, procs)
 	b.noteErrors(s.name(), "drain "+m, rs)
 	t := newTally(n)
-	var rss int64
+	var rss, cpu int64
 	acked := 0
 	for i, r := range rs {
+		cpu += r.CPUNs
 		if err := t.addFile(specs[i].IDsFile); err != nil {
 			return err
 		}
@@ -331,6 +345,9 @@ func (b *bench) drain(run int, s system, tmpl string, batch, procs int) error {
 	lost := max(n-unique-int(left), 0)
 	b.rep.add(run, s.name(), m, rate(rs))
 	b.rep.add(run, s.name(), "rss "+m, float64(rss))
+	if acked > 0 {
+		b.rep.add(run, s.name(), "cpu "+m, float64(cpu)/1e3/float64(acked)) // µs per message
+	}
 	b.rep.addCheck(s.name(), m, check{delivered: unique + doubled, unique: unique, doubled: doubled, lost: lost,
 		remaining: int(left), capped: acked < n})
 	if batch == 100 && procs == 1 {
@@ -379,7 +396,7 @@ func (b *bench) shellRun(run int) error {
 			if err := os.WriteFile(filepath.Join(dir, "q"), full, 0o600); err != nil {
 				return err
 			}
-			r, err := shellDrain(dir, n, procs, batch, false, 3*time.Minute, b.log)
+			r, err := shellDrain(dir, n, procs, batch, false, b.c.drainCap, b.log)
 			if err != nil {
 				return err
 			}

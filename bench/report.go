@@ -31,7 +31,9 @@ type cliResult struct {
 	batches                int
 	inProcess, inProcessSh time.Duration // claim+ack loop; the same running `true` per batch
 	cli                    time.Duration
+	cliStart               time.Duration // daguq consume on an empty queue: start, open, exit
 	cliRSSKB               int64
+	enqueueRate            float64
 	command                string
 }
 
@@ -46,6 +48,19 @@ type report struct {
 	cli     *cliResult
 	cliNote string
 	errors  []string
+	load    []string // /proc/loadavg at the start and the end
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func newReport(c config) *report {
@@ -167,6 +182,14 @@ func (r *report) cell(sys, metric string) string {
 	return s
 }
 
+func (r *report) cellPlain(sys, metric string) string {
+	v, ok := r.med(sys, metric)
+	if !ok {
+		return "–"
+	}
+	return num(v)
+}
+
 func moduleVersion(path string) string {
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
@@ -218,6 +241,9 @@ func (r *report) markdown() string {
 	p("(SQLite %s), goqite %s, River %s with riversqlite %s. The whole run took %s.",
 		sqliteVersion(), moduleVersion("maragu.dev/goqite"), moduleVersion("github.com/riverqueue/river"),
 		moduleVersion("github.com/riverqueue/river/riverdriver/riversqlite"), r.took.Round(time.Second))
+	if len(r.load) == 2 {
+		p("Load average (1, 5, 15 min) at the start: %s; at the end: %s (the machine is shared with other work).", r.load[0], r.load[1])
+	}
 	p("")
 	p("The same work for every system: %s messages of 1 KiB (the shell-glue queue: %s, it is slow), each body",
 		commas(int64(c.n)), commas(int64(c.shellN)))
@@ -254,6 +280,24 @@ func (r *report) markdown() string {
 		p("")
 	}
 	p("![Throughput against batch size and against consumer processes](bench-peers.svg)")
+	p("")
+	p("CPU time per message (user+sys of the worker processes, µs; median of runs). This machine is shared, so")
+	p("wall-clock rates move with other load; CPU per message moves much less and backs up the ratios above.")
+	p("")
+	p("| system | enqueue 1/call | enqueue 1,000/call | b1 ×1 | b10 ×1 | b100 ×1 | b1 ×4 | b10 ×4 | b100 ×4 |")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, s := range r.systemNames() {
+		if s == shellName {
+			continue
+		}
+		row := []string{s, r.cellPlain(s, "cpu enq1"), r.cellPlain(s, "cpu enqbulk")}
+		for _, procs := range c.procs {
+			for _, batch := range c.batches {
+				row = append(row, r.cellPlain(s, "cpu "+metricConsume(batch, procs)))
+			}
+		}
+		p("| %s |", strings.Join(row, " | "))
+	}
 	p("")
 	r.targets(p)
 	r.correctness(p)
@@ -490,7 +534,7 @@ func (r *report) cliSection(p func(string, ...any)) {
 	}
 	x := r.cli
 	n := float64(x.batches)
-	p("%s messages drained at batch 100 (%d batches), one consumer process each way:", commas(int64(r.c.n)), x.batches)
+	p("%s messages drained at batch 100 (%d batches), one consumer process each way, median of %d runs:", commas(int64(r.c.n)), x.batches, r.c.runs)
 	p("")
 	p("| drain | total, s | per batch, ms | msg/s |")
 	p("|---|---:|---:|---:|")
@@ -501,11 +545,14 @@ func (r *report) cliSection(p func(string, ...any)) {
 	row("in process, running `true` per batch (fork+exec)", x.inProcessSh)
 	row("`"+x.command+"`", x.cli)
 	p("")
-	p("Overhead of the process model: %.3f ms per batch over the in-process drain, of which %.3f ms is starting the",
-		(ms(x.cli)-ms(x.inProcess))/n, (ms(x.inProcessSh)-ms(x.inProcess))/n)
-	p("handler process itself; the rest (%.3f ms per batch) is what `daguq consume` adds around it (writing the batch,",
-		(ms(x.cli)-ms(x.inProcessSh))/n)
-	p("environment, reading the result). Peak RSS of `daguq consume`: %d MB.", x.cliRSSKB/1024)
+	perBatch := (ms(x.cli) - ms(x.cliStart) - ms(x.inProcess)) / n
+	p("`daguq consume` on an empty queue (start, open the database, find nothing, exit) takes %.1f ms; taking that", ms(x.cliStart))
+	p("off, the process model costs **%.2f ms per batch** over the in-process drain. Of that, %.2f ms is starting the",
+		perBatch, (ms(x.inProcessSh)-ms(x.inProcess))/n)
+	p("handler process (`true`) at all; the rest, %.2f ms per batch, is what `daguq consume` does around it (batch",
+		perBatch-(ms(x.inProcessSh)-ms(x.inProcess))/n)
+	p("file and stdin, environment, heartbeat, result file, summary). Peak RSS of `daguq consume`: %d MB. Filling the queue with", x.cliRSSKB/1024)
+	p("`daguq enqueue --raw --file` (one transaction for all): %s msg/s.", num(x.enqueueRate))
 	p("")
 }
 

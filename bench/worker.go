@@ -43,6 +43,7 @@ type workerResult struct {
 	Start     int64 // unix ns when "go" arrived
 	End       int64 // unix ns of the last ack (or enqueue)
 	MaxRSSKB  int64
+	CPUNs     int64 // user+sys time of this process between "go" and the end
 	Errors    int
 	FirstErr  string
 	Scale     *scaleResult `json:",omitempty"`
@@ -92,12 +93,38 @@ func (h *handler) writeIDs(path string) error {
 	return os.WriteFile(path, b, 0o600)
 }
 
-func maxRSSKB() int64 {
+// cpuTime is this process's user+sys time so far.
+func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
 	}
-	return ru.Maxrss // kilobytes on Linux
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// maxRSSKB is this process's peak resident set in KiB: VmHWM from
+// /proc/self/status. getrusage's ru_maxrss would do on its own, but Linux
+// carries the parent's peak across fork+exec into it (signal->maxrss), so a
+// worker would report the orchestrating parent's size; VmHWM belongs to the
+// worker's own address space. getrusage is the fallback off Linux.
+func maxRSSKB() int64 {
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				f := strings.Fields(v)
+				if len(f) > 0 {
+					if n, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+						return n
+					}
+				}
+			}
+		}
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Maxrss
 }
 
 // runWorker is the worker side; it returns the process exit code.
@@ -168,6 +195,7 @@ func workerMain(spec workerSpec) error {
 	}
 
 	h := &handler{}
+	cpu0 := cpuTime()
 	res := workerResult{Start: time.Now().UnixNano()}
 	progressDone := make(chan struct{})
 	go func() { // progress, so the parent can stop systems that never see "empty"
@@ -193,6 +221,13 @@ func workerMain(spec workerSpec) error {
 		runErr = produce(ctx, q, spec, stopCh, h)
 	case "consume":
 		runErr = q.consume(ctx, spec.Batch, spec.UntilStop, stopCh, h)
+	case "consume-exec":
+		bq, ok := q.(batchQueue)
+		if !ok {
+			runErr = fmt.Errorf("%s has no explicit claim", spec.System)
+			break
+		}
+		runErr = consumeExec(ctx, bq, spec.Batch, stopCh, h)
 	case "scale":
 		bq, ok := q.(batchQueue)
 		if !ok {
@@ -217,6 +252,7 @@ func workerMain(spec workerSpec) error {
 			return err
 		}
 	}
+	res.CPUNs = int64(cpuTime() - cpu0)
 	res.MaxRSSKB = maxRSSKB()
 	b, _ := json.Marshal(res)
 	say("result %s", b)
