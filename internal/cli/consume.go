@@ -30,7 +30,11 @@ SIGINT stops claiming, passes the signal to running handlers, and gives the
 leases of unfinished batches back (ready again, no attempt spent).
 
 A JSON summary goes to stdout ({"queue", "batches", "messages", "acked",
-"retried", "dead", ...}); progress and handler output go to stderr.`,
+"retried", "dead", ...}); progress and handler output go to stderr.
+
+--action claim leases one batch and prints it as JSON (with its lease token)
+instead of running a handler, for a fan-out in Dagu; --action ack or
+--action nack with --token finishes it (--ids: only some messages).`,
 		Example: `  # drain "emails" in batches of 50, four handlers at once
   daguq consume --queue emails --batch-size 50 --concurrency 4 -- ./send.sh
 
@@ -38,7 +42,11 @@ A JSON summary goes to stdout ({"queue", "batches", "messages", "acked",
   daguq consume --queue emails --mode watch --max-wait 5s -- python3 send.py
 
   # one batch at most, a handler script body run by sh
-  daguq consume --queue emails --mode once --script 'wc -l'`,
+  daguq consume --queue emails --mode once --script 'wc -l'
+
+  # lease one batch, handle it elsewhere, then ack it by its token
+  daguq consume --queue emails --action claim --batch-size 20 > batch.json
+  daguq consume --queue emails --action ack --token "$(jq -r .token batch.json)"`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			config, err := flags.config()
 			if err != nil {
