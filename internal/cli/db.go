@@ -21,15 +21,23 @@ func (a *app) dbPath() (path, source string) {
 
 // describeDB names the file and its rule for messages: `"/x/q.db" (from DAGUQ_DB)`.
 func describeDB(path, source string) string {
-	if source == "flag" {
-		source = "--db"
+	return fmt.Sprintf("%q (from %s)", path, describeSource(source))
+}
+
+func describeSource(source string) string {
+	if source == executor.DBSourceFlag {
+		return "--db"
 	}
-	return fmt.Sprintf("%q (from %s)", path, source)
+	return source
 }
 
 // openStore opens (creating and migrating when needed) the chosen database.
 func (a *app) openStore() (*queuestore.Store, error) {
 	path, source := a.dbPath()
+	if scheme, _, ok := strings.Cut(path, "://"); ok {
+		// Never print the URL: it may hold a password.
+		return nil, usageError("database from %s: a %s:// URL, but this build stores queues in a SQLite file only: give a file path", describeSource(source), scheme)
+	}
 	st, err := queuestore.Open(path, queuestore.Options{})
 	if err != nil {
 		// The store names the path too: say it once, with its rule.
@@ -48,7 +56,7 @@ func (a *app) openStore() (*queuestore.Store, error) {
 // and a look must not create it.
 func (a *app) openExisting() (*queuestore.Store, error) {
 	path, _ := a.dbPath()
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && !strings.Contains(path, "://") {
 		return nil, nil
 	}
 	return a.openStore()

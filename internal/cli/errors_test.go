@@ -36,6 +36,8 @@ func TestBadInputNamesTheFlag(t *testing.T) {
 		{"with not JSON", []string{"enqueue", "--with", "{queue: q}"}, "--with"},
 		{"with unknown key", []string{"enqueue", "--with", `{"queue":"q","message":1,"colour":"red"}`}, `"colour"`},
 		{"with bad value", []string{"consume", "--with", `{"queue":"q","run":"true","batch_size":"lots"}`}, "batch_size"},
+		{"database URL", []string{"--db", "postgres://u:secret@host/db", "pause", "q"}, "postgres:// URL"},
+		{"database URL stats", []string{"--db", "postgres://u:secret@host/db", "stats"}, "SQLite file only"},
 		{"peek state", []string{"peek", "q", "--state", "lost"}, "--state"},
 		{"peek limit", []string{"peek", "q", "--limit", "0"}, "--limit"},
 		{"peek no queue", []string{"peek"}, "QUEUE"},
@@ -60,6 +62,9 @@ func TestBadInputNamesTheFlag(t *testing.T) {
 			}
 			if lines := strings.Count(strings.TrimSpace(r.stderr), "\n") + 1; lines != 1 {
 				t.Errorf("stderr has %d lines, want one:\n%s", lines, r.stderr)
+			}
+			if strings.Contains(r.stderr, "secret") {
+				t.Errorf("stderr shows a password: %s", r.stderr)
 			}
 			if r.stdout != "" {
 				t.Errorf("stdout not empty: %q", r.stdout)
