@@ -50,19 +50,13 @@ func (a *app) run(args []string) int {
 	if errors.As(err, &ee) && ee.Err != nil {
 		err = ee.Err // the text without Dagu's "exit status N: " prefix
 	}
-	if !errors.Is(err, errReported) {
-		name := "daguq"
-		if cmd != nil {
-			name = cmd.CommandPath()
-		}
-		fmt.Fprintf(a.stderr, "%s: %s\n", name, oneLine(strings.ReplaceAll(err.Error(), "queuestore: invalid input: ", "")))
+	name := "daguq"
+	if cmd != nil {
+		name = cmd.CommandPath()
 	}
+	fmt.Fprintf(a.stderr, "%s: %s\n", name, oneLine(strings.ReplaceAll(err.Error(), "queuestore: invalid input: ", "")))
 	return code
 }
-
-// errReported marks an error that its command already printed (the executors
-// write their own diagnostics to stderr): only the exit code is left to give.
-var errReported = errors.New("reported")
 
 func exitCode(err error) int {
 	var ee *executor.ExitError
