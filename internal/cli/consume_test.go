@@ -289,7 +289,7 @@ func TestFourConsumersDrainOneQueue(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			args := []string{"consume", "--queue", "bulk", "--batch-size", "100", "--concurrency", "2",
+			args := []string{"consume", "--queue", "bulk", "--batch-size", "200", "--concurrency", "2",
 				"--lease", "10m", "--consumer", fmt.Sprintf("c%d", i), "--progress-interval", "0s", "--"}
 			r := e.run(nil, append(args, recordHandler(out)...)...)
 			if r.code != 0 {
