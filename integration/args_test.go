@@ -232,7 +232,7 @@ func daguBin() string {
 	return ""
 }
 
-const skipNoDagu = "no Dagu: run with DAGU_BIN=/path/to/dagu (make test-integration for the server suite)"
+const skipNoDagu = "no Dagu: to run the Dagu tests, DAGU_BIN=/path/to/dagu make test-integration"
 
 // TestExecArgsThroughDagu runs the same cases through a real Dagu ("dagu
 // start", no server): the same files, except that Dagu expanded the $ of
