@@ -257,10 +257,10 @@ func TestKillDuringHandler(t *testing.T) {
 	te.enqueueN("q", 20)
 	marks := filepath.Join(te.dir, "marks")
 	os.Mkdir(marks, 0o755)
+	// The loop keeps the script from ending before its trap runs.
 	te.script("h.sh", `trap 'echo term > "marks/term.$DAGUQ_BATCH_ID"; exit 143' TERM
 touch "marks/started.$DAGUQ_BATCH_ID"
-sleep 30 &
-wait $!
+while :; do sleep 1; done
 `)
 	const grace = 5 * time.Second
 	e := te.exec(KindQueue, map[string]any{"queue": "q", "run": "./h.sh", "batch_size": 5, "concurrency": 2, "grace": grace.String()}, nil)
@@ -284,7 +284,8 @@ wait $!
 		t.Fatalf("summary %+v", s)
 	}
 	if n := countMarks(t, marks, "term."); n != 2 {
-		t.Fatalf("%d handlers got SIGTERM, want 2", n)
+		m, _ := filepath.Glob(filepath.Join(marks, "*"))
+		t.Fatalf("%d handlers got SIGTERM, want 2\nstderr: %s\nsummary: %s\nmarks: %v", n, r.stderr, r.stdout, m)
 	}
 	assertAllReadyUnspent(t, te, "q", 20)
 }

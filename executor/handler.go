@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -211,19 +212,30 @@ func (c *consumer) runHandler(argv []string, env []string, stdinFile string) han
 		return handlerResult{startErr: err}
 	}
 	defer stdin.Close()
+	// Our own pipe for the handler's output, so that Wait returns when the
+	// handler exits even if a child of it still holds the pipe.
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return handlerResult{startErr: err}
+	}
 	tail := &tailBuffer{max: errorTail}
-	out := &teeWriter{a: c.stderr, b: tail}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		io.Copy(&teeWriter{a: c.stderr, b: tail}, outR)
+	}()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = c.e.spec.Dir
 	cmd.Env = env
 	cmd.Stdin = stdin
-	cmd.Stdout = out
-	cmd.Stderr = out
+	cmd.Stdout = outW
+	cmd.Stderr = outW
 	cmd.SysProcAttr = handlerSysProcAttr()
-	// Output copying must not outlive the handler for long when it leaves
-	// children holding its stdout.
-	cmd.WaitDelay = c.cfg.Grace + time.Second
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	outW.Close()
+	if err != nil {
+		outR.Close()
+		<-copied
 		return handlerResult{startErr: err}
 	}
 	pgid := cmd.Process.Pid
@@ -254,6 +266,19 @@ func (c *consumer) runHandler(argv []string, env []string, stdinFile string) han
 	for {
 		select {
 		case err := <-done:
+			if res.stopped || res.timedOut {
+				// The process we started may be a wrapper (sh -c ./h.sh):
+				// give the rest of its group the grace period too.
+				awaitGroup(pgid, killAfter)
+			}
+			// Output of children that outlive the handler is cut short.
+			select {
+			case <-copied:
+			case <-time.After(outputDrainTime):
+				outR.Close()
+				<-copied
+			}
+			outR.Close()
 			res.tail = tail.String()
 			var ee *exec.ExitError
 			switch {
@@ -280,6 +305,32 @@ func (c *consumer) runHandler(argv []string, env []string, stdinFile string) han
 		}
 	}
 }
+
+// awaitGroup waits until no process is left in the group, sending SIGKILL
+// when killAfter fires (nil: SIGKILL was sent already).
+func awaitGroup(pgid int, killAfter <-chan time.Time) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var giveUp <-chan time.Time
+	if killAfter == nil {
+		giveUp = time.After(time.Second)
+	}
+	for syscall.Kill(-pgid, 0) == nil {
+		select {
+		case <-killAfter:
+			killAfter = nil
+			signalGroup(pgid, syscall.SIGKILL)
+			giveUp = time.After(time.Second) // zombies nobody reaps
+		case <-giveUp:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// outputDrainTime is how long output is still copied after a handler exits,
+// from children it left running.
+const outputDrainTime = time.Second
 
 // writeBatchFile writes the batch as JSON Lines.
 func writeBatchFile(path string, batch []claimed) error {
