@@ -374,7 +374,7 @@ func TestHeartbeatKeepsLeaseOfSlowHandler(t *testing.T) {
 	te := setup(t)
 	te.enqueueN("q", 1)
 	te.script("h.sh", "touch started\nsleep 2.5\n")
-	e := te.exec(KindQueue, map[string]any{"queue": "q", "run": "./h.sh", "lease": "1s"}, nil)
+	e := te.exec(KindQueue, map[string]any{"queue": "q", "run": "./h.sh", "lease": "1s", "progress_interval": "500ms"}, nil)
 	done := make(chan result, 1)
 	go func() { done <- runExecutor(t, e, context.Background()) }()
 	waitFile(t, filepath.Join(te.dir, "started"), 10*time.Second)
@@ -390,6 +390,9 @@ func TestHeartbeatKeepsLeaseOfSlowHandler(t *testing.T) {
 	wantExit(t, r.err, 0)
 	if s := consumeSummary(t, r); s.Acked != 1 || s.Lost != 0 {
 		t.Fatalf("summary %+v", s)
+	}
+	if !strings.Contains(r.stderr, "daguq: queue q: 1 batches, 1 messages") || !strings.Contains(r.stderr, "messages/s") {
+		t.Fatalf("no progress line on stderr: %q", r.stderr)
 	}
 }
 

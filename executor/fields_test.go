@@ -186,3 +186,34 @@ func TestDocs(t *testing.T) {
 	}
 	t.Fatalf("%s is stale: run `go test ./executor -run TestDocs -update`", docsPath)
 }
+
+// TestSchemaDefaultsValidate: Dagu fills every schema default into `with:`
+// before our parser sees it; a config of only defaults (and a source or
+// handler) must stay valid for every action.
+func TestSchemaDefaultsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		kind  string
+		extra map[string]any
+	}{
+		{KindQueue, map[string]any{"run": "./h.sh"}},
+		{KindQueue, map[string]any{"action": "claim"}},
+		{KindQueue, map[string]any{"action": "ack", "token": "1.ab"}},
+		{KindQueue, map[string]any{"action": "nack", "token": "1.ab", "error": "x"}},
+		{KindEnqueue, map[string]any{"message": 1}},
+		{KindEnqueue, map[string]any{"file": "-", "envelope": true}},
+		{KindEnqueue, map[string]any{"messages": []any{1}, "not_before": "@daily"}},
+	} {
+		cfg := map[string]any{"queue": "q"}
+		for _, f := range Fields(tc.kind) {
+			if f.Default != nil {
+				cfg[f.Name] = f.Default
+			}
+		}
+		for k, v := range tc.extra {
+			cfg[k] = v
+		}
+		if err := Validate(tc.kind, cfg); err != nil {
+			t.Errorf("%s with schema defaults %v: %v", tc.kind, tc.extra, err)
+		}
+	}
+}
