@@ -148,6 +148,7 @@ func TestBadInputAtRun(t *testing.T) {
 		{"postgres", KindQueue, map[string]any{"queue": "q", "run": "true", "db": "postgres://u:secret@h/db"}, ExitStore, []string{"PostgreSQL is not available yet", "u:xxxxx@h"}},
 		{"run program missing", KindQueue, map[string]any{"queue": "q", "run": []any{"./nope.sh"}}, ExitUsage, []string{`run: handler program "./nope.sh"`}},
 		{"run program not executable", KindQueue, map[string]any{"queue": "q", "run": []any{"./noexec.sh"}}, ExitUsage, []string{"run:", "not an executable file"}},
+		{"run line program missing", KindQueue, map[string]any{"queue": "q", "run": "./missing.sh --fast"}, ExitUsage, []string{`run: handler program "./missing.sh"`}},
 		{"shell missing", KindQueue, map[string]any{"queue": "q", "run": "echo", "shell": "nosuchshell-daguq"}, ExitUsage, []string{`shell: handler program "nosuchshell-daguq" not found`}},
 		{"file missing", KindEnqueue, map[string]any{"queue": "q", "file": "missing.jsonl"}, ExitUsage, []string{"file:", "no such file"}},
 		{"bad line", KindEnqueue, map[string]any{"queue": "q", "file": "bad.jsonl"}, ExitUsage, []string{"file bad.jsonl: line 3: is not valid JSON"}},

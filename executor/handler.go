@@ -34,13 +34,24 @@ const errorTail = 1024
 // checkHandler fails fast when the handler's program cannot be found, so
 // that a typo does not spend every message's attempts.
 func (e *queueExecutor) checkHandler() error {
-	field, prog := "shell", e.cfg.shellArgv[0]
 	if e.cfg.runArgv != nil {
-		field, prog = "run", e.cfg.runArgv[0]
+		return checkProgram(e.spec.Dir, "run", e.cfg.runArgv[0])
 	}
+	if err := checkProgram(e.spec.Dir, "shell", e.cfg.shellArgv[0]); err != nil {
+		return err
+	}
+	// A command line that starts with a plain path (`./send.sh --fast`):
+	// check that file too. Anything with shell syntax is left to the shell.
+	if words := strings.Fields(e.cfg.runLine); len(words) > 0 &&
+		strings.ContainsRune(words[0], '/') && !strings.ContainsAny(words[0], "$`'\"\\*?[{~;|&<>()=") {
+		return checkProgram(e.spec.Dir, "run", words[0])
+	}
+	return nil
+}
+
+func checkProgram(dir, field, prog string) error {
 	if strings.ContainsRune(prog, '/') {
-		path := resolvePath(e.spec.Dir, prog)
-		info, err := os.Stat(path)
+		info, err := os.Stat(resolvePath(dir, prog))
 		switch {
 		case err != nil:
 			return fmt.Errorf("%s: handler program %q: %w", field, prog, err)
