@@ -33,7 +33,7 @@ func (s *Store) setQueue(ctx context.Context, queue, op, stmt string, value int)
 	if err := ValidateQueueName(queue); err != nil {
 		return err
 	}
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx querier) error {
 		_, err := tx.ExecContext(ctx, stmt, queue, value)
 		return err
 	})
@@ -59,7 +59,7 @@ type Stats struct {
 
 // Queues lists every queue that has messages or settings.
 func (s *Store) Queues(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, sqlQueueNames)
+	rows, err := s.query(ctx, sqlQueueNames)
 	if err != nil {
 		return nil, fmt.Errorf("list queues: %w", err)
 	}
@@ -83,14 +83,14 @@ func (s *Store) Stats(ctx context.Context, queue string) (Stats, error) {
 	st := Stats{Queue: queue}
 	now := s.now()
 	var oldest sql.NullInt64
-	err := s.db.QueryRowContext(ctx, sqlStats, queue, now).Scan(&st.Ready, &st.Delayed, &st.InFlight, &st.Dead, &st.Acked, &oldest)
+	err := s.readRow(ctx, sqlStats, []any{queue, now}, &st.Ready, &st.Delayed, &st.InFlight, &st.Dead, &st.Acked, &oldest)
 	if err != nil {
 		return Stats{}, fmt.Errorf("stats of %q: %w", queue, err)
 	}
 	if oldest.Valid {
 		st.OldestReadyAge = time.Duration(now-oldest.Int64) * time.Millisecond
 	}
-	err = s.db.QueryRowContext(ctx, sqlQueueRow, queue, now).Scan(&st.Paused, &st.InFlightLimit, &st.Leases)
+	err = s.readRow(ctx, sqlQueueRow, []any{queue, now}, &st.Paused, &st.InFlightLimit, &st.Leases)
 	if err != nil {
 		return Stats{}, fmt.Errorf("stats of %q: %w", queue, err)
 	}
@@ -123,13 +123,13 @@ func (s *Store) Peek(ctx context.Context, queue string, opts PeekOptions) ([]Mes
 	var err error
 	switch opts.State {
 	case "", StateReady:
-		rows, err = s.db.QueryContext(ctx, sqlPeekReady, queue, now, opts.Limit)
+		rows, err = s.query(ctx, sqlPeekReady, queue, now, opts.Limit)
 	case StateDelayed, StateInFlight:
-		rows, err = s.db.QueryContext(ctx, sqlPeekPending, queue, now, opts.Limit)
+		rows, err = s.query(ctx, sqlPeekPending, queue, now, opts.Limit)
 	case StateDead:
-		rows, err = s.db.QueryContext(ctx, sqlPeekFinished, queue, opts.Limit, codeDead)
+		rows, err = s.query(ctx, sqlPeekFinished, queue, opts.Limit, codeDead)
 	case StateAcked:
-		rows, err = s.db.QueryContext(ctx, sqlPeekFinished, queue, opts.Limit, codeAcked)
+		rows, err = s.query(ctx, sqlPeekFinished, queue, opts.Limit, codeAcked)
 	default:
 		return nil, fmt.Errorf("%w: peek state %q: want ready, delayed, in_flight, dead or acked", ErrInvalid, opts.State)
 	}
@@ -185,7 +185,7 @@ func (s *Store) change(ctx context.Context, op, queue string, stmts []string, ar
 		return 0, err
 	}
 	var n int64
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx querier) error {
 		for i, stmt := range stmts {
 			res, err := tx.ExecContext(ctx, stmt, args...)
 			if err != nil {

@@ -79,9 +79,16 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 	if opts.MaxPriority != nil {
 		maxPriority = *opts.MaxPriority
 	}
+	ready, err := s.anyReady(ctx, opts, minPriority, maxPriority)
+	if err != nil {
+		return nil, fmt.Errorf("claim from %q: %w", opts.Queue, err)
+	}
+	if !ready {
+		return nil, nil
+	}
 	secret := newSecret()
 	var lease *Lease
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err = s.withTx(ctx, func(ctx context.Context, tx querier) error {
 		lease = nil
 		now := s.now()
 		var paused bool
@@ -107,8 +114,12 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 			}
 		}
 		expires := now + opts.Lease.Milliseconds()
-		var leaseID int64
-		if err := tx.QueryRowContext(ctx, sqlInsertLease, secret, opts.Queue, opts.Consumer, now, expires).Scan(&leaseID); err != nil {
+		inserted, err := tx.ExecContext(ctx, sqlInsertLease, secret, opts.Queue, opts.Consumer, now, expires)
+		if err != nil {
+			return err
+		}
+		leaseID, err := inserted.LastInsertId()
+		if err != nil {
 			return err
 		}
 		var rows *sql.Rows
@@ -146,6 +157,21 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 		return nil, fmt.Errorf("claim from %q: %w", opts.Queue, err)
 	}
 	return lease, nil
+}
+
+// anyReady tells whether a claim with these options could find a message,
+// with a read that takes no lock: an idle consumer polling an empty queue
+// does not queue up for the write lock that producers and busy consumers
+// need. Whether the queue is paused or at its limit is left to the claim.
+func (s *Store) anyReady(ctx context.Context, opts ClaimOptions, minPriority, maxPriority int64) (bool, error) {
+	var ready bool
+	var err error
+	if opts.Group != "" && !opts.OneGroup {
+		err = s.readRow(ctx, sqlAnyReadyGroup, []any{opts.Queue, s.now(), minPriority, maxPriority, opts.Group}, &ready)
+	} else {
+		err = s.readRow(ctx, sqlAnyReady, []any{opts.Queue, s.now(), minPriority, maxPriority}, &ready)
+	}
+	return ready, err
 }
 
 // scanLeased reads claimed rows and puts them in claim order (RETURNING
@@ -216,7 +242,7 @@ func (s *Store) LeaseByToken(ctx context.Context, token string) (*Lease, error) 
 	lease := &Lease{ID: id, Token: token}
 	var stored string
 	var expires int64
-	err = s.db.QueryRowContext(ctx, sqlLeaseByID, id).Scan(&stored, &lease.Queue, &lease.Consumer, &expires)
+	err = s.readRow(ctx, sqlLeaseByID, []any{id}, &stored, &lease.Queue, &lease.Consumer, &expires)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && stored != secret) {
 		return nil, fmt.Errorf("lease %s: %w (finished, or expired and claimed again)", token, ErrLeaseLost)
 	}
@@ -224,7 +250,7 @@ func (s *Store) LeaseByToken(ctx context.Context, token string) (*Lease, error) 
 		return nil, err
 	}
 	lease.ExpiresAt = msTime(expires)
-	rows, err := s.db.QueryContext(ctx, sqlLeaseMessages, id)
+	rows, err := s.query(ctx, sqlLeaseMessages, id)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +298,7 @@ func (s *Store) Ack(ctx context.Context, lease *Lease, ids ...int64) error {
 	if err != nil {
 		return err
 	}
-	err = s.withTx(ctx, func(tx *sql.Tx) error {
+	err = s.withTx(ctx, func(ctx context.Context, tx querier) error {
 		now := s.now()
 		var res sql.Result
 		if s.opts.AckRetention > 0 {
@@ -341,13 +367,8 @@ func (s *Store) Nack(ctx context.Context, lease *Lease, opts NackOptions) (NackR
 		attempts[m.ID] = m.Attempt
 	}
 	var res NackResult
-	err = s.withTx(ctx, func(tx *sql.Tx) error {
+	err = s.withTx(ctx, func(ctx context.Context, tx querier) error {
 		res = NackResult{}
-		stmt, err := tx.PrepareContext(ctx, sqlNack)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
 		now := s.now()
 		for _, id := range ids {
 			delay := opts.Delay
@@ -356,7 +377,7 @@ func (s *Store) Nack(ctx context.Context, lease *Lease, opts NackOptions) (NackR
 			}
 			retryAt := now + max(delay, 0).Milliseconds()
 			var state int
-			err := stmt.QueryRowContext(ctx, id, lease.ID, nullString(opts.Error), opts.MaxAttempts, now, retryAt).Scan(&state)
+			err := tx.QueryRowContext(ctx, sqlNack, id, lease.ID, nullString(opts.Error), opts.MaxAttempts, now, retryAt).Scan(&state)
 			if errors.Is(err, sql.ErrNoRows) {
 				return ErrLeaseLost
 			}
@@ -369,7 +390,7 @@ func (s *Store) Nack(ctx context.Context, lease *Lease, opts NackOptions) (NackR
 				res.Retried = append(res.Retried, id)
 			}
 		}
-		_, err = tx.ExecContext(ctx, sqlDropLeaseIfEmpty, lease.ID)
+		_, err := tx.ExecContext(ctx, sqlDropLeaseIfEmpty, lease.ID)
 		return err
 	})
 	if err != nil {
@@ -384,7 +405,7 @@ func (s *Store) Extend(ctx context.Context, lease *Lease, d time.Duration) error
 		return fmt.Errorf("%w: extend needs a lease and a positive duration", ErrInvalid)
 	}
 	var expires int64
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(ctx context.Context, tx querier) error {
 		expires = s.now() + d.Milliseconds()
 		res, err := tx.ExecContext(ctx, sqlExtendMessages, lease.ID, expires)
 		if err != nil {
@@ -411,7 +432,7 @@ func (s *Store) Release(ctx context.Context, lease *Lease, ids ...int64) error {
 	if err != nil {
 		return err
 	}
-	err = s.withTx(ctx, func(tx *sql.Tx) error {
+	err = s.withTx(ctx, func(ctx context.Context, tx querier) error {
 		res, err := tx.ExecContext(ctx, sqlRelease, lease.ID, list, s.now())
 		if err != nil {
 			return err

@@ -40,9 +40,13 @@ type NewMessage struct {
 	MaxAttempts int
 }
 
-func (m NewMessage) validate(i int) error {
-	if err := ValidateQueueName(m.Queue); err != nil {
-		return fmt.Errorf("message %d: %w", i, err)
+// validate checks message i; queueChecked skips the queue name, already
+// found valid (a bulk enqueue checks each distinct name once).
+func (m NewMessage) validate(i int, queueChecked bool) error {
+	if !queueChecked {
+		if err := ValidateQueueName(m.Queue); err != nil {
+			return fmt.Errorf("message %d: %w", i, err)
+		}
 	}
 	if m.MaxAttempts < 0 {
 		return fmt.Errorf("%w: message %d: max_attempts must be >= 1 (0 for the default), got %d", ErrInvalid, i, m.MaxAttempts)

@@ -1,16 +1,23 @@
 package queuestore
 
+import "strings"
+
 // Every statement of the store. Values are always bound; id lists travel as
 // one JSON array read with json_each.
 
 const (
-	sqlInsertMessage = `
-INSERT INTO messages (queue, priority, rank, visible_at, max_attempts, group_key, dedupe_key, enqueued_at)
-VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7)
-ON CONFLICT DO NOTHING
-RETURNING id`
+	// Write transactions take the write lock at BEGIN (deferred ones in two
+	// processes fail with SQLITE_BUSY at once, bypassing any wait).
+	sqlBegin    = `BEGIN IMMEDIATE`
+	sqlCommit   = `COMMIT`
+	sqlRollback = `ROLLBACK`
 
-	sqlInsertBody = `INSERT INTO bodies (id, body) VALUES (?1, ?2)`
+	// sqlNextMessageID is the id before the next message's: enqueue numbers
+	// its rows itself, inside the write transaction, so a bulk insert needs
+	// no RETURNING to tie ids to its input.
+	sqlNextMessageID = `
+SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0),
+           coalesce((SELECT max(id) FROM messages), 0))`
 
 	sqlQueueSettings = `
 SELECT paused, max_in_flight, aged_at,
@@ -19,8 +26,17 @@ FROM queues WHERE name = ?1`
 
 	sqlInsertLease = `
 INSERT INTO leases (secret, queue, consumer, claimed_at, expires_at)
-VALUES (?1, ?2, ?3, ?4, ?5)
-RETURNING id`
+VALUES (?1, ?2, ?3, ?4, ?5)`
+
+	// sqlAnyReady is the claim's WHERE as a read: a claim that would find
+	// nothing answers without taking the write lock.
+	sqlAnyReady = `
+SELECT EXISTS (SELECT 1 FROM messages
+    WHERE queue = ?1 AND state = 0 AND visible_at <= ?2 AND rank >= ?3 AND priority BETWEEN ?3 AND ?4)`
+	sqlAnyReadyGroup = `
+SELECT EXISTS (SELECT 1 FROM messages
+    WHERE queue = ?1 AND state = 0 AND visible_at <= ?2 AND rank >= ?3 AND priority BETWEEN ?3 AND ?4
+      AND group_key IS ?5)`
 
 	// The claim: one UPDATE ... RETURNING whose subquery walks messages_claim
 	// in its own order. ?1 lease, ?2 lease end, ?3 queue, ?4 now,
@@ -165,3 +181,36 @@ DELETE FROM bodies WHERE id IN (
 	sqlPurgeQueue       = `DELETE FROM messages WHERE queue = ?1`
 	sqlPurgeQueueLeases = `DELETE FROM leases WHERE queue = ?1`
 )
+
+// Bulk enqueue inserts its rows with multi-row INSERTs of these sizes,
+// largest first (a batch of 100 runs as 64 + 32 + 4), so any batch runs as a
+// few statements from a fixed set that the connection prepares once. The
+// statements are built once from the constant parts below; every value is
+// bound.
+var bulkSizes = [...]int{64, 32, 16, 8, 4, 2, 1}
+
+const (
+	sqlInsertMessagesHead = `
+INSERT INTO messages (id, queue, priority, rank, visible_at, max_attempts, group_key, dedupe_key, enqueued_at)
+VALUES `
+	sqlInsertMessagesRow = `(?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// Only the dedupe index may skip a row: a clash on id is an error.
+	sqlInsertMessagesConflict = `
+ON CONFLICT (queue, dedupe_key) WHERE dedupe_key IS NOT NULL AND state <> 3 DO NOTHING`
+	sqlInsertMessagesReturning = ` RETURNING id`
+
+	sqlInsertBodiesHead = `INSERT INTO bodies (id, body) VALUES `
+	sqlInsertBodiesRow  = `(?, ?)`
+)
+
+// Statements for bulkSizes[i] rows.
+var sqlInsertMessages, sqlInsertMessagesDedupe, sqlInsertBodies [len(bulkSizes)]string
+
+func init() {
+	for i, n := range bulkSizes {
+		rows := strings.TrimSuffix(strings.Repeat(sqlInsertMessagesRow+", ", n), ", ")
+		sqlInsertMessages[i] = sqlInsertMessagesHead + rows + sqlInsertMessagesConflict
+		sqlInsertMessagesDedupe[i] = sqlInsertMessages[i] + sqlInsertMessagesReturning
+		sqlInsertBodies[i] = sqlInsertBodiesHead + strings.TrimSuffix(strings.Repeat(sqlInsertBodiesRow+", ", n), ", ")
+	}
+}

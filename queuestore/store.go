@@ -3,6 +3,7 @@ package queuestore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -70,6 +72,8 @@ type Store struct {
 	db   *sql.DB
 	path string
 	opts Options
+
+	busyRetries atomic.Int64 // transactions retried because another process held the write lock
 
 	mu            sync.Mutex
 	nextLeaseSwep map[string]time.Time // per queue: when to drop finished leases next
@@ -130,11 +134,14 @@ func prepareFile(path string) error {
 func dsn(path string, opts Options) string {
 	params := url.Values{}
 	params.Set("_journal_mode", "WAL")
-	params.Set("_busy_timeout", fmt.Sprint(opts.BusyTimeout.Milliseconds()))
+	params.Set("_busy_timeout", fmt.Sprint(sqliteBusyWait.Milliseconds()))
 	// Immediate write transactions: deferred ones in two processes fail with
 	// SQLITE_BUSY at once, bypassing the busy timeout.
 	params.Set("_txlock", "immediate")
 	params.Set("_foreign_keys", "1")
+	// The driver keeps this many prepared statements per connection, so the
+	// hot statements are parsed once, not on every call.
+	params.Set("_stmt_cache_size", "64")
 	if opts.SynchronousFull {
 		params.Set("_synchronous", "FULL")
 	} else {
@@ -198,7 +205,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	latest := migrations[len(migrations)-1].version
-	return s.withTx(ctx, func(tx *sql.Tx) error {
+	return s.withTx(ctx, func(ctx context.Context, tx querier) error {
 		var appID, version, tables int
 		if err := tx.QueryRowContext(ctx, `PRAGMA application_id`).Scan(&appID); err != nil {
 			return classifyOpenError(err)
@@ -244,39 +251,118 @@ func classifyOpenError(err error) error {
 	return err
 }
 
-// withTx runs fn in an immediate write transaction and commits it. When
-// another process holds the lock past SQLite's own busy handler, it retries
-// with short jittered pauses until BusyTimeout has passed.
-func (s *Store) withTx(ctx context.Context, fn func(*sql.Tx) error) error {
+// querier runs statements: the connection of a withTx transaction, or the
+// caller's *sql.Tx in EnqueueTx.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Waiting for another process's write lock. SQLite's own busy handler
+// sleeps 1, 2, 5 ... 100 ms between tries, so the lock sits idle while
+// waiters sleep and a newcomer overtakes them. The connection therefore
+// waits at most sqliteBusyWait inside SQLite, and withTx retries after
+// short jittered pauses, from busyPauseMin doubling to busyPauseMax,
+// until Options.BusyTimeout (docs/performance.md has the measurements).
+const (
+	sqliteBusyWait = 0 * time.Millisecond
+	busyPauseMin   = 50 * time.Microsecond
+	busyPauseMax   = 2 * time.Millisecond
+)
+
+// withTx runs fn in an immediate write transaction and commits it, retrying
+// the whole transaction while another process holds the write lock. fn may
+// run more than once and must reset what it returns.
+//
+// ctx is checked before every attempt; the statements of a started
+// transaction run to its end (they take milliseconds) on a context without
+// cancellation: with a cancellable one, database/sql and the driver start a
+// goroutine per statement, which costs as much as the statement.
+func (s *Store) withTx(ctx context.Context, fn func(context.Context, querier) error) error {
+	return s.retryBusy(ctx, func() error { return s.tryTx(ctx, fn) })
+}
+
+// retryBusy runs op until it does not fail with SQLITE_BUSY, with short
+// jittered pauses, and gives up after Options.BusyTimeout. Writes wait here
+// for another process's write lock; a read waits only while another process
+// rebuilds the WAL index after a crash.
+func (s *Store) retryBusy(ctx context.Context, op func() error) error {
 	deadline := time.Now().Add(s.opts.BusyTimeout)
-	pause := 200 * time.Microsecond
+	pause := busyPauseMin
 	for {
-		err := s.tryTx(ctx, fn)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := op()
 		if err == nil || !isBusy(err) || time.Now().After(deadline) {
 			return classifyOpenError(err)
 		}
+		s.busyRetries.Add(1)
+		wait := time.NewTimer(pause/2 + rand.N(pause))
 		select {
 		case <-ctx.Done():
+			wait.Stop()
 			return ctx.Err()
-		case <-time.After(pause/2 + rand.N(pause)):
+		case <-wait.C:
 		}
-		pause = min(pause*2, 20*time.Millisecond)
+		pause = min(pause*2, busyPauseMax)
 	}
 }
 
-func (s *Store) tryTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+// query and readRow are the store's reads outside a transaction, retried
+// like a write while SQLite reports the database busy. Like the statements
+// of a transaction, they run without cancellation (see withTx).
+func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	var rows *sql.Rows
+	err := s.retryBusy(ctx, func() error {
+		var err error
+		rows, err = s.db.QueryContext(context.WithoutCancel(ctx), query, args...)
+		return err
+	})
+	return rows, err
+}
+
+func (s *Store) readRow(ctx context.Context, query string, args []any, dest ...any) error {
+	return s.retryBusy(ctx, func() error {
+		return s.db.QueryRowContext(context.WithoutCancel(ctx), query, args...).Scan(dest...)
+	})
+}
+
+func (s *Store) tryTx(ctx context.Context, fn func(context.Context, querier) error) error {
+	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
+	defer conn.Close()
+	ctx = context.WithoutCancel(ctx)
+	if _, err := conn.ExecContext(ctx, sqlBegin); err != nil {
+		return err
+	}
+	if err := fn(ctx, conn); err != nil {
+		rollback(ctx, conn)
 		if errors.Is(err, errRollback) {
 			return nil
 		}
 		return err
 	}
-	return tx.Commit()
+	if _, err := conn.ExecContext(ctx, sqlCommit); err != nil {
+		rollback(ctx, conn)
+		return err
+	}
+	return nil
+}
+
+// rollback ends the transaction on conn. If the connection is still inside
+// a transaction afterwards, it is discarded rather than handed out again.
+func rollback(ctx context.Context, conn *sql.Conn) {
+	conn.ExecContext(ctx, sqlRollback) // fails when SQLite rolled back already
+	conn.Raw(func(dc any) error {
+		if c, ok := dc.(*sqlite3.SQLiteConn); ok && !c.AutoCommit() {
+			return driver.ErrBadConn
+		}
+		return nil
+	})
 }
 
 // errRollback ends a transaction without committing and without an error.

@@ -1,0 +1,386 @@
+package queuestore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/daguq/daguq/internal/malloctune"
+)
+
+// Benchmarks: the store next to a naive single-table queue, measured in
+// the same run (make bench). Every b.N counts messages, and each benchmark
+// reports msgs/s. docs/performance.md has the figures.
+//
+// DAGUQ_BENCH_MALLOC=default leaves glibc's malloc settings alone, in this
+// process and in the consumer processes, to measure what malloctune gives.
+
+const benchQueue = "bench"
+
+var benchBody = []byte(strings.Repeat("0123456789abcdef", 64)) // 1 KiB
+
+var benchMallocOnce sync.Once
+
+// benchMallocTune applies malloctune unless DAGUQ_BENCH_MALLOC=default and
+// reports whether consumer processes should apply it too.
+func benchMallocTune() bool {
+	tune := os.Getenv("DAGUQ_BENCH_MALLOC") != "default"
+	if tune {
+		benchMallocOnce.Do(func() { malloctune.Apply() })
+	}
+	return tune
+}
+
+// The naive baseline: one table, the body inline, so the claim rewrites the
+// whole row (SQLITE-NOTES.md). Same driver, WAL, synchronous=NORMAL,
+// immediate transactions and one connection as the store; SQLite's own busy
+// handler waits for the write lock.
+const naiveSchema = `
+CREATE TABLE IF NOT EXISTS naive_messages (
+    id           INTEGER PRIMARY KEY,
+    queue        TEXT    NOT NULL,
+    priority     INTEGER NOT NULL,
+    available_at INTEGER NOT NULL,
+    lease_until  INTEGER,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    created_at   INTEGER NOT NULL,
+    body         BLOB    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS naive_claim ON naive_messages (queue, priority DESC, available_at, id);`
+
+const (
+	naiveClaim = `
+UPDATE naive_messages SET available_at = ?1, lease_until = ?1, attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM naive_messages
+    WHERE queue = ?2 AND available_at <= ?3
+    ORDER BY priority DESC, available_at, id
+    LIMIT ?4)
+RETURNING id, attempts, body`
+	naiveAck = `DELETE FROM naive_messages WHERE id IN (SELECT value FROM json_each(?1))`
+)
+
+type naiveQueue struct {
+	db      *sql.DB
+	inserts map[int]*sql.Stmt // multi-row INSERT by row count
+}
+
+func openNaive(path string) (*naiveQueue, error) {
+	params := url.Values{}
+	params.Set("_journal_mode", "WAL")
+	params.Set("_busy_timeout", "30000")
+	params.Set("_txlock", "immediate")
+	params.Set("_synchronous", "NORMAL")
+	db, err := sql.Open("sqlite3", "file:"+path+"?"+params.Encode())
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(naiveSchema); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &naiveQueue{db: db, inserts: map[int]*sql.Stmt{}}, nil
+}
+
+func (q *naiveQueue) Close() error { return q.db.Close() }
+
+// enqueue inserts n messages with one multi-row INSERT in one transaction.
+func (q *naiveQueue) enqueue(ctx context.Context, n int, body []byte, priority func() int64) error {
+	stmt := q.inserts[n]
+	if stmt == nil {
+		var sb strings.Builder
+		sb.WriteString("INSERT INTO naive_messages (queue, priority, available_at, created_at, body) VALUES ")
+		for i := range n {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString("(?, ?, ?, ?, ?)")
+		}
+		var err error
+		if stmt, err = q.db.PrepareContext(ctx, sb.String()); err != nil {
+			return err
+		}
+		q.inserts[n] = stmt
+	}
+	now := time.Now().UnixMilli()
+	args := make([]any, 0, 5*n)
+	for range n {
+		args = append(args, benchQueue, priority(), now, now, body)
+	}
+	tx, err := q.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// claimAck claims up to n messages and deletes them: two transactions, as
+// a consumer that handles the batch in between would run them.
+func (q *naiveQueue) claimAck(ctx context.Context, n int, lease time.Duration) (int, error) {
+	tx, err := q.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	now := time.Now().UnixMilli()
+	rows, err := tx.QueryContext(ctx, naiveClaim, now+lease.Milliseconds(), benchQueue, now, n)
+	if err != nil {
+		tx.Rollback()
+		return 0, err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id, attempts int64
+		var body []byte
+		if err := rows.Scan(&id, &attempts, &body); err != nil {
+			rows.Close()
+			tx.Rollback()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		tx.Rollback()
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	list, _ := json.Marshal(ids)
+	tx, err = q.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, naiveAck, string(list)); err != nil {
+		tx.Rollback()
+		return 0, err
+	}
+	return len(ids), tx.Commit()
+}
+
+// threePriorities spreads messages over three priorities, as a queue with
+// mixed traffic has them.
+func threePriorities() int64 { return rand.Int64N(3) }
+
+func BenchmarkEnqueue(b *testing.B) {
+	benchMallocTune()
+	for _, batch := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("store/batch=%d", batch), func(b *testing.B) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			s, err := Open(filepath.Join(b.TempDir(), "bench.db"), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			msgs := make([]NewMessage, batch)
+			b.ResetTimer()
+			cpu := processCPU()
+			for sent := 0; sent < b.N; sent += batch {
+				n := min(batch, b.N-sent)
+				for i := range n {
+					msgs[i] = NewMessage{Queue: benchQueue, Body: benchBody, Priority: threePriorities()}
+				}
+				if _, err := s.Enqueue(ctx, msgs[:n]...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			reportRate(b, processCPU()-cpu)
+		})
+		b.Run(fmt.Sprintf("naive/batch=%d", batch), func(b *testing.B) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			q, err := openNaive(filepath.Join(b.TempDir(), "naive.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer q.Close()
+			b.ResetTimer()
+			cpu := processCPU()
+			for sent := 0; sent < b.N; sent += batch {
+				if err := q.enqueue(ctx, min(batch, b.N-sent), benchBody, threePriorities); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			reportRate(b, processCPU()-cpu)
+		})
+	}
+}
+
+func BenchmarkClaimAck(b *testing.B) {
+	tune := benchMallocTune()
+	for _, procs := range []int{1, 4} {
+		for _, batch := range []int{1, 10, 100} {
+			for _, schema := range []string{"store", "naive"} {
+				name := fmt.Sprintf("%s/procs=%d/batch=%d", schema, procs, batch)
+				b.Run(name, func(b *testing.B) {
+					benchClaimAck(b, schema, procs, batch, tune)
+				})
+			}
+		}
+	}
+}
+
+// benchClaimAck fills a fresh database with b.N messages, then times procs
+// consumer processes draining it with claim+ack batches.
+func benchClaimAck(b *testing.B, schema string, procs, batch int, tune bool) {
+	ctx := context.Background()
+	path := filepath.Join(b.TempDir(), "bench.db")
+	switch schema {
+	case "store":
+		s, err := Open(path, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		msgs := make([]NewMessage, 0, 1000)
+		for sent := 0; sent < b.N; sent += len(msgs) {
+			msgs = msgs[:0]
+			for range min(1000, b.N-sent) {
+				msgs = append(msgs, NewMessage{Queue: benchQueue, Body: benchBody, Priority: threePriorities()})
+			}
+			if _, err := s.Enqueue(ctx, msgs...); err != nil {
+				b.Fatal(err)
+			}
+		}
+		s.Close()
+	case "naive":
+		q, err := openNaive(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for sent := 0; sent < b.N; sent += 1000 {
+			if err := q.enqueue(ctx, min(1000, b.N-sent), benchBody, threePriorities); err != nil {
+				b.Fatal(err)
+			}
+		}
+		q.Close()
+	}
+	consumers := make([]*proc, procs)
+	for i := range consumers {
+		consumers[i] = startProc(b, "bench-consume", procArgs{DB: path, Queue: benchQueue,
+			Name: fmt.Sprintf("c%d", i), Batch: batch, Lease: time.Minute, Schema: schema, MallocTune: tune})
+	}
+	for _, c := range consumers {
+		if line := c.readLine(b); line != "ready" {
+			b.Fatalf("%s: want ready, got %q", c.name, line)
+		}
+	}
+	b.ResetTimer()
+	for _, c := range consumers {
+		if _, err := c.stdin.Write([]byte("go\n")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	total := 0
+	for _, c := range consumers {
+		line := c.readLine(b)
+		n, err := strconv.Atoi(strings.TrimPrefix(line, "done "))
+		if err != nil {
+			b.Fatalf("%s: want done N, got %q", c.name, line)
+		}
+		total += n
+	}
+	b.StopTimer()
+	var cpu time.Duration
+	for _, c := range consumers {
+		c.wait(b)
+		cpu += c.cmd.ProcessState.UserTime() + c.cmd.ProcessState.SystemTime()
+	}
+	if total != b.N {
+		b.Fatalf("consumers took %d messages, want %d", total, b.N)
+	}
+	reportRate(b, cpu)
+}
+
+// reportRate reports messages per second of wall time, and the CPU time
+// (user and system, of every process that did the work) per message: the
+// machines are shared, and CPU time moves less than wall time when a
+// neighbour is busy.
+func reportRate(b *testing.B, cpu time.Duration) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/msg")
+}
+
+// processCPU is the CPU time this process has used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func init() {
+	procRoles["bench-consume"] = benchConsume
+}
+
+// benchConsume opens the database, says "ready", waits for "go" on stdin,
+// then claims and acks until the queue is empty and says "done N".
+func benchConsume(args procArgs) error {
+	if args.MallocTune {
+		malloctune.Apply()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var claimAck func() (int, error)
+	switch args.Schema {
+	case "store":
+		s, err := Open(args.DB, Options{})
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		claimAck = func() (int, error) {
+			lease, err := s.Claim(ctx, ClaimOptions{Queue: args.Queue, Max: args.Batch, Lease: args.Lease, Consumer: args.Name})
+			if err != nil || lease == nil {
+				return 0, err
+			}
+			return len(lease.Messages), s.Ack(ctx, lease)
+		}
+	case "naive":
+		q, err := openNaive(args.DB)
+		if err != nil {
+			return err
+		}
+		defer q.Close()
+		claimAck = func() (int, error) { return q.claimAck(ctx, args.Batch, args.Lease) }
+	default:
+		return fmt.Errorf("schema %q: want store or naive", args.Schema)
+	}
+	procOutput("ready")
+	var line [16]byte
+	if _, err := os.Stdin.Read(line[:]); err != nil {
+		return fmt.Errorf("wait for go: %w", err)
+	}
+	total := 0
+	for {
+		n, err := claimAck()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	procOutput("done", total)
+	return nil
+}
