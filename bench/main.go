@@ -98,6 +98,7 @@ func run(c config) error {
 	b := &bench{c: c, dir: dir, log: logf, rep: newReport(c)}
 	b.rep.started = time.Now()
 	b.rep.load = append(b.rep.load, loadAvg())
+	b.rep.revision = daguqRevision()
 	for _, s := range systems {
 		if b.wanted(s.name()) {
 			b.systems = append(b.systems, s)

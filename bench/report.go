@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -38,17 +39,33 @@ type cliResult struct {
 }
 
 type report struct {
-	c       config
-	started time.Time
-	took    time.Duration
-	runs    []map[string]map[string]float64 // run -> system -> metric -> value
-	checks  map[string]map[string][]check   // system -> metric -> one per run
-	correct map[string]check
-	scale   []scaleRow
-	cli     *cliResult
-	cliNote string
-	errors  []string
-	load    []string // /proc/loadavg at the start and the end
+	c        config
+	started  time.Time
+	took     time.Duration
+	runs     []map[string]map[string]float64 // run -> system -> metric -> value
+	checks   map[string]map[string][]check   // system -> metric -> one per run
+	correct  map[string]check
+	scale    []scaleRow
+	cli      *cliResult
+	cliNote  string
+	errors   []string
+	load     []string // /proc/loadavg at the start and the end
+	revision string   // the daguq commit the bench was built against
+}
+
+// daguqRevision names the commit of the root module and whether the store
+// or the bench differ from it in the work tree.
+func daguqRevision() string {
+	out, err := exec.Command("git", "-C", "..", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	rev := strings.TrimSpace(string(out))
+	dirty, _ := exec.Command("git", "-C", "..", "status", "--porcelain", "--untracked-files=no", "--", "queuestore", "bench").Output()
+	if len(bytes.TrimSpace(dirty)) > 0 {
+		rev += " with uncommitted changes in queuestore/ or bench/"
+	}
+	return "`" + rev + "`"
 }
 
 func loadAvg() string {
@@ -169,14 +186,20 @@ func (r *report) cell(sys, metric string) string {
 	}
 	s := num(v)
 	if cs := r.checks[sys][metric]; len(cs) > 0 {
-		capped := 0
+		capped, broken := 0, 0
 		for _, c := range cs {
 			if c.capped {
 				capped++
 			}
+			if c.lost+c.doubled+c.corrupt > 0 {
+				broken++
+			}
 		}
 		if capped > 0 {
 			s += "*"
+		}
+		if broken > 0 {
+			s += "†"
 		}
 	}
 	return s
@@ -241,6 +264,9 @@ func (r *report) markdown() string {
 	p("(SQLite %s), goqite %s, River %s with riversqlite %s. The whole run took %s.",
 		sqliteVersion(), moduleVersion("maragu.dev/goqite"), moduleVersion("github.com/riverqueue/river"),
 		moduleVersion("github.com/riverqueue/river/riverdriver/riversqlite"), r.took.Round(time.Second))
+	if r.revision != "" {
+		p("daguq revision measured: %s.", r.revision)
+	}
 	if len(r.load) == 2 {
 		p("Load average (1, 5, 15 min) at the start: %s; at the end: %s (the machine is shared with other work).", r.load[0], r.load[1])
 	}
@@ -261,13 +287,14 @@ func (r *report) markdown() string {
 	p("")
 	p("| system | enqueue 1/call | enqueue 1,000/call | b1 ×1 | b10 ×1 | b100 ×1 | b1 ×4 | b10 ×4 | b100 ×4 |")
 	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-	anyCapped := false
+	anyCapped, anyBroken := false, false
 	for _, s := range r.systemNames() {
 		row := []string{s, r.cell(s, "enq1"), r.cell(s, "enqbulk")}
 		for _, procs := range c.procs {
 			for _, batch := range c.batches {
 				cell := r.cell(s, metricConsume(batch, procs))
-				anyCapped = anyCapped || strings.HasSuffix(cell, "*")
+				anyCapped = anyCapped || strings.Contains(cell, "*")
+				anyBroken = anyBroken || strings.Contains(cell, "†")
 				row = append(row, cell)
 			}
 		}
@@ -277,6 +304,11 @@ func (r *report) markdown() string {
 	if anyCapped {
 		p("\\* stopped by the %s drain cap (`-drain-cap`) before all messages were acked: the rate is over the", c.drainCap)
 		p("messages acked until then. Single-message enqueue also stops after %s (`-enqueue-cap`).", c.enqueueCap)
+		p("")
+	}
+	if anyBroken {
+		p("† this drain lost, doubled or mangled messages: the rate counts distinct whole messages delivered, and the")
+		p("drain may have ended early because messages vanished (see \"Lost and doubled messages\").")
 		p("")
 	}
 	p("![Throughput against batch size and against consumer processes](bench-peers.svg)")
