@@ -58,6 +58,9 @@ type report struct {
 func daguqRevision() string {
 	out, err := exec.Command("git", "-C", "..", "rev-parse", "--short", "HEAD").Output()
 	if err != nil {
+		if rev := os.Getenv("DAGUQ_REVISION"); rev != "" { // a tree exported from git
+			return "`" + rev + "`"
+		}
 		return ""
 	}
 	rev := strings.TrimSpace(string(out))
