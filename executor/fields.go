@@ -34,6 +34,10 @@ type Field struct {
 	// Actions, for the queue kind, lists the actions the key applies to
 	// (empty: all). Documentation only.
 	Actions []string
+	// Verbatim: a string value is the handler's shell text (or its shell),
+	// whose $ belongs to that shell: the CLI's --with leaves it as written
+	// instead of expanding ${VAR} references in it (internal/expand).
+	Verbatim bool
 }
 
 func bound(v float64) *float64 { return &v }

@@ -260,7 +260,9 @@ func TestDaguServer(t *testing.T) {
 
 	t.Run("producer via REST, then the cron consumer", func(t *testing.T) {
 		t.Parallel()
-		payload := `{"order": 42, "note": "it's a \"quoted\"\nline  with  spaces", "city": "Zürich"}`
+		// A literal $ survives too: Dagu keeps param values as given, and
+		// daguq expands ${PAYLOAD} once.
+		payload := `{"order": 42, "note": "it's a \"quoted\"\nline  with  spaces", "city": "Zürich", "price": "$5 $HOME ${HOME} \\$x"}`
 		params := map[string]string{"QUEUE": "rest-orders", "PAYLOAD": payload, "PRIORITY": "7", "DEDUPE_KEY": "order-42"}
 		id, _ := s.run(t, "producer", params, statusSucceeded)
 		out := decodeOutput[struct{ Enqueued, Duplicates int }](t, s.output(t, "producer", id, "enqueued"))

@@ -34,9 +34,12 @@ replaces those two and nothing else).
 The template names the daguq binary by its absolute path; --bin names another
 one (e.g. where it is installed on the Dagu host and on every worker).
 
-Dagu expands $VAR and ${VAR} in with: values before daguq sees them: a handler
-command must not rely on "$" (read the batch from stdin or $DAGUQ_BATCH_FILE
-in a script file, or use daguq's placeholders like {batch_file}).`,
+The template escapes every "$" of that JSON, so Dagu passes it through as
+written and daguq expands the references itself, in each string on its own:
+$VAR, ${VAR} and ${VAR.json.path} (a param, env: or an earlier step's output:)
+in with: values; a reference to a variable that is not set stays as written.
+The text of run, script and shell keeps its "$" for the handler's shell:
+run: sh -c 'echo "$DAGUQ_BATCH_ID"' works. See docs/dagu.md, "The $ rule".`,
 		Example: `  daguq dagu-config --install
   daguq dagu-config --install --base /etc/dagu/base.yaml --bin /usr/local/bin/daguq
   daguq dagu-config >> "$DAGU_HOME/base.yaml"
@@ -83,6 +86,14 @@ in a script file, or use daguq's placeholders like {batch_file}).`,
 	return cmd
 }
 
+// withArg is the template of the step types' --with argument: the with: map
+// as JSON with every $ escaped (Dagu's escape is an odd number of
+// backslashes before $; the JSON has an even number, pairs of \\, before
+// any $), so Dagu expands nothing in it and a value holding quotes or
+// newlines cannot break it. daguq expands the references after parsing
+// (configFlags.withConfig).
+const withArg = `{{ json .input | replace "$" "\\$" }}`
+
 // stepTypes is what dagu-config prints: Dagu's step_types for both kinds.
 func stepTypes(bin string) map[string]any {
 	types := map[string]any{}
@@ -98,7 +109,7 @@ func stepTypes(bin string) map[string]any {
 			"template": map[string]any{
 				"exec": map[string]any{
 					"command": bin,
-					"args":    []any{sub, "--with", "{{ json .input }}"},
+					"args":    []any{sub, "--with", withArg},
 				},
 			},
 		}

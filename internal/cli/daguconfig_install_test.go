@@ -111,12 +111,13 @@ func TestDaguConfigPrintsStepTypesForEveryField(t *testing.T) {
 			t.Errorf("%s: required %v, want %v", kind, gotRequired, required)
 		}
 		// The template runs daguq directly (no shell) with the with: map
-		// as one JSON argument, which "daguq consume/enqueue --with" reads.
+		// as one JSON argument, every $ escaped for Dagu, which "daguq
+		// consume/enqueue --with" reads.
 		sub := map[string]string{executor.KindQueue: "consume", executor.KindEnqueue: "enqueue"}[kind]
 		args := st.Template.Exec.Args
-		if st.Template.Exec.Command != "daguq" || len(args) != 3 || args[0] != sub || args[1] != "--with" ||
-			args[2] != "{{ json .input }}" {
-			t.Errorf("%s: template exec %q %v, want daguq %s --with '{{ json .input }}'", kind, st.Template.Exec.Command, args, sub)
+		const with = `{{ json .input | replace "$" "\\$" }}`
+		if st.Template.Exec.Command != "daguq" || len(args) != 3 || args[0] != sub || args[1] != "--with" || args[2] != with {
+			t.Errorf("%s: template exec %q %v, want daguq %s --with '%s'", kind, st.Template.Exec.Command, args, sub, with)
 		}
 	}
 }

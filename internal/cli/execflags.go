@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/daguq/daguq/executor"
+	"github.com/daguq/daguq/internal/expand"
 )
 
 // configFlags gives an executor's config keys (the `with:` keys of a Dagu
@@ -24,16 +26,24 @@ type configFlags struct {
 	scalar map[string]*string   // by field name
 	list   map[string]*[]string // by field name
 	with   string               // --with: the whole `with:` map as JSON
+	// verbatim: the keys whose string value --with does not expand (the
+	// handler's shell text).
+	verbatim map[string]bool
 }
 
 // addConfigFlags defines a flag for every field of kind except those in skip.
 func addConfigFlags(flags *pflag.FlagSet, kind string, skip ...string) *configFlags {
-	c := &configFlags{flags: flags, scalar: map[string]*string{}, list: map[string]*[]string{}}
+	c := &configFlags{flags: flags, scalar: map[string]*string{}, list: map[string]*[]string{}, verbatim: map[string]bool{}}
 	skipped := map[string]bool{}
 	for _, s := range skip {
 		skipped[s] = true
 	}
+	var verbatim []string
 	for _, f := range executor.Fields(kind) {
+		if f.Verbatim {
+			c.verbatim[f.Name] = true
+			verbatim = append(verbatim, f.Name)
+		}
 		if skipped[f.Name] {
 			continue
 		}
@@ -55,7 +65,11 @@ func addConfigFlags(flags *pflag.FlagSet, kind string, skip ...string) *configFl
 			}
 		}
 	}
-	flags.StringVar(&c.with, "with", "", "all settings as one JSON object of with: keys, as Dagu's step_types pass them (flags given as well override its keys)")
+	usage := "all settings as one JSON object of with: keys, as Dagu's step_types pass them; $VAR, ${VAR} and ${VAR.json.path} in its strings are expanded from the environment"
+	if len(verbatim) > 0 {
+		usage += " (not in the text of " + strings.Join(verbatim, ", ") + ")"
+	}
+	flags.StringVar(&c.with, "with", "", usage+"; flags given as well override its keys")
 	return c
 }
 
@@ -158,9 +172,19 @@ func (c *configFlags) config() (map[string]any, error) {
 	return config, nil
 }
 
-// withConfig decodes --with. Numbers stay exact (json.Number); those of
-// scalar keys are handed over as text, like Dagu's expanded values, so the
-// executor's weak decoding reads "10" and "30" (seconds) alike.
+// withConfig decodes --with, then expands the variable references in its
+// strings. Numbers stay exact (json.Number); those of scalar keys are handed
+// over as text, like Dagu's expanded values, so the executor's weak decoding
+// reads "10" and "30" (seconds) alike.
+//
+// Dagu's step_types pass the with: map with every $ escaped (see
+// stepTypes), so that Dagu expands nothing inside the JSON: a value with a
+// quote or a newline could not break it. daguq expands instead, after
+// parsing, each string on its own: $VAR, ${VAR} and ${VAR.a.b} from the
+// environment Dagu gives the step (its params, env and earlier outputs); a
+// reference to an unset variable stays as written. The handler's shell text
+// (run as a string, script, shell) is left alone: its $ is for that shell,
+// which runs with the same variables and daguq's DAGUQ_* ones.
 func (c *configFlags) withConfig() (map[string]any, error) {
 	config := map[string]any{}
 	if !c.flags.Changed("with") {
@@ -170,6 +194,11 @@ func (c *configFlags) withConfig() (map[string]any, error) {
 	dec.UseNumber()
 	if err := dec.Decode(&config); err != nil || dec.More() || config == nil {
 		return nil, usageError("--with must be one JSON object of with: keys, like '{\"queue\":\"emails\",\"batch_size\":50}'")
+	}
+	for k, v := range config {
+		if _, text := v.(string); !text || !c.verbatim[k] {
+			config[k] = expand.Value(v, os.LookupEnv)
+		}
 	}
 	types := map[string]string{}
 	for _, f := range c.fields {
