@@ -5,8 +5,10 @@ import (
 	"os"
 
 	"github.com/daguq/daguq/internal/cli"
+	"github.com/daguq/daguq/internal/malloctune"
 )
 
 func main() {
+	malloctune.Apply() // SQLite under cgo: see docs/performance.md
 	os.Exit(cli.Main(os.Args[1:]))
 }
