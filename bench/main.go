@@ -113,6 +113,9 @@ func run(c config) error {
 	if err := b.correctness(); err != nil {
 		return err
 	}
+	if err := b.pages(); err != nil {
+		return err
+	}
 	if !c.skipScale {
 		if err := b.scale(); err != nil {
 			return err
@@ -478,6 +481,41 @@ func (b *bench) correctness() error {
 		b.rep.correct[shellName] = c
 		b.progress("  %-15s produced %d delivered %d lost %d doubled %d corrupt %d", shellName, c.produced, c.delivered, c.lost, c.doubled, c.corrupt)
 		os.RemoveAll(dir)
+	}
+	return nil
+}
+
+// pages counts the WAL pages each claim+ack writes, per message, for the
+// systems with an explicit claim (River's completions are asynchronous).
+func (b *bench) pages() error {
+	ctx := context.Background()
+	const n = 2000
+	for _, s := range b.systems {
+		if _, ok := s.(riverSystem); ok {
+			continue
+		}
+		db := b.path("pages.db")
+		removeDB(db)
+		if err := s.create(ctx, db); err != nil {
+			return err
+		}
+		rs, err := runWorkers([]workerSpec{{Role: "produce", System: s.name(), DB: db, Batch: b.c.bulk, N: 3 * n}}, stopAt(0, 0), b.log)
+		if err != nil {
+			return err
+		}
+		if rs[0].Acked != 3*n {
+			return fmt.Errorf("%s: fill for the page count: %s", s.name(), rs[0].FirstErr)
+		}
+		rs, err = runWorkers([]workerSpec{{Role: "pages", System: s.name(), DB: db, N: n}}, stopAt(0, 0), b.log)
+		if err != nil {
+			return err
+		}
+		if rs[0].Pages == nil {
+			return fmt.Errorf("%s: page count: %s", s.name(), rs[0].FirstErr)
+		}
+		b.rep.pages[s.name()] = rs[0].Pages.PerMessage
+		b.progress("  %-15s WAL pages per message: batch 1 %.1f, batch 100 %.2f", s.name(), rs[0].Pages.PerMessage[1], rs[0].Pages.PerMessage[100])
+		removeDB(db)
 	}
 	return nil
 }

@@ -47,6 +47,7 @@ type workerResult struct {
 	Errors    int
 	FirstErr  string
 	Scale     *scaleResult `json:",omitempty"`
+	Pages     *pagesResult `json:",omitempty"`
 }
 
 // handler is the no-op message handler: it only records which message ids
@@ -235,6 +236,13 @@ func workerMain(spec workerSpec) error {
 			break
 		}
 		res.Scale, runErr = scaleClaims(ctx, bq, spec, h)
+	case "pages":
+		bq, ok := q.(batchQueue)
+		if !ok {
+			runErr = fmt.Errorf("%s has no explicit claim", spec.System)
+			break
+		}
+		res.Pages, runErr = walPages(ctx, bq, spec)
 	default:
 		runErr = fmt.Errorf("unknown role %q", spec.Role)
 	}
