@@ -26,13 +26,6 @@ func Register() {
 	}
 }
 
-// Unregister removes what Register added; for tests.
-func Unregister() {
-	for _, kind := range executor.Kinds() {
-		dagu.UnregisterExecutor(kind)
-	}
-}
-
 func factory(kind string) dagu.ExecutorFactory {
 	return func(_ context.Context, step dagu.Step) (dagu.Executor, error) {
 		e, err := executor.New(kind, specOf(step))

@@ -471,3 +471,23 @@ func TestExampleDAGs(t *testing.T) {
 		}
 	})
 }
+
+func TestStepEnvAndWorkingDirReachTheHandler(t *testing.T) {
+	handlers, err := filepath.Abs(filepath.Join("testdata", "handlers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DAGUQ_TEST_HANDLERS", handlers)
+	t.Setenv("DAGUQ_TEST_NAME", "world")
+	b := setup(t)
+	out := filepath.Join(t.TempDir(), "env.out")
+
+	st := b.run(t, "env.yaml", "DB="+b.db, "OUT="+out)
+
+	if st.Status != "succeeded" {
+		t.Fatalf("status %s, want succeeded; steps: %v", st.Status, b.nodeErrors(t, st))
+	}
+	if got := readLines(t, out); len(got) != 1 || got[0] != handlers+"|hello world" {
+		t.Errorf("handler saw %q, want %q", got, handlers+"|hello world")
+	}
+}
