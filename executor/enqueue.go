@@ -29,6 +29,8 @@ type enqueueExecutor struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+
+	exitStatus
 }
 
 var (
@@ -61,7 +63,10 @@ type EnqueueSummary struct {
 	IDsTruncated bool    `json:"ids_truncated,omitempty"`
 }
 
-func (e *enqueueExecutor) Run(ctx context.Context) error {
+// Run stores the configured messages, all or none, and prints a summary.
+func (e *enqueueExecutor) Run(ctx context.Context) error { return e.record(e.run(ctx)) }
+
+func (e *enqueueExecutor) run(ctx context.Context) error {
 	now := time.Now()
 	msgs, err := e.messages(now)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 )
 
 // The step types daguq adds to Dagu.
@@ -80,6 +81,18 @@ func ExitCode(err error) int {
 		return ee.Code
 	}
 	return ExitStore
+}
+
+// exitStatus remembers the exit status of the last Run for Dagu, which asks
+// an executor for ExitCode() before it parses the error text.
+type exitStatus struct{ code atomic.Int32 }
+
+// ExitCode is the exit status of the last Run (0 before any).
+func (s *exitStatus) ExitCode() int { return int(s.code.Load()) }
+
+func (s *exitStatus) record(err error) error {
+	s.code.Store(int32(ExitCode(err)))
+	return err
 }
 
 func usageError(err error) error   { return &ExitError{Code: ExitUsage, Err: err} }

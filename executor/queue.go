@@ -24,6 +24,8 @@ type queueExecutor struct {
 	stopSig syscall.Signal
 	stopped chan struct{} // closed by the first Kill
 	groups  map[int]bool  // process groups of running handlers
+
+	exitStatus
 }
 
 var _ Executor = (*queueExecutor)(nil)
@@ -105,7 +107,9 @@ func signalGroup(pgid int, sig syscall.Signal) {
 
 // Run runs the configured action. A cancelled context (Dagu's step
 // timeout) stops the step the way Kill does.
-func (e *queueExecutor) Run(ctx context.Context) error {
+func (e *queueExecutor) Run(ctx context.Context) error { return e.record(e.run(ctx)) }
+
+func (e *queueExecutor) run(ctx context.Context) error {
 	watchDone := make(chan struct{})
 	defer close(watchDone)
 	go func() {
