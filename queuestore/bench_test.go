@@ -23,23 +23,29 @@ import (
 // the same run (make bench). Every b.N counts messages, and each benchmark
 // reports msgs/s. docs/performance.md has the figures.
 //
-// DAGUQ_BENCH_MALLOC=default leaves glibc's malloc settings alone, in this
-// process and in the consumer processes, to measure what malloctune gives.
+// Two switches measure what a tuning gives, in this process and in the
+// consumer processes: DAGUQ_BENCH_MALLOC=default leaves glibc's malloc
+// settings alone (no malloctune), and DAGUQ_BENCH_BUSY=sqlite makes the
+// store wait for the write lock in SQLite's busy handler, as the naive
+// baseline does, instead of retrying in Go.
 
 const benchQueue = "bench"
 
 var benchBody = []byte(strings.Repeat("0123456789abcdef", 64)) // 1 KiB
 
-var benchMallocOnce sync.Once
+var benchSetupOnce sync.Once
 
-// benchMallocTune applies malloctune unless DAGUQ_BENCH_MALLOC=default and
-// reports whether consumer processes should apply it too.
-func benchMallocTune() bool {
-	tune := os.Getenv("DAGUQ_BENCH_MALLOC") != "default"
-	if tune {
-		benchMallocOnce.Do(func() { malloctune.Apply() })
-	}
-	return tune
+// benchSetup applies the two switches above; the consumer processes inherit
+// the environment and call it too.
+func benchSetup() {
+	benchSetupOnce.Do(func() {
+		if os.Getenv("DAGUQ_BENCH_BUSY") == "sqlite" {
+			sqliteBusyWait = 30 * time.Second
+		}
+		if os.Getenv("DAGUQ_BENCH_MALLOC") != "default" {
+			malloctune.Apply()
+		}
+	})
 }
 
 // The naive baseline: one table, the body inline, so the claim rewrites the
@@ -181,7 +187,7 @@ func (q *naiveQueue) claimAck(ctx context.Context, n int, lease time.Duration) (
 func threePriorities() int64 { return rand.Int64N(3) }
 
 func BenchmarkEnqueue(b *testing.B) {
-	benchMallocTune()
+	benchSetup()
 	for _, batch := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("store/batch=%d", batch), func(b *testing.B) {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -228,13 +234,13 @@ func BenchmarkEnqueue(b *testing.B) {
 }
 
 func BenchmarkClaimAck(b *testing.B) {
-	tune := benchMallocTune()
+	benchSetup()
 	for _, procs := range []int{1, 4} {
 		for _, batch := range []int{1, 10, 100} {
 			for _, schema := range []string{"store", "naive"} {
 				name := fmt.Sprintf("%s/procs=%d/batch=%d", schema, procs, batch)
 				b.Run(name, func(b *testing.B) {
-					benchClaimAck(b, schema, procs, batch, tune)
+					benchClaimAck(b, schema, procs, batch)
 				})
 			}
 		}
@@ -243,7 +249,7 @@ func BenchmarkClaimAck(b *testing.B) {
 
 // benchClaimAck fills a fresh database with b.N messages, then times procs
 // consumer processes draining it with claim+ack batches.
-func benchClaimAck(b *testing.B, schema string, procs, batch int, tune bool) {
+func benchClaimAck(b *testing.B, schema string, procs, batch int) {
 	ctx := context.Background()
 	path := filepath.Join(b.TempDir(), "bench.db")
 	switch schema {
@@ -278,7 +284,7 @@ func benchClaimAck(b *testing.B, schema string, procs, batch int, tune bool) {
 	consumers := make([]*proc, procs)
 	for i := range consumers {
 		consumers[i] = startProc(b, "bench-consume", procArgs{DB: path, Queue: benchQueue,
-			Name: fmt.Sprintf("c%d", i), Batch: batch, Lease: time.Minute, Schema: schema, MallocTune: tune})
+			Name: fmt.Sprintf("c%d", i), Batch: batch, Lease: time.Minute, Schema: schema})
 	}
 	for _, c := range consumers {
 		if line := c.readLine(b); line != "ready" {
@@ -335,9 +341,7 @@ func init() {
 // benchConsume opens the database, says "ready", waits for "go" on stdin,
 // then claims and acks until the queue is empty and says "done N".
 func benchConsume(args procArgs) error {
-	if args.MallocTune {
-		malloctune.Apply()
-	}
+	benchSetup()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var claimAck func() (int, error)

@@ -38,7 +38,6 @@ type procArgs struct {
 	AbandonEvery int           `json:"abandon_every"`
 	AbandonLease time.Duration `json:"abandon_lease"`
 	Schema       string        `json:"schema"` // benchmarks: "store" or "naive"
-	MallocTune   bool          `json:"malloc_tune"`
 }
 
 // procRoles maps a role name to the code a helper process runs. A role

@@ -168,6 +168,9 @@ func TestMultiProcessEveryMessageAckedOnce(t *testing.T) {
 	if st.Ready+st.Delayed+st.InFlight+st.Dead != 0 {
 		t.Errorf("messages left behind: %+v", st)
 	}
+	if info, err := os.Stat(dbPath + "-wal"); err == nil {
+		t.Logf("WAL file: %.1f MB", float64(info.Size())/(1<<20))
+	}
 	var leftBodies int
 	if err := s.DB().QueryRow(`SELECT count(*) FROM bodies`).Scan(&leftBodies); err != nil || leftBodies != 0 {
 		t.Errorf("%d bodies left (%v)", leftBodies, err)
