@@ -142,7 +142,7 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 		if err != nil {
 			return err
 		}
-		msgs, err := scanLeased(rows, opts.Queue, expires)
+		msgs, err := scanLeased(rows, opts.Queue, expires, false)
 		if err != nil {
 			return err
 		}
@@ -153,10 +153,54 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 			Consumer: opts.Consumer, ExpiresAt: msTime(expires), Messages: msgs}
 		return nil
 	})
+	if err == nil && lease != nil {
+		err = s.readBodies(ctx, lease)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("claim from %q: %w", opts.Queue, err)
 	}
+	if lease != nil && len(lease.Messages) == 0 {
+		return nil, nil
+	}
 	return lease, nil
+}
+
+// readBodies fills in the bodies of freshly claimed messages. It runs after
+// the claim has committed, so the write lock is not held while bodies are
+// copied out. A body can only have gone meanwhile if the message did (a
+// purge, or a lease so short that another claim took it over and acked it):
+// such messages leave the lease, which can end up empty.
+func (s *Store) readBodies(ctx context.Context, lease *Lease) error {
+	_, list, err := idList(lease, nil)
+	if err != nil {
+		return err
+	}
+	rows, err := s.query(ctx, sqlClaimedBodies, list)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	bodies := make(map[int64][]byte, len(lease.Messages))
+	for rows.Next() {
+		var id int64
+		var body []byte
+		if err := rows.Scan(&id, &body); err != nil {
+			return err
+		}
+		bodies[id] = body
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	kept := lease.Messages[:0]
+	for _, m := range lease.Messages {
+		if body, ok := bodies[m.ID]; ok {
+			m.Body = body
+			kept = append(kept, m)
+		}
+	}
+	lease.Messages = kept
+	return nil
 }
 
 // anyReady tells whether a claim with these options could find a message,
@@ -174,9 +218,9 @@ func (s *Store) anyReady(ctx context.Context, opts ClaimOptions, minPriority, ma
 	return ready, err
 }
 
-// scanLeased reads claimed rows and puts them in claim order (RETURNING
-// gives no order).
-func scanLeased(rows *sql.Rows, queue string, expires int64) ([]Message, error) {
+// scanLeased reads claimed rows, with the body as the last column when
+// withBody, and puts them in claim order (RETURNING gives no order).
+func scanLeased(rows *sql.Rows, queue string, expires int64, withBody bool) ([]Message, error) {
 	defer rows.Close()
 	type ranked struct {
 		Message
@@ -187,7 +231,11 @@ func scanLeased(rows *sql.Rows, queue string, expires int64) ([]Message, error) 
 		var r ranked
 		var group, dedupe sql.NullString
 		var enqueued int64
-		if err := rows.Scan(&r.ID, &r.Priority, &r.rank, &r.Attempt, &r.MaxAttempts, &group, &dedupe, &enqueued, &r.Body); err != nil {
+		dest := []any{&r.ID, &r.Priority, &r.rank, &r.Attempt, &r.MaxAttempts, &group, &dedupe, &enqueued, &r.Body}
+		if !withBody {
+			dest = dest[:len(dest)-1]
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
 		r.Queue, r.Group, r.DedupeKey = queue, group.String, dedupe.String
@@ -254,7 +302,7 @@ func (s *Store) LeaseByToken(ctx context.Context, token string) (*Lease, error) 
 	if err != nil {
 		return nil, err
 	}
-	if lease.Messages, err = scanLeased(rows, lease.Queue, expires); err != nil {
+	if lease.Messages, err = scanLeased(rows, lease.Queue, expires, true); err != nil {
 		return nil, err
 	}
 	if len(lease.Messages) == 0 {

@@ -12,6 +12,8 @@ const (
 	sqlCommit   = `COMMIT`
 	sqlRollback = `ROLLBACK`
 
+	sqlAutoCheckpoint = `PRAGMA wal_autocheckpoint = 4000`
+
 	// sqlNextMessageID is the id before the next message's: enqueue numbers
 	// its rows itself, inside the write transaction, so a bulk insert needs
 	// no RETURNING to tie ids to its input.
@@ -40,7 +42,8 @@ SELECT EXISTS (SELECT 1 FROM messages
 
 	// The claim: one UPDATE ... RETURNING whose subquery walks messages_claim
 	// in its own order. ?1 lease, ?2 lease end, ?3 queue, ?4 now,
-	// ?5 min priority, ?6 max priority, ?7 limit.
+	// ?5 min priority, ?6 max priority, ?7 limit. The bodies are read after
+	// the commit (sqlClaimedBodies), outside the write lock.
 	sqlClaim = `
 UPDATE messages SET lease_id = ?1, visible_at = ?2, attempts = attempts + 1
 WHERE id IN (
@@ -49,8 +52,7 @@ WHERE id IN (
       AND rank >= ?5 AND priority BETWEEN ?5 AND ?6
     ORDER BY rank DESC, visible_at, id
     LIMIT ?7)
-RETURNING id, priority, rank, attempts, max_attempts, group_key, dedupe_key, enqueued_at,
-          (SELECT body FROM bodies WHERE bodies.id = messages.id)`
+RETURNING id, priority, rank, attempts, max_attempts, group_key, dedupe_key, enqueued_at`
 
 	// sqlClaimGroup is sqlClaim for one group (?8; NULL: messages without one).
 	sqlClaimGroup = `
@@ -61,8 +63,7 @@ WHERE id IN (
       AND rank >= ?5 AND priority BETWEEN ?5 AND ?6 AND group_key IS ?8
     ORDER BY rank DESC, visible_at, id
     LIMIT ?7)
-RETURNING id, priority, rank, attempts, max_attempts, group_key, dedupe_key, enqueued_at,
-          (SELECT body FROM bodies WHERE bodies.id = messages.id)`
+RETURNING id, priority, rank, attempts, max_attempts, group_key, dedupe_key, enqueued_at`
 
 	// sqlHeadGroup is the group of the message the next claim would take first.
 	sqlHeadGroup = `
@@ -114,6 +115,8 @@ RETURNING state`
 	sqlRelease = `
 UPDATE messages SET lease_id = NULL, visible_at = ?3, attempts = max(attempts - 1, 0)
 WHERE lease_id = ?1 AND id IN (SELECT value FROM json_each(?2))`
+
+	sqlClaimedBodies = `SELECT id, body FROM bodies WHERE id IN (SELECT value FROM json_each(?1))`
 
 	sqlLeaseByID = `SELECT secret, queue, consumer, expires_at FROM leases WHERE id = ?1`
 
