@@ -3,8 +3,8 @@ package queuestore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -203,7 +203,15 @@ func (s *Store) change(ctx context.Context, op, queue string, stmts []string, ar
 	return n, nil
 }
 
+// jsonIDs encodes ids as a JSON array, for json_each.
 func jsonIDs(ids []int64) string {
-	b, _ := json.Marshal(ids)
-	return string(b)
+	b := make([]byte, 0, 2+len(ids)*8)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, ']'))
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -180,22 +179,35 @@ func (s *Store) readBodies(ctx context.Context, lease *Lease) error {
 		return err
 	}
 	defer rows.Close()
-	bodies := make(map[int64][]byte, len(lease.Messages))
+	at := make(map[int64]int, len(lease.Messages))
+	for i, m := range lease.Messages {
+		at[m.ID] = i
+	}
+	// The bodies are copied into one buffer for the batch: one allocation
+	// instead of one per message.
+	var buf []byte
+	found := make([]bool, len(lease.Messages))
 	for rows.Next() {
 		var id int64
-		var body []byte
+		var body sql.RawBytes
 		if err := rows.Scan(&id, &body); err != nil {
 			return err
 		}
-		bodies[id] = body
+		if buf == nil {
+			buf = make([]byte, 0, len(body)*len(lease.Messages))
+		}
+		start := len(buf)
+		buf = append(buf, body...)
+		i := at[id]
+		lease.Messages[i].Body = buf[start:len(buf):len(buf)]
+		found[i] = true
 	}
 	if err := rows.Err(); err != nil {
 		return err
 	}
 	kept := lease.Messages[:0]
-	for _, m := range lease.Messages {
-		if body, ok := bodies[m.ID]; ok {
-			m.Body = body
+	for i, m := range lease.Messages {
+		if found[i] {
 			kept = append(kept, m)
 		}
 	}
@@ -317,8 +329,9 @@ func idList(lease *Lease, ids []int64) ([]int64, string, error) {
 	if lease == nil {
 		return nil, "", fmt.Errorf("%w: nil lease", ErrInvalid)
 	}
-	if len(ids) == 0 {
+	if len(ids) == 0 { // the lease's own ids: nothing to check
 		ids = lease.IDs()
+		return ids, jsonIDs(ids), nil
 	}
 	held := make(map[int64]bool, len(lease.Messages))
 	for _, m := range lease.Messages {
@@ -334,8 +347,7 @@ func idList(lease *Lease, ids []int64) ([]int64, string, error) {
 		}
 		seen[id] = true
 	}
-	b, _ := json.Marshal(ids)
-	return ids, string(b), nil
+	return ids, jsonIDs(ids), nil
 }
 
 // Ack finishes messages of the lease as done (all of them when ids is
