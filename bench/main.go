@@ -263,6 +263,15 @@ func (b *bench) throughputRun(run int) error {
 			}
 		}
 	}
+	// A batch-1 handler fed from claims of 10, each message acked alone.
+	for _, s := range order {
+		if _, ok := s.(riverSystem); ok {
+			continue
+		}
+		if err := b.drainWith(run, s, templates[s.name()], 10, 1, true); err != nil {
+			return err
+		}
+	}
 	for _, t := range templates {
 		removeDB(t)
 	}
@@ -306,6 +315,13 @@ func (b *bench) noteErrors(sys, what string, rs []workerResult) {
 // drain copies the system's filled template and drains it with procs
 // consumer processes at batch size batch.
 func (b *bench) drain(run int, s system, tmpl string, batch, procs int) error {
+	return b.drainWith(run, s, tmpl, batch, procs, false)
+}
+
+// metricAhead names the drain of a batch-1 handler fed from claims of ahead.
+func metricAhead(ahead int) string { return fmt.Sprintf("b1 ahead%d p1", ahead) }
+
+func (b *bench) drainWith(run int, s system, tmpl string, batch, procs int, ackEach bool) error {
 	ctx := context.Background()
 	n := b.c.n
 	db := b.path("drain.db")
@@ -316,13 +332,16 @@ func (b *bench) drain(run int, s system, tmpl string, batch, procs int) error {
 	var specs []workerSpec
 	for i := range procs {
 		specs = append(specs, workerSpec{Role: "consume", System: s.name(), DB: db, Batch: batch,
-			UntilStop: isRiver, IDsFile: b.path(fmt.Sprintf("ids.%d", i))})
+			UntilStop: isRiver, AckEach: ackEach, IDsFile: b.path(fmt.Sprintf("ids.%d", i))})
 	}
 	rs, err := runWorkers(specs, stopAt(int64(n), b.c.drainCap), b.log)
 	if err != nil {
 		return fmt.Errorf("%s drain: %w", s.name(), err)
 	}
 	m := metricConsume(batch, procs)
+	if ackEach {
+		m = metricAhead(batch)
+	}
 	b.noteErrors(s.name(), "drain "+m, rs)
 	t := newTally(n)
 	var rss, cpu int64

@@ -306,6 +306,17 @@ func (r *report) markdown() string {
 		p("| %s |", strings.Join(row, " | "))
 	}
 	p("")
+	if _, ok := r.med("daguq", metricAhead(10)); ok {
+		var parts []string
+		for _, s := range r.systemNames() {
+			if x, ok := r.med(s, metricAhead(10)); ok {
+				parts = append(parts, fmt.Sprintf("%s %s", s, num(x)))
+			}
+		}
+		p("A batch-1 handler fed from claims of 10 (one claim transaction per 10 messages, then each message")
+		p("handled and acked alone, in its own transaction, before the next), messages/s, 1 process: %s.", strings.Join(parts, ", "))
+		p("")
+	}
 	if anyCapped {
 		p("\\* stopped by the %s drain cap (`-drain-cap`) before all messages were acked: the rate is over the", c.drainCap)
 		p("messages acked until then. Single-message enqueue also stops after %s (`-enqueue-cap`).", c.enqueueCap)
@@ -399,6 +410,22 @@ func (r *report) targets(p func(string, ...any)) {
 			met = fmt.Sprintf("**no**: %.0f%% short", (1-m/x.goal)*100)
 		}
 		p("| %s | %.2f× (%.2f–%.2f) | ≥ %.1f× | %s |", x.label, m, lo, hi, x.goal, met)
+	}
+	ahead := metricAhead(10)
+	for _, x := range []struct {
+		label          string
+		ns, nm, ds, dm string
+	}{
+		{"daguq, batch-1 handler fed from claims of 10, each message acked alone / goqite receive+delete", "daguq", ahead, "goqite", "b1 p1"},
+		{"the same for both: daguq / goqite, each claiming 10 ahead and acking each message alone", "daguq", ahead, "goqite", ahead},
+	} {
+		if m, lo, hi, ok := r.ratio(x.ns, x.nm, x.ds, x.dm); ok {
+			met := "yes"
+			if m < 2 {
+				met = fmt.Sprintf("**no**: %.0f%% short", (1-m/2)*100)
+			}
+			p("| %s | %.2f× (%.2f–%.2f) | ≥ 2.0× | %s |", x.label, m, lo, hi, met)
+		}
 	}
 	lost, doubled, seen := 0, 0, 0
 	for _, cs := range r.checks["daguq"] {

@@ -65,6 +65,11 @@ func (q *daguqQueue) ack(ctx context.Context, c claimed) error {
 	return q.st.Ack(ctx, c.(daguqClaimed).lease)
 }
 
+func (q *daguqQueue) ackOne(ctx context.Context, c claimed, i int) error {
+	lease := c.(daguqClaimed).lease
+	return q.st.Ack(ctx, lease, lease.Messages[i].ID)
+}
+
 func (q *daguqQueue) consume(ctx context.Context, batch int, untilStop bool, stop <-chan struct{}, h *handler) error {
 	return consumeLoop(ctx, q, batch, untilStop, stop, h)
 }

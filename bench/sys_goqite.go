@@ -126,6 +126,10 @@ func (q *goqiteQueue) ack(ctx context.Context, c claimed) error {
 	})
 }
 
+func (q *goqiteQueue) ackOne(ctx context.Context, c claimed, i int) error {
+	return q.q.Delete(ctx, c.(goqiteClaimed)[i].ID)
+}
+
 func (q *goqiteQueue) consume(ctx context.Context, batch int, untilStop bool, stop <-chan struct{}, h *handler) error {
 	return consumeLoop(ctx, q, batch, untilStop, stop, h)
 }

@@ -123,6 +123,17 @@ func (q *rawQueue) ack(ctx context.Context, c claimed) error {
 	})
 }
 
+func (q *rawQueue) ackOne(ctx context.Context, c claimed, i int) error {
+	list, _ := json.Marshal([]int64{c.(*rawClaimed).ids[i]})
+	return inTx(ctx, q.db, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, rawAckMessages, string(list)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, rawAckBodies, string(list))
+		return err
+	})
+}
+
 func (q *rawQueue) consume(ctx context.Context, batch int, untilStop bool, stop <-chan struct{}, h *handler) error {
 	return consumeLoop(ctx, q, batch, untilStop, stop, h)
 }

@@ -38,6 +38,35 @@ type batchQueue interface {
 	queue
 	claim(ctx context.Context, max int) (claimed, error)
 	ack(ctx context.Context, c claimed) error
+	// ackOne acks the i-th message of a claim alone.
+	ackOne(ctx context.Context, c claimed, i int) error
+}
+
+// claimAheadLoop feeds a batch-1 handler from claims of ahead messages:
+// each message is handled and then acked on its own, so every ack is still
+// durable before the next message is handled; only the claims are shared.
+func claimAheadLoop(ctx context.Context, q batchQueue, ahead int, stop <-chan struct{}, h *handler) error {
+	for {
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
+		c, err := q.claim(ctx, ahead)
+		if err != nil {
+			return err
+		}
+		if c == nil {
+			return nil
+		}
+		for i, b := range c.bodies() {
+			h.deliver(b)
+			if err := q.ackOne(ctx, c, i); err != nil {
+				return err
+			}
+			h.acked(1)
+		}
+	}
 }
 
 // claimed is what one claim took.

@@ -33,6 +33,7 @@ type workerSpec struct {
 	N         int    // produce: how many messages; scale: how many claims
 	StartID   int    // produce: first message id
 	UntilStop bool   // consume: keep polling an empty queue until told to stop
+	AckEach   bool   // consume: hand messages over one at a time and ack each alone
 	IDsFile   string // consume: where to write the delivered ids
 	CapMs     int64  // produce: stop after this long
 }
@@ -221,6 +222,15 @@ func workerMain(spec workerSpec) error {
 	case "produce":
 		runErr = produce(ctx, q, spec, stopCh, h)
 	case "consume":
+		if spec.AckEach {
+			bq, ok := q.(batchQueue)
+			if !ok {
+				runErr = fmt.Errorf("%s has no explicit claim", spec.System)
+				break
+			}
+			runErr = claimAheadLoop(ctx, bq, spec.Batch, stopCh, h)
+			break
+		}
 		runErr = q.consume(ctx, spec.Batch, spec.UntilStop, stopCh, h)
 	case "consume-exec":
 		bq, ok := q.(batchQueue)
