@@ -78,6 +78,7 @@ type Store struct {
 	mu            sync.Mutex
 	nextLeaseSwep map[string]time.Time // per queue: when to drop finished leases next
 	nextAckPurge  map[string]time.Time // per queue: when to purge retained acks next
+	lastFull      map[string]bool      // per queue: the last claim took as many as it asked for
 }
 
 // Open opens the daguq database at path, creating the file (mode 0600) and
@@ -100,7 +101,7 @@ func Open(path string, opts Options) (*Store, error) {
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 	s := &Store{db: db, path: path, opts: opts,
-		nextLeaseSwep: map[string]time.Time{}, nextAckPurge: map[string]time.Time{}}
+		nextLeaseSwep: map[string]time.Time{}, nextAckPurge: map[string]time.Time{}, lastFull: map[string]bool{}}
 	if err := s.migrate(context.Background()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database %q: %w", path, err)
