@@ -7,6 +7,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"net/url"
@@ -125,7 +126,9 @@ func prepareFile(path string) error {
 	switch {
 	case err == nil && info.IsDir():
 		return fmt.Errorf("%w: database path %q is a directory, want a file", ErrInvalid, path)
-	case err == nil:
+	case err == nil && info.Size() > 0:
+		return checkSQLiteHeader(path)
+	case err == nil: // empty: SQLite makes it a new database
 		return nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("database path %q: %w", path, err)
@@ -138,6 +141,25 @@ func prepareFile(path string) error {
 		return fmt.Errorf("database path %q: %w", path, err)
 	}
 	return f.Close()
+}
+
+// sqliteHeader starts every SQLite database file.
+const sqliteHeader = "SQLite format 3\x00"
+
+// checkSQLiteHeader refuses a non-empty file that is not a SQLite database:
+// SQLite would take a file shorter than its header for an empty database
+// and overwrite it.
+func checkSQLiteHeader(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("database path %q: %w", path, err)
+	}
+	defer f.Close()
+	head := make([]byte, len(sqliteHeader))
+	if _, err := io.ReadFull(f, head); err != nil || string(head) != sqliteHeader {
+		return fmt.Errorf("%w: %q is not a SQLite file", ErrNotDaguqDatabase, path)
+	}
+	return nil
 }
 
 // dsn is the one place that builds the connection string.

@@ -57,6 +57,9 @@ func TestOpenRejectsBadPaths(t *testing.T) {
 	}
 	db.Close()
 
+	oneByte := filepath.Join(dir, "one-byte")
+	os.WriteFile(oneByte, []byte("x"), 0o600)
+
 	textFile := filepath.Join(dir, "notes.txt")
 	os.WriteFile(textFile, []byte(strings.Repeat("not a database\n", 100)), 0o600)
 
@@ -80,7 +83,8 @@ func TestOpenRejectsBadPaths(t *testing.T) {
 		{"empty path", "", ErrInvalid, "database path is empty"},
 		{"directory", dir, ErrInvalid, "is a directory"},
 		{"another sqlite database", otherDB, ErrNotDaguqDatabase, "application_id"},
-		{"a text file", textFile, ErrNotDaguqDatabase, ""},
+		{"a text file", textFile, ErrNotDaguqDatabase, "not a SQLite file"},
+		{"a file shorter than a SQLite header", oneByte, ErrNotDaguqDatabase, "not a SQLite file"},
 		{"newer schema", newer, ErrSchemaTooNew, "version 999"},
 		{"parent is a file", filepath.Join(textFile, "q.db"), nil, "database path"},
 	}
