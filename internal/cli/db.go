@@ -64,6 +64,17 @@ func (a *app) openExisting() (*queuestore.Store, error) {
 
 // storeError gives err its exit code: 2 for input the store refused, 3 for
 // everything else the database did.
+// withStore opens the database (creating it when missing), runs fn on it
+// and closes it; an error of fn gets the exit status storeError gives it.
+func (a *app) withStore(fn func(*queuestore.Store) error) error {
+	st, err := a.openStore()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return storeError(fn(st))
+}
+
 func storeError(err error) error {
 	if err == nil {
 		return nil

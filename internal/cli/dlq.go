@@ -78,17 +78,14 @@ many moved; ids that are not dead letters of the queue are skipped.`,
   daguq dlq redrive emails --id 42 --id 43`,
 		Args: queueArgs("QUEUE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := a.openStore()
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			n, err := st.Redrive(cmd.Context(), args[0], ids...)
-			if err != nil {
-				return storeError(err)
-			}
-			fmt.Fprintf(a.stdout, "redrove %d dead letter(s) of %q\n", n, args[0])
-			return nil
+			return a.withStore(func(st *queuestore.Store) error {
+				n, err := st.Redrive(cmd.Context(), args[0], ids...)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "redrove %d dead letter(s) of %q\n", n, args[0])
+				return nil
+			})
 		},
 	}
 	cmd.Flags().Int64SliceVar(&ids, "id", nil, "redrive only this message id (repeat, or comma-separated)")
@@ -113,17 +110,14 @@ touched.`,
 			if !yes {
 				return usageError("refusing to delete dead letters of %q without --yes", args[0])
 			}
-			st, err := a.openStore()
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			n, err := st.PurgeDead(cmd.Context(), args[0], ids...)
-			if err != nil {
-				return storeError(err)
-			}
-			fmt.Fprintf(a.stdout, "deleted %d dead letter(s) of %q\n", n, args[0])
-			return nil
+			return a.withStore(func(st *queuestore.Store) error {
+				n, err := st.PurgeDead(cmd.Context(), args[0], ids...)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "deleted %d dead letter(s) of %q\n", n, args[0])
+				return nil
+			})
 		},
 	}
 	cmd.Flags().Int64SliceVar(&ids, "id", nil, "delete only this message id (repeat, or comma-separated)")

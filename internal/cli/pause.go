@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/daguq/daguq/queuestore"
 )
 
 func (a *app) newPauseCmd() *cobra.Command {
@@ -18,16 +20,13 @@ enqueue. "daguq resume" undoes it.`,
   daguq stats emails    # PAUSED yes`,
 		Args: queueArgs("QUEUE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := a.openStore()
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			if err := st.Pause(cmd.Context(), args[0]); err != nil {
-				return storeError(err)
-			}
-			fmt.Fprintf(a.stdout, "paused %q\n", args[0])
-			return nil
+			return a.withStore(func(st *queuestore.Store) error {
+				if err := st.Pause(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "paused %q\n", args[0])
+				return nil
+			})
 		},
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/daguq/daguq/queuestore"
 )
 
 func (a *app) newPurgeCmd() *cobra.Command {
@@ -21,17 +23,14 @@ run without --yes. The queue's pause flag and in-flight limit stay.`,
 			if !yes {
 				return usageError("refusing to delete every message of %q without --yes", args[0])
 			}
-			st, err := a.openStore()
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			n, err := st.Purge(cmd.Context(), args[0])
-			if err != nil {
-				return storeError(err)
-			}
-			fmt.Fprintf(a.stdout, "deleted %d message(s) of %q\n", n, args[0])
-			return nil
+			return a.withStore(func(st *queuestore.Store) error {
+				n, err := st.Purge(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "deleted %d message(s) of %q\n", n, args[0])
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "confirm the deletion")

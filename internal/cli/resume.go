@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/daguq/daguq/queuestore"
 )
 
 func (a *app) newResumeCmd() *cobra.Command {
@@ -14,16 +16,13 @@ func (a *app) newResumeCmd() *cobra.Command {
 		Example: `  daguq resume emails`,
 		Args:    queueArgs("QUEUE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := a.openStore()
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			if err := st.Resume(cmd.Context(), args[0]); err != nil {
-				return storeError(err)
-			}
-			fmt.Fprintf(a.stdout, "resumed %q\n", args[0])
-			return nil
+			return a.withStore(func(st *queuestore.Store) error {
+				if err := st.Resume(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "resumed %q\n", args[0])
+				return nil
+			})
 		},
 	}
 }
