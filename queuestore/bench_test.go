@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -298,13 +297,16 @@ func benchClaimAck(b *testing.B, schema string, procs, batch int) {
 		}
 	}
 	total := 0
+	var slowest int64
 	for _, c := range consumers {
 		line := c.readLine(b)
-		n, err := strconv.Atoi(strings.TrimPrefix(line, "done "))
-		if err != nil {
-			b.Fatalf("%s: want done N, got %q", c.name, line)
+		var n int
+		var us int64
+		if _, err := fmt.Sscanf(line, "done %d %d", &n, &us); err != nil {
+			b.Fatalf("%s: want done N µs, got %q: %v", c.name, line, err)
 		}
 		total += n
+		slowest = max(slowest, us)
 	}
 	b.StopTimer()
 	var cpu time.Duration
@@ -316,6 +318,9 @@ func benchClaimAck(b *testing.B, schema string, procs, batch int) {
 		b.Fatalf("consumers took %d messages, want %d", total, b.N)
 	}
 	reportRate(b, cpu)
+	// The longest single claim+ack of any consumer: how long an unlucky
+	// process waited for the write lock.
+	b.ReportMetric(float64(slowest)/1000, "max-ms")
 }
 
 // reportRate reports messages per second of wall time, and the CPU time
@@ -339,7 +344,8 @@ func init() {
 }
 
 // benchConsume opens the database, says "ready", waits for "go" on stdin,
-// then claims and acks until the queue is empty and says "done N".
+// then claims and acks until the queue is empty and says "done N µs" with
+// the longest claim+ack in microseconds.
 func benchConsume(args procArgs) error {
 	benchSetup()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -375,16 +381,19 @@ func benchConsume(args procArgs) error {
 		return fmt.Errorf("wait for go: %w", err)
 	}
 	total := 0
+	var slowest time.Duration
 	for {
+		start := time.Now()
 		n, err := claimAck()
 		if err != nil {
 			return err
 		}
+		slowest = max(slowest, time.Since(start))
 		if n == 0 {
 			break
 		}
 		total += n
 	}
-	procOutput("done", total)
+	procOutput("done", total, slowest.Microseconds())
 	return nil
 }
