@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -297,16 +298,19 @@ func benchClaimAck(b *testing.B, schema string, procs, batch int) {
 		}
 	}
 	total := 0
-	var slowest int64
+	var slowest, written int64
+	counted := true
 	for _, c := range consumers {
 		line := c.readLine(b)
 		var n int
-		var us int64
-		if _, err := fmt.Sscanf(line, "done %d %d", &n, &us); err != nil {
-			b.Fatalf("%s: want done N µs, got %q: %v", c.name, line, err)
+		var us, bytes int64
+		if _, err := fmt.Sscanf(line, "done %d %d %d", &n, &us, &bytes); err != nil {
+			b.Fatalf("%s: want done N µs bytes, got %q: %v", c.name, line, err)
 		}
 		total += n
 		slowest = max(slowest, us)
+		written += bytes
+		counted = counted && bytes >= 0
 	}
 	b.StopTimer()
 	var cpu time.Duration
@@ -321,6 +325,11 @@ func benchClaimAck(b *testing.B, schema string, procs, batch int) {
 	// The longest single claim+ack of any consumer: how long an unlucky
 	// process waited for the write lock.
 	b.ReportMetric(float64(slowest)/1000, "max-ms")
+	// Bytes written to the WAL and, by checkpoints, to the database file:
+	// a count that other load on the machine cannot move.
+	if counted {
+		b.ReportMetric(float64(written)/1024/float64(b.N), "written-KiB/msg")
+	}
 }
 
 // reportRate reports messages per second of wall time, and the CPU time
@@ -330,6 +339,25 @@ func benchClaimAck(b *testing.B, schema string, procs, batch int) {
 func reportRate(b *testing.B, cpu time.Duration) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/msg")
+}
+
+// bytesWritten is how many bytes this process has passed to write calls
+// (wchar in /proc/self/io), or -1 where that is not available.
+func bytesWritten() int64 {
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "wchar: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
 }
 
 // processCPU is the CPU time this process has used so far.
@@ -344,8 +372,9 @@ func init() {
 }
 
 // benchConsume opens the database, says "ready", waits for "go" on stdin,
-// then claims and acks until the queue is empty and says "done N µs" with
-// the longest claim+ack in microseconds.
+// then claims and acks until the queue is empty and says "done N µs bytes":
+// how many messages it took, its longest claim+ack in microseconds and how
+// many bytes it wrote to files meanwhile.
 func benchConsume(args procArgs) error {
 	benchSetup()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -380,6 +409,7 @@ func benchConsume(args procArgs) error {
 	if _, err := os.Stdin.Read(line[:]); err != nil {
 		return fmt.Errorf("wait for go: %w", err)
 	}
+	writtenBefore := bytesWritten()
 	total := 0
 	var slowest time.Duration
 	for {
@@ -394,6 +424,10 @@ func benchConsume(args procArgs) error {
 		}
 		total += n
 	}
-	procOutput("done", total, slowest.Microseconds())
+	written := int64(-1)
+	if writtenBefore >= 0 {
+		written = bytesWritten() - writtenBefore
+	}
+	procOutput("done", total, slowest.Microseconds(), written)
 	return nil
 }
