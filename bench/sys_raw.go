@@ -11,7 +11,8 @@ import (
 // the body in its own table) and its statement shapes (claim = one UPDATE ...
 // RETURNING in an immediate transaction, ack = DELETE by a JSON id list in
 // another), with no queue logic: no queue name, priority, attempts, lease
-// table, settings check or periodic chores.
+// table, settings check or periodic chores. It drives SQLite the way the
+// store does (see tx), so the difference is the queue logic alone.
 type rawSystem struct{}
 
 const (
@@ -52,25 +53,49 @@ func (rawSystem) open(ctx context.Context, path string) (queue, error) {
 
 type rawQueue struct{ db *sql.DB }
 
+// execer is what the floor's statements run on: a connection inside an
+// explicit transaction.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// tx runs fn between BEGIN IMMEDIATE and COMMIT on the process's one
+// connection, the way daguq's store drives SQLite: statements run on a
+// context without cancellation, so database/sql and the driver start no
+// goroutine per transaction or statement, and the driver's statement cache
+// (_stmt_cache_size) parses each statement once.
+func (q *rawQueue) tx(ctx context.Context, fn func(execer) error) error {
+	conn, err := q.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx = context.WithoutCancel(ctx)
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	if err := fn(conn); err != nil {
+		conn.ExecContext(ctx, "ROLLBACK")
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		conn.ExecContext(ctx, "ROLLBACK")
+		return err
+	}
+	return nil
+}
+
 func (q *rawQueue) enqueue(ctx context.Context, bodies [][]byte) error {
-	return inTx(ctx, q.db, func(tx *sql.Tx) error {
-		insertMessage, err := tx.PrepareContext(ctx, rawInsertMessage)
-		if err != nil {
-			return err
-		}
-		defer insertMessage.Close()
-		insertBody, err := tx.PrepareContext(ctx, rawInsertBody)
-		if err != nil {
-			return err
-		}
-		defer insertBody.Close()
+	return q.tx(ctx, func(tx execer) error {
 		now := time.Now().UnixMilli()
 		for _, b := range bodies {
 			var id int64
-			if err := insertMessage.QueryRowContext(ctx, now).Scan(&id); err != nil {
+			if err := tx.QueryRowContext(ctx, rawInsertMessage, now).Scan(&id); err != nil {
 				return err
 			}
-			if _, err := insertBody.ExecContext(ctx, id, b); err != nil {
+			if _, err := tx.ExecContext(ctx, rawInsertBody, id, b); err != nil {
 				return err
 			}
 		}
@@ -87,7 +112,7 @@ func (c *rawClaimed) bodies() [][]byte { return c.payloads }
 
 func (q *rawQueue) claim(ctx context.Context, max int) (claimed, error) {
 	c := &rawClaimed{}
-	err := inTx(ctx, q.db, func(tx *sql.Tx) error {
+	err := q.tx(ctx, func(tx execer) error {
 		c.ids, c.payloads = c.ids[:0], c.payloads[:0]
 		now := time.Now().UnixMilli()
 		rows, err := tx.QueryContext(ctx, rawClaim, now+leaseTime.Milliseconds(), now, max)
@@ -114,7 +139,7 @@ func (q *rawQueue) claim(ctx context.Context, max int) (claimed, error) {
 
 func (q *rawQueue) ack(ctx context.Context, c claimed) error {
 	list, _ := json.Marshal(c.(*rawClaimed).ids)
-	return inTx(ctx, q.db, func(tx *sql.Tx) error {
+	return q.tx(ctx, func(tx execer) error {
 		if _, err := tx.ExecContext(ctx, rawAckMessages, string(list)); err != nil {
 			return err
 		}
@@ -125,7 +150,7 @@ func (q *rawQueue) ack(ctx context.Context, c claimed) error {
 
 func (q *rawQueue) ackOne(ctx context.Context, c claimed, i int) error {
 	list, _ := json.Marshal([]int64{c.(*rawClaimed).ids[i]})
-	return inTx(ctx, q.db, func(tx *sql.Tx) error {
+	return q.tx(ctx, func(tx execer) error {
 		if _, err := tx.ExecContext(ctx, rawAckMessages, string(list)); err != nil {
 			return err
 		}
