@@ -22,9 +22,13 @@ func TestKilledConsumerLosesNothing(t *testing.T) {
 	e.ok(strings.NewReader(jsonLines(total)), "enqueue", "--queue", "crash", "--file", "-")
 	out := filepath.Join(e.dir, "out")
 	os.Mkdir(out, 0o700)
-	// Each batch is saved to a file named after its consumer, then takes a moment.
+	os.Mkdir(out+".tmp", 0o700)
+	// Each batch is saved whole (written aside, then renamed) to a file named
+	// after its consumer, then the handler takes a moment: a kill that
+	// follows a saved file lands while that batch is still held.
 	handler := func(name string) []string {
-		return []string{"sh", "-c", `cat > "$(mktemp "$0/$1.XXXXXX")"; sleep 0.05`, out, name}
+		return []string{"sh", "-c",
+			`t=$(mktemp "$0.tmp/XXXXXX") && cat > "$t" && mv "$t" "$0/$1.${t##*/}" && sleep 0.2`, out, name}
 	}
 	consume := func(name string) []string {
 		args := []string{"consume", "--queue", "crash", "--batch-size", "50", "--concurrency", "2",
@@ -49,7 +53,7 @@ func TestKilledConsumerLosesNothing(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		files, _ := filepath.Glob(filepath.Join(out, "victim.*"))
-		if len(files) >= 2 {
+		if len(files) >= 1 {
 			break
 		}
 		if time.Now().After(deadline) {
