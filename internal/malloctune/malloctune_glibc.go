@@ -29,8 +29,8 @@ const glibc = C.DAGUQ_GLIBC == 1
 
 // TrimThreshold is how much free memory glibc keeps at the top of a heap
 // before returning it to the kernel: 64 MiB, against a default of 128 KiB.
-// A consumer process stays near 15-25 MB of RSS either way; the threshold
-// only caps what is kept after a peak.
+// It does not make a process allocate more; it only caps how much of a
+// past peak stays mapped.
 const TrimThreshold = 64 << 20
 
 // Apply sets glibc's M_TRIM_THRESHOLD to TrimThreshold for this process. It
