@@ -40,7 +40,7 @@ var benchSetupOnce sync.Once
 func benchSetup() {
 	benchSetupOnce.Do(func() {
 		if os.Getenv("DAGUQ_BENCH_BUSY") == "sqlite" {
-			sqliteBusyWait = 30 * time.Second
+			lockWaitInSQLite = true
 		}
 		if os.Getenv("DAGUQ_BENCH_MALLOC") != "default" {
 			malloctune.Apply()

@@ -8,9 +8,13 @@ import "strings"
 const (
 	// Write transactions take the write lock at BEGIN (deferred ones in two
 	// processes fail with SQLITE_BUSY at once, bypassing any wait).
-	sqlBegin    = `BEGIN IMMEDIATE`
-	sqlCommit   = `COMMIT`
-	sqlRollback = `ROLLBACK`
+	sqlBegin = `BEGIN IMMEDIATE`
+	// sqlBeginNoWait fails at once while another process holds the write
+	// lock (retryBusy waits instead); sqlBusyTimeoutFormat sets the wait back.
+	sqlBeginNoWait       = `PRAGMA busy_timeout = 0; BEGIN IMMEDIATE`
+	sqlBusyTimeoutFormat = `PRAGMA busy_timeout = %d`
+	sqlCommit            = `COMMIT`
+	sqlRollback          = `ROLLBACK`
 
 	sqlAutoCheckpoint = `PRAGMA wal_autocheckpoint = 4000`
 
