@@ -302,10 +302,10 @@ type querier interface {
 // Options.BusyTimeout right after, for reads and for transactions callers
 // run on DB()), and retryBusy tries again after jittered pauses from
 // busyPauseMin doubling to busyPauseMax, until Options.BusyTimeout.
-// Measured with four processes
-// (docs/performance.md): the same throughput as SQLite's handler, the
-// longest wait 3-4 times shorter; shorter pauses cost throughput, as
-// waiters wake up and take CPU from the lock holder.
+// Measured with four processes (docs/performance.md): the same throughput
+// as SQLite's handler, the longest wait 2.5-4.7 times shorter; shorter
+// pauses cost throughput, as waiters wake up and take CPU from the lock
+// holder.
 const (
 	busyPauseMin = time.Millisecond
 	busyPauseMax = 10 * time.Millisecond
@@ -328,9 +328,9 @@ func (s *Store) withTx(ctx context.Context, fn func(context.Context, querier) er
 }
 
 // retryBusy runs op until it does not fail with SQLITE_BUSY, with short
-// jittered pauses, and gives up after Options.BusyTimeout. Writes wait here
-// for another process's write lock; a read waits only while another process
-// rebuilds the WAL index after a crash.
+// jittered pauses, and gives up after Options.BusyTimeout. The store's
+// transactions wait here for another process's write lock; reads wait in
+// SQLite (rarely: only while another process rebuilds the WAL index).
 func (s *Store) retryBusy(ctx context.Context, op func() error) error {
 	deadline := time.Now().Add(s.opts.BusyTimeout)
 	pause := busyPauseMin
@@ -354,9 +354,8 @@ func (s *Store) retryBusy(ctx context.Context, op func() error) error {
 	}
 }
 
-// query and readRow are the store's reads outside a transaction, retried
-// like a write while SQLite reports the database busy. Like the statements
-// of a transaction, they run without cancellation (see withTx).
+// query and readRow are the store's reads outside a transaction. Like the
+// statements of a transaction, they run without cancellation (see withTx).
 func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	var rows *sql.Rows
 	err := s.retryBusy(ctx, func() error {
