@@ -443,12 +443,21 @@ func parseQueueConfig(raw map[string]any) (queueConfig, error) {
 	return cfg, nil
 }
 
+// validateQueueField checks the `queue` key both kinds require.
+func validateQueueField(queue string) error {
+	if queue == "" {
+		return errors.New("queue is required: the queue name")
+	}
+	if queuestore.ValidateQueueName(queue) != nil {
+		return fmt.Errorf("queue %q must be 1..128 letters, digits, '-', '_', '.'", queue)
+	}
+	return nil
+}
+
 func (c *queueConfig) validate() error {
 	var errs []error
-	if c.Queue == "" {
-		errs = append(errs, errors.New("queue is required: the queue name"))
-	} else if err := queuestore.ValidateQueueName(c.Queue); err != nil {
-		errs = append(errs, fmt.Errorf("queue %q must be 1..128 letters, digits, '-', '_', '.'", c.Queue))
+	if err := validateQueueField(c.Queue); err != nil {
+		errs = append(errs, err)
 	}
 	for _, e := range []struct{ name, value string }{{"action", c.Action}, {"mode", c.Mode}, {"fail_on", c.FailOn}} {
 		f, _ := fieldByName(KindQueue, e.name)
@@ -662,10 +671,8 @@ func parseEnqueueConfig(raw map[string]any) (enqueueConfig, error) {
 
 func (c *enqueueConfig) validate() error {
 	var errs []error
-	if c.Queue == "" {
-		errs = append(errs, errors.New("queue is required: the queue name"))
-	} else if err := queuestore.ValidateQueueName(c.Queue); err != nil {
-		errs = append(errs, fmt.Errorf("queue %q must be 1..128 letters, digits, '-', '_', '.'", c.Queue))
+	if err := validateQueueField(c.Queue); err != nil {
+		errs = append(errs, err)
 	}
 	sources := 0
 	if c.hasMessage {
