@@ -44,7 +44,7 @@ func stepTypes(tb testing.TB, e *env) map[string]stepType {
 		} `yaml:"step_types"`
 	}
 	out := e.daguq(nil, "dagu-config", "--bin", daguqBin)
-	if err := yaml.Unmarshal([]byte(out.stdout), &cfg); err != nil {
+	if err := yaml.Unmarshal([]byte(out.Stdout), &cfg); err != nil {
 		tb.Fatalf("dagu-config: %v", err)
 	}
 	types := map[string]stepType{}
@@ -384,7 +384,7 @@ func TestExecArgsArriveIntact(t *testing.T) {
 	prepareArgsCases(t, e.dir, e.db)
 	for _, c := range argsCases() {
 		argv := types[c.stepType()].render(t, c.withOf())
-		if r := e.run(nil, argv[0], argv[1:]...); r.code != 0 {
+		if r := e.run(nil, argv[0], argv[1:]...); r.Code != 0 {
 			t.Errorf("%s: %s", c.id, r)
 		}
 	}
@@ -392,7 +392,7 @@ func TestExecArgsArriveIntact(t *testing.T) {
 
 	argv := types["queue"].render(t, map[string]any{"queue": badQueue, "run": "true"})
 	r := e.run(nil, argv[0], argv[1:]...)
-	if r.code != 2 || !strings.Contains(r.stderr, badQueueSeen) {
+	if r.Code != 2 || !strings.Contains(r.Stderr, badQueueSeen) {
 		t.Errorf("queue %q: want exit 2 naming it %s, got %s", badQueue, badQueueSeen, r)
 	}
 }
@@ -454,7 +454,7 @@ func TestExecArgsThroughDagu(t *testing.T) {
 		}},
 		"steps": []any{map[string]any{"id": "dump", "type": "withdump", "with": with}},
 	})
-	if r := e.run(nil, dagu, "start", "dump"); r.code != 0 {
+	if r := e.run(nil, dagu, "start", "dump"); r.Code != 0 {
 		t.Fatalf("dagu start dump: %s", r)
 	}
 	got, err := os.ReadFile(filepath.Join(e.dir, "with.json"))
@@ -475,7 +475,7 @@ func TestExecArgsThroughDagu(t *testing.T) {
 	}
 	writeDAG(t, filepath.Join(home, "dags", "args.yaml"), map[string]any{"working_dir": e.dir,
 		"params": []any{map[string]any{"PARAM": ""}}, "steps": steps})
-	if r := e.run(nil, dagu, "start", "-p", string(params), "args"); r.code != 0 {
+	if r := e.run(nil, dagu, "start", "-p", string(params), "args"); r.Code != 0 {
 		t.Fatalf("dagu start args: %s", r)
 	}
 	checkArgsCases(t, e.dir, db)
@@ -484,7 +484,7 @@ func TestExecArgsThroughDagu(t *testing.T) {
 		"params": []any{map[string]any{"PARAM": ""}},
 		"steps":  []any{map[string]any{"id": "bad", "type": "queue", "with": map[string]any{"queue": badQueue, "run": "true"}}}})
 	r := e.run(nil, dagu, "start", "-p", string(params), "badqueue")
-	if r.code == 0 || !strings.Contains(r.stdout+r.stderr, "exit status 2") || !strings.Contains(r.stdout+r.stderr, badQueueSeen) {
+	if r.Code == 0 || !strings.Contains(r.Stdout+r.Stderr, "exit status 2") || !strings.Contains(r.Stdout+r.Stderr, badQueueSeen) {
 		t.Errorf("queue %q through Dagu: want exit status 2 naming it %s, got %s", badQueue, badQueueSeen, r)
 	}
 }

@@ -181,7 +181,7 @@ func TestExampleDAGsDaguValidate(t *testing.T) {
 	for _, path := range exampleDAGs(t) {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			t.Parallel()
-			if r := e.run(nil, dagu, "validate", path); r.code != 0 {
+			if r := e.run(nil, dagu, "validate", path); r.Code != 0 {
 				t.Errorf("dagu validate: %s", r)
 			}
 		})

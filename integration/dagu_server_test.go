@@ -496,7 +496,7 @@ func TestDaguServer(t *testing.T) {
 				t.Errorf("GET /dags/%s: errors %q, want one naming %s", dag, info.Errors, field)
 			}
 			r := s.e.run(nil, s.dagu, "validate", filepath.Join(s.home, "dags", dag+".yaml"))
-			if r.code == 0 || !strings.Contains(r.stdout+r.stderr, field) {
+			if r.Code == 0 || !strings.Contains(r.Stdout+r.Stderr, field) {
 				t.Errorf("dagu validate %s: %s, want a failure naming %s", dag, r, field)
 			}
 		}

@@ -30,7 +30,7 @@ type summary struct {
 func decodeSummary(tb testing.TB, r result) summary {
 	tb.Helper()
 	var s summary
-	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+	if err := json.Unmarshal([]byte(r.Stdout), &s); err != nil {
 		tb.Fatalf("consume summary: %v\n%s", err, r)
 	}
 	return s
@@ -52,7 +52,7 @@ func consumeAll(tb testing.TB, e *env, n int, args ...string) []summary {
 	wg.Wait()
 	var out []summary
 	for i, r := range results {
-		if r.code != 0 {
+		if r.Code != 0 {
 			tb.Fatalf("consumer %d: %s", i, r)
 		}
 		out = append(out, decodeSummary(tb, r))
@@ -203,11 +203,11 @@ func TestProcessItemHandler(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.setenv("MESSAGE_BODY", `{"img":"a b.png","note":"it's \"q\" $HOME"}`)
-	if r := e.run(nil, handler("process-item.sh"), "7"); r.code != 0 || !strings.Contains(r.stderr, `"note":"it's \"q\" $HOME"`) {
+	if r := e.run(nil, handler("process-item.sh"), "7"); r.Code != 0 || !strings.Contains(r.Stderr, `"note":"it's \"q\" $HOME"`) {
 		t.Errorf("ok item: %s", r)
 	}
 	e.setenv("MESSAGE_BODY", `{"fail": true}`)
-	if r := e.run(nil, handler("process-item.sh"), "8"); r.code != 1 {
+	if r := e.run(nil, handler("process-item.sh"), "8"); r.Code != 1 {
 		t.Errorf("failing item: %s", r)
 	}
 	if got := traceLines(t, e.trace); len(got) != 1 || strings.Join(got[0], " ") != "item 7" {

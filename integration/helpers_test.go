@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daguq/daguq/internal/proctest"
 	"github.com/daguq/daguq/queuestore"
 )
 
@@ -33,43 +33,19 @@ func newEnv(tb testing.TB) *env {
 	tb.Helper()
 	dir := tb.TempDir()
 	e := &env{tb: tb, dir: dir, db: filepath.Join(dir, "queues.db"), trace: filepath.Join(dir, "trace.txt")}
-	for _, kv := range os.Environ() {
-		name, value, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(name, "DAGUQ_"), strings.HasPrefix(name, "DAGU_"),
-			name == "XDG_DATA_HOME", name == "XDG_CONFIG_HOME", name == "HOME":
-			continue
-		case name == "PATH":
-			kv = "PATH=" + binDir + string(os.PathListSeparator) + value
-		}
-		e.vars = append(e.vars, kv)
-	}
-	e.vars = append(e.vars, "HOME="+filepath.Join(dir, "home"), "DAGUQ_DB="+e.db, "DAGUQ_EXAMPLE_TRACE="+e.trace)
+	e.vars = proctest.Environ(func(name string) bool {
+		return strings.HasPrefix(name, "DAGUQ_") || strings.HasPrefix(name, "DAGU_") || name == "PATH" ||
+			name == "XDG_DATA_HOME" || name == "XDG_CONFIG_HOME" || name == "HOME"
+	})
+	e.vars = append(e.vars, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"HOME="+filepath.Join(dir, "home"), "DAGUQ_DB="+e.db, "DAGUQ_EXAMPLE_TRACE="+e.trace)
 	return e
 }
 
 // setenv replaces or adds a variable ("" removes it).
-func (e *env) setenv(name, value string) {
-	var out []string
-	for _, kv := range e.vars {
-		if !strings.HasPrefix(kv, name+"=") {
-			out = append(out, kv)
-		}
-	}
-	if value != "" {
-		out = append(out, name+"="+value)
-	}
-	e.vars = out
-}
+func (e *env) setenv(name, value string) { e.vars = proctest.Setenv(e.vars, name, value) }
 
-type result struct {
-	stdout, stderr string
-	code           int
-}
-
-func (r result) String() string {
-	return fmt.Sprintf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
-}
+type result = proctest.Result
 
 // command is name with args in this env (name "daguq": the built binary).
 func (e *env) command(name string, args ...string) *exec.Cmd {
@@ -88,37 +64,14 @@ func (e *env) run(stdin io.Reader, name string, args ...string) result {
 	e.tb.Helper()
 	cmd := e.command(name, args...)
 	cmd.Stdin = stdin
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		e.tb.Fatalf("start %s: %v", name, err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(2 * time.Minute):
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-		e.tb.Fatalf("%s %s: still running after two minutes\nstderr: %s", name, strings.Join(args, " "), stderr.String())
-	}
-	res := result{stdout: stdout.String(), stderr: stderr.String()}
-	var exitErr *exec.ExitError
-	switch {
-	case errors.As(err, &exitErr):
-		res.code = exitErr.ExitCode()
-	case err != nil:
-		e.tb.Fatalf("%s %s: %v", name, strings.Join(args, " "), err)
-	}
-	return res
+	return proctest.Run(e.tb, cmd, 2*time.Minute)
 }
 
 // daguq runs daguq and fails the test unless it exits 0.
 func (e *env) daguq(stdin io.Reader, args ...string) result {
 	e.tb.Helper()
 	r := e.run(stdin, "daguq", args...)
-	if r.code != 0 {
+	if r.Code != 0 {
 		e.tb.Fatalf("daguq %s: %s", strings.Join(args, " "), r)
 	}
 	return r

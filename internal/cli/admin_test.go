@@ -14,8 +14,8 @@ func TestHelpHasExamples(t *testing.T) {
 		{"dlq", "redrive"}, {"dlq", "purge"}, {"pause"}, {"resume"}, {"limit"}, {"purge"}, {"migrate"}, {"dagu-config"}}
 	for _, c := range commands {
 		r := e.ok(nil, append(c, "--help")...)
-		if !strings.Contains(r.stdout, "Examples:") || !strings.Contains(r.stdout, "Usage:") {
-			t.Errorf("daguq %s --help has no usage or example:\n%s", strings.Join(c, " "), r.stdout)
+		if !strings.Contains(r.Stdout, "Examples:") || !strings.Contains(r.Stdout, "Usage:") {
+			t.Errorf("daguq %s --help has no usage or example:\n%s", strings.Join(c, " "), r.Stdout)
 		}
 	}
 }
@@ -67,7 +67,7 @@ func TestStatsNamesDatabaseAndRule(t *testing.T) {
 			if len(report.Queues) != 1 || report.Queues[0].Queue != "q1" || !report.Queues[0].Paused {
 				t.Errorf("stats --json queues = %+v, want q1 paused", report.Queues)
 			}
-			table := e.ok(nil, append(args, "stats")...).stdout
+			table := e.ok(nil, append(args, "stats")...).Stdout
 			if !strings.Contains(table, w.path) || !strings.Contains(table, "QUEUE") {
 				t.Errorf("stats table does not name %s:\n%s", w.path, table)
 			}
@@ -79,7 +79,7 @@ func TestStatsDoesNotCreateDatabase(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	r := e.ok(nil, "stats")
-	if !strings.Contains(r.stdout, "no database file yet") {
+	if !strings.Contains(r.Stdout, "no database file yet") {
 		t.Errorf("stats on a missing file:\n%s", r)
 	}
 	e.ok(nil, "peek", "q")
@@ -116,13 +116,13 @@ func TestPauseResume(t *testing.T) {
 func TestLimit(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	if r := e.ok(nil, "limit", "jobs", "1"); !strings.Contains(r.stdout, "at most 1") {
+	if r := e.ok(nil, "limit", "jobs", "1"); !strings.Contains(r.Stdout, "at most 1") {
 		t.Errorf("limit jobs 1: %s", r)
 	}
 	if s := e.stats("jobs"); s.InFlightLimit != 1 {
 		t.Errorf("in_flight_limit = %d, want 1", s.InFlightLimit)
 	}
-	if r := e.ok(nil, "limit", "jobs"); !strings.Contains(r.stdout, "at most 1") {
+	if r := e.ok(nil, "limit", "jobs"); !strings.Contains(r.Stdout, "at most 1") {
 		t.Errorf("limit jobs (show): %s", r)
 	}
 
@@ -150,13 +150,13 @@ func TestPurgeAsksForYes(t *testing.T) {
 	e := newEnv(t)
 	e.ok(nil, "enqueue", "--queue", "scratch", "--messages", `["a","b"]`)
 	r := e.run(nil, "purge", "scratch")
-	if r.code != 2 || !strings.Contains(r.stderr, "--yes") {
+	if r.Code != 2 || !strings.Contains(r.Stderr, "--yes") {
 		t.Fatalf("purge without --yes: %s", r)
 	}
 	if s := e.stats("scratch"); s.Ready != 2 {
 		t.Fatalf("purge without --yes deleted messages: %+v", s)
 	}
-	if r := e.ok(nil, "purge", "scratch", "--yes"); !strings.Contains(r.stdout, "deleted 2") {
+	if r := e.ok(nil, "purge", "scratch", "--yes"); !strings.Contains(r.Stdout, "deleted 2") {
 		t.Errorf("purge --yes: %s", r)
 	}
 	if s := e.stats("scratch"); s.Ready != 0 {
@@ -168,7 +168,7 @@ func TestMigrate(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	r := e.ok(nil, "migrate")
-	if !strings.Contains(r.stdout, "schema version 1") || !strings.Contains(r.stdout, e.db) {
+	if !strings.Contains(r.Stdout, "schema version 1") || !strings.Contains(r.Stdout, e.db) {
 		t.Errorf("migrate: %s", r)
 	}
 	info, err := os.Stat(e.db)
@@ -179,7 +179,7 @@ func TestMigrate(t *testing.T) {
 	other := filepath.Join(e.dir, "notes.txt")
 	os.WriteFile(other, []byte("not sqlite at all, just some text that is long enough to be read"), 0o600)
 	r = e.run(nil, "--db", other, "migrate")
-	if r.code != 3 || !strings.Contains(r.stderr, "not a daguq database") || !strings.Contains(r.stderr, other) {
+	if r.Code != 3 || !strings.Contains(r.Stderr, "not a daguq database") || !strings.Contains(r.Stderr, other) {
 		t.Errorf("migrate on a text file: %s", r)
 	}
 }

@@ -144,7 +144,7 @@ func TestEnqueueRawAndStdin(t *testing.T) {
 	e.ok(strings.NewReader("line one\nline two\r\n"), "enqueue", "--queue", "text", "--raw")
 	r := e.ok(nil, "peek", "text", "--json")
 	var bodies []string
-	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
 		var m struct{ Body string }
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("peek --json line %q: %v", line, err)
@@ -158,11 +158,11 @@ func TestEnqueueRawAndStdin(t *testing.T) {
 
 	// JSON Lines from stdin, all or nothing: one bad line enqueues none.
 	r = e.run(strings.NewReader("{\"n\":1}\n{\"n\":2\n{\"n\":3}\n"), "enqueue", "--queue", "json", "--file", "-")
-	if r.code != 2 || !strings.Contains(r.stderr, "line 2") {
+	if r.Code != 2 || !strings.Contains(r.Stderr, "line 2") {
 		t.Errorf("bad JSON line: want exit 2 naming line 2\n%s", r)
 	}
-	if r := e.ok(nil, "stats", "--json", "json"); strings.Contains(r.stdout, `"ready": 1`) || strings.Contains(r.stdout, `"ready": 2`) {
-		t.Errorf("a failed bulk enqueue stored messages: %s", r.stdout)
+	if r := e.ok(nil, "stats", "--json", "json"); strings.Contains(r.Stdout, `"ready": 1`) || strings.Contains(r.Stdout, `"ready": 2`) {
+		t.Errorf("a failed bulk enqueue stored messages: %s", r.Stdout)
 	}
 	r = e.ok(strings.NewReader(jsonLines(500)), "enqueue", "--queue", "json", "--file", "-")
 	if s := decode[enqueueSummary](t, r); s.Enqueued != 500 {
@@ -184,20 +184,20 @@ func TestDeadLetters(t *testing.T) {
 		t.Fatalf("consume: %s", r)
 	}
 	list := e.ok(nil, "dlq", "list", "jobs")
-	if !strings.Contains(list.stdout, `{"poison":true}`) || !strings.Contains(list.stdout, "failed") {
-		t.Errorf("dlq list:\n%s", list.stdout)
+	if !strings.Contains(list.Stdout, `{"poison":true}`) || !strings.Contains(list.Stdout, "failed") {
+		t.Errorf("dlq list:\n%s", list.Stdout)
 	}
 	listJSON := e.ok(nil, "dlq", "list", "jobs", "--json")
 	var dead struct {
 		ID    int64
 		State string
 	}
-	if err := json.Unmarshal([]byte(listJSON.stdout), &dead); err != nil || dead.State != "dead" {
+	if err := json.Unmarshal([]byte(listJSON.Stdout), &dead); err != nil || dead.State != "dead" {
 		t.Fatalf("dlq list --json: %v\n%s", err, listJSON)
 	}
 
 	r = e.ok(nil, "dlq", "redrive", "jobs", "--id", fmt.Sprint(dead.ID))
-	if !strings.Contains(r.stdout, "redrove 1") {
+	if !strings.Contains(r.Stdout, "redrove 1") {
 		t.Errorf("redrive: %s", r)
 	}
 	if s := e.stats("jobs"); s.Ready != 1 || s.Dead != 0 {
@@ -216,7 +216,7 @@ func TestDeadLetters(t *testing.T) {
 	if s := e.stats("jobs"); s.Dead != 1 {
 		t.Fatalf("after a failing handler with max attempts 1: %+v", s)
 	}
-	if r := e.ok(nil, "dlq", "purge", "jobs", "--yes"); !strings.Contains(r.stdout, "deleted 1") {
+	if r := e.ok(nil, "dlq", "purge", "jobs", "--yes"); !strings.Contains(r.Stdout, "deleted 1") {
 		t.Errorf("dlq purge: %s", r)
 	}
 	if s := e.stats("jobs"); s.Dead != 0 {
@@ -265,8 +265,8 @@ func TestConsumeStopsOnSIGTERM(t *testing.T) {
 		t.Errorf("after stop: %+v, want 3 ready", s)
 	}
 	r := e.ok(nil, "peek", "slow", "--json")
-	if strings.Count(r.stdout, `"attempt":0`) != 3 {
-		t.Errorf("released messages spent an attempt:\n%s", r.stdout)
+	if strings.Count(r.Stdout, `"attempt":0`) != 3 {
+		t.Errorf("released messages spent an attempt:\n%s", r.Stdout)
 	}
 }
 
@@ -292,7 +292,7 @@ func TestFourConsumersDrainOneQueue(t *testing.T) {
 			args := []string{"consume", "--queue", "bulk", "--batch-size", "200", "--concurrency", "2",
 				"--lease", "10m", "--consumer", fmt.Sprintf("c%d", i), "--progress-interval", "0s", "--"}
 			r := e.run(nil, append(args, recordHandler(out)...)...)
-			if r.code != 0 {
+			if r.Code != 0 {
 				t.Errorf("consumer %d: %s", i, r)
 				return
 			}

@@ -45,7 +45,7 @@ func TestKilledConsumerLosesNothing(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if r := e.run(nil, consume(fmt.Sprintf("c%d", i))...); r.code != 0 {
+			if r := e.run(nil, consume(fmt.Sprintf("c%d", i))...); r.Code != 0 {
 				t.Errorf("consumer c%d: %s", i, r)
 			}
 		}()

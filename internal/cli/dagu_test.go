@@ -35,7 +35,7 @@ func TestDaguConfigRunsInDagu(t *testing.T) {
 	e.setenv("DAGU_HOME", home)
 	e.setenv("DAGU_AUTH_MODE", "none")
 	config := e.ok(nil, "dagu-config", "--bin", daguqBin)
-	if err := os.WriteFile(filepath.Join(home, "base.yaml"), []byte(config.stdout), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(home, "base.yaml"), []byte(config.Stdout), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	handled := filepath.Join(e.dir, "handled.jsonl")
@@ -78,7 +78,7 @@ steps:
 		t.Errorf("the handler got %q (%v), want 3 messages", b, err)
 	}
 	r := e.ok(nil, "stats", "--json")
-	if !strings.Contains(r.stdout, filepath.Join(home, "daguq", "daguq.db")) || !strings.Contains(r.stdout, `"DAGU_HOME"`) {
-		t.Errorf("stats does not name the file under DAGU_HOME:\n%s", r.stdout)
+	if !strings.Contains(r.Stdout, filepath.Join(home, "daguq", "daguq.db")) || !strings.Contains(r.Stdout, `"DAGU_HOME"`) {
+		t.Errorf("stats does not name the file under DAGU_HOME:\n%s", r.Stdout)
 	}
 }

@@ -54,20 +54,20 @@ func TestBadInputNamesTheFlag(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			r := e.run(nil, tt.args...)
-			if r.code != 2 {
-				t.Errorf("exit %d, want 2\n%s", r.code, r)
+			if r.Code != 2 {
+				t.Errorf("exit %d, want 2\n%s", r.Code, r)
 			}
-			if !strings.Contains(r.stderr, tt.want) {
-				t.Errorf("stderr does not name %q:\n%s", tt.want, r.stderr)
+			if !strings.Contains(r.Stderr, tt.want) {
+				t.Errorf("stderr does not name %q:\n%s", tt.want, r.Stderr)
 			}
-			if lines := strings.Count(strings.TrimSpace(r.stderr), "\n") + 1; lines != 1 {
-				t.Errorf("stderr has %d lines, want one:\n%s", lines, r.stderr)
+			if lines := strings.Count(strings.TrimSpace(r.Stderr), "\n") + 1; lines != 1 {
+				t.Errorf("stderr has %d lines, want one:\n%s", lines, r.Stderr)
 			}
-			if strings.Contains(r.stderr, "secret") {
-				t.Errorf("stderr shows a password: %s", r.stderr)
+			if strings.Contains(r.Stderr, "secret") {
+				t.Errorf("stderr shows a password: %s", r.Stderr)
 			}
-			if r.stdout != "" {
-				t.Errorf("stdout not empty: %q", r.stdout)
+			if r.Stdout != "" {
+				t.Errorf("stdout not empty: %q", r.Stdout)
 			}
 			if _, err := os.Stat(e.db); err == nil && tt.args[0] == "enqueue" {
 				if s := e.stats("q"); s.Ready != 0 {
@@ -95,15 +95,15 @@ func TestUnwritableDatabasePath(t *testing.T) {
 		{"--db", bad, "consume", "--queue", "q", "--", "true"},
 	} {
 		r := e.run(nil, args...)
-		if r.code != 3 || !strings.Contains(r.stderr, bad) {
+		if r.Code != 3 || !strings.Contains(r.Stderr, bad) {
 			t.Errorf("daguq %s: want exit 3 naming %s\n%s", strings.Join(args, " "), bad, r)
 		}
-		if lines := strings.Count(strings.TrimSpace(r.stderr), "\n") + 1; lines != 1 {
-			t.Errorf("daguq %s: stderr has %d lines, want one:\n%s", strings.Join(args, " "), lines, r.stderr)
+		if lines := strings.Count(strings.TrimSpace(r.Stderr), "\n") + 1; lines != 1 {
+			t.Errorf("daguq %s: stderr has %d lines, want one:\n%s", strings.Join(args, " "), lines, r.Stderr)
 		}
 	}
 	e.setenv("DAGUQ_DB", bad)
-	if r := e.run(nil, "migrate"); r.code != 3 || !strings.Contains(r.stderr, "DAGUQ_DB") {
+	if r := e.run(nil, "migrate"); r.Code != 3 || !strings.Contains(r.Stderr, "DAGUQ_DB") {
 		t.Errorf("DAGUQ_DB unwritable: want exit 3 naming DAGUQ_DB\n%s", r)
 	}
 }

@@ -1,9 +1,7 @@
 package cli_test
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/daguq/daguq/internal/proctest"
 )
 
 // daguqBin is the daguq binary built once for every test of this package;
@@ -53,14 +53,13 @@ func newEnv(tb testing.TB) *env {
 	tb.Helper()
 	dir := tb.TempDir()
 	e := &env{tb: tb, dir: dir, db: filepath.Join(dir, "queues.db")}
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
+	e.vars = proctest.Environ(func(name string) bool {
 		switch name {
 		case "DAGUQ_DB", "DAGU_HOME", "XDG_DATA_HOME", "HOME", "GORACE":
-			continue
+			return true
 		}
-		e.vars = append(e.vars, kv)
-	}
+		return false
+	})
 	// A race-enabled binary sleeps 1 s at exit unless told not to; a race it
 	// finds makes it exit 66, which fails the test.
 	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
@@ -69,56 +68,14 @@ func newEnv(tb testing.TB) *env {
 }
 
 // setenv replaces or adds a variable ("" value removes it).
-func (e *env) setenv(name, value string) {
-	var out []string
-	for _, kv := range e.vars {
-		if !strings.HasPrefix(kv, name+"=") {
-			out = append(out, kv)
-		}
-	}
-	if value != "" {
-		out = append(out, name+"="+value)
-	}
-	e.vars = out
-}
+func (e *env) setenv(name, value string) { e.vars = proctest.Setenv(e.vars, name, value) }
 
-type result struct {
-	stdout, stderr string
-	code           int
-}
-
-func (r result) String() string {
-	return fmt.Sprintf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
-}
+type result = proctest.Result
 
 // run runs daguq with args and stdin (nil: /dev/null) and waits up to a minute.
 func (e *env) run(stdin io.Reader, args ...string) result {
 	e.tb.Helper()
-	cmd := e.command(stdin, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	done := make(chan error, 1)
-	if err := cmd.Start(); err != nil {
-		e.tb.Fatalf("start daguq: %v", err)
-	}
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(time.Minute):
-		cmd.Process.Kill()
-		<-done
-		e.tb.Fatalf("daguq %s: still running after a minute\nstderr: %s", strings.Join(args, " "), stderr.String())
-	}
-	res := result{stdout: stdout.String(), stderr: stderr.String()}
-	var exitErr *exec.ExitError
-	switch {
-	case errors.As(err, &exitErr):
-		res.code = exitErr.ExitCode()
-	case err != nil:
-		e.tb.Fatalf("daguq %s: %v", strings.Join(args, " "), err)
-	}
-	return res
+	return proctest.Run(e.tb, e.command(stdin, args...), time.Minute)
 }
 
 func (e *env) command(stdin io.Reader, args ...string) *exec.Cmd {
@@ -133,7 +90,7 @@ func (e *env) command(stdin io.Reader, args ...string) *exec.Cmd {
 func (e *env) ok(stdin io.Reader, args ...string) result {
 	e.tb.Helper()
 	r := e.run(stdin, args...)
-	if r.code != 0 {
+	if r.Code != 0 {
 		e.tb.Fatalf("daguq %s: %s", strings.Join(args, " "), r)
 	}
 	return r
@@ -146,7 +103,7 @@ func (e *env) stats(queue string) queueStats {
 		Queues []queueStats `json:"queues"`
 	}
 	r := e.ok(nil, "stats", "--json", queue)
-	if err := json.Unmarshal([]byte(r.stdout), &report); err != nil || len(report.Queues) != 1 {
+	if err := json.Unmarshal([]byte(r.Stdout), &report); err != nil || len(report.Queues) != 1 {
 		e.tb.Fatalf("stats --json %s: %v\n%s", queue, err, r)
 	}
 	return report.Queues[0]
@@ -177,7 +134,7 @@ func jsonLines(n int) string {
 func decode[T any](tb testing.TB, r result) T {
 	tb.Helper()
 	var v T
-	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+	if err := json.Unmarshal([]byte(r.Stdout), &v); err != nil {
 		tb.Fatalf("stdout is not the JSON expected: %v\n%s", err, r)
 	}
 	return v

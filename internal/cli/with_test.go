@@ -29,7 +29,7 @@ func TestWithExpandsReferences(t *testing.T) {
 		Body     map[string]any `json:"body"`
 		Priority int            `json:"priority"`
 	}
-	if err := json.Unmarshal([]byte(strings.TrimSpace(r.stdout)), &m); err != nil {
+	if err := json.Unmarshal([]byte(strings.TrimSpace(r.Stdout)), &m); err != nil {
 		t.Fatalf("peek: %v\n%s", err, r)
 	}
 	want := map[string]any{
