@@ -57,9 +57,16 @@ var (
 	finishOnly  = []string{ActionAck, ActionNack}
 )
 
+// The keys both kinds share.
+var (
+	queueField = Field{Name: "queue", Type: TypeString, Required: true,
+		Description: "Queue name: 1..128 letters, digits, '-', '_', '.'."}
+	dbField = Field{Name: "db", Type: TypeString,
+		Description: "Database: a file path. Default: DAGUQ_DB, else $DAGU_HOME/daguq/daguq.db, else $XDG_DATA_HOME/daguq/daguq.db."}
+)
+
 var queueFields = []Field{
-	{Name: "queue", Type: TypeString, Required: true,
-		Description: "Queue name: 1..128 letters, digits, '-', '_', '.'."},
+	queueField,
 	{Name: "action", Type: TypeString, Default: ActionConsume,
 		Enum:        []string{ActionConsume, ActionClaim, ActionAck, ActionNack},
 		Description: "consume: claim batches and run the handler on each; claim: lease one batch and print it as JSON; ack/nack: finish a claimed batch by its token."},
@@ -123,13 +130,11 @@ var queueFields = []Field{
 		Description: "ack/nack: message ids of the lease to finish (a list, or text like \"1,2,3\"). Default: all it holds."},
 	{Name: "error", Type: TypeString, Actions: []string{ActionNack},
 		Description: "nack: error text kept on the messages."},
-	{Name: "db", Type: TypeString,
-		Description: "Database: a file path. Default: DAGUQ_DB, else $DAGU_HOME/daguq/daguq.db, else $XDG_DATA_HOME/daguq/daguq.db."},
+	dbField,
 }
 
 var enqueueFields = []Field{
-	{Name: "queue", Type: TypeString, Required: true,
-		Description: "Queue name: 1..128 letters, digits, '-', '_', '.'."},
+	queueField,
 	{Name: "message", Type: TypeJSON,
 		Description: "One message: any JSON value (a YAML map or list becomes JSON); a string is parsed as JSON text unless raw is true."},
 	{Name: "messages", Type: TypeList,
@@ -152,8 +157,7 @@ var enqueueFields = []Field{
 		Description: "Group key, for group_by and group on the consumer."},
 	{Name: "max_attempts", Type: TypeInteger, Default: 0, Min: bound(0), Max: bound(maxAttemptsCap),
 		Description: "Deliveries before the message goes to the dead letters. 0: the database default (5)."},
-	{Name: "db", Type: TypeString,
-		Description: "Database: a file path. Default: DAGUQ_DB, else $DAGU_HOME/daguq/daguq.db, else $XDG_DATA_HOME/daguq/daguq.db."},
+	dbField,
 }
 
 type queueConfig struct {
