@@ -27,7 +27,8 @@ SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0
 
 	sqlQueueSettings = `
 SELECT paused, max_in_flight, aged_at,
-       (SELECT count(*) FROM leases WHERE queue = ?1 AND expires_at > ?2)
+       CASE WHEN max_in_flight > 0 -- count live leases only for a limited queue
+            THEN (SELECT count(*) FROM leases WHERE queue = ?1 AND expires_at > ?2) ELSE 0 END
 FROM queues WHERE name = ?1`
 
 	sqlInsertLease = `
