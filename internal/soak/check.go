@@ -63,9 +63,10 @@ type Result struct {
 
 // Counts are the figures of one run.
 type Counts struct {
-	ConsumerProcs, ProducerCalls, DrainProcs          int
-	Kills, ProducerKills, Stops, Pauses, Terms, Locks int
-	LockHeld                                          time.Duration
+	ConsumerProcs, ProducerCalls, DrainProcs int
+	Kills, ProducerKills, ProducerTerms      int
+	Stops, Pauses, Terms, Locks              int
+	LockHeld                                 time.Duration
 
 	Messages, Duplicates  int // stored; skipped by their dedupe key
 	Batches, Deliveries   int // handler runs; messages in them
@@ -84,8 +85,9 @@ type Counts struct {
 func (c Counts) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "processes: %d consumers, %d enqueue calls, %d final drains\n", c.ConsumerProcs, c.ProducerCalls, c.DrainProcs)
-	fmt.Fprintf(&b, "chaos:     %d kill -9 of consumers, %d of producers, %d SIGSTOP past the lease, %d within it, %d SIGTERM, %d write locks held %s\n",
-		c.Kills, c.ProducerKills, c.Stops, c.Pauses, c.Terms, c.Locks, c.LockHeld.Round(100*time.Millisecond))
+	fmt.Fprintf(&b, "chaos:     %d kill -9 of consumers, %d SIGSTOP past the lease, %d within it, %d SIGTERM, %d write locks held %s in all\n",
+		c.Kills, c.Stops, c.Pauses, c.Terms, c.Locks, c.LockHeld.Round(100*time.Millisecond))
+	fmt.Fprintf(&b, "           %d kill -9 and %d SIGTERM of producers\n", c.ProducerKills, c.ProducerTerms)
 	fmt.Fprintf(&b, "messages:  %d stored, %d duplicates skipped, %d acked, %d dead\n", c.Messages, c.Duplicates, c.Acked, c.Dead)
 	fmt.Fprintf(&b, "delivery:  %d handler runs, %d deliveries, %d claims, %d retried, %d released\n", c.Batches, c.Deliveries, c.Claims, c.Retried, c.Released)
 	fmt.Fprintf(&b, "leases:    %d takeovers of expired leases (%d messages redelivered), %d overlapping runs explained, %d stale finishes fenced (%d leases), %d heartbeats refused\n",
@@ -199,6 +201,8 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 			c.Pauses++
 		case "term":
 			c.Terms++
+		case "term-producer":
+			c.ProducerTerms++
 		case "lock":
 			c.Locks++
 			c.LockHeld += e.Until.Sub(e.At)
@@ -331,6 +335,7 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 		attempts int64
 		terminal string // acked, dead
 		ackLease int64
+		ackAt    int64
 		claims   map[int64]*claimInfo
 		lastErr  string
 	}
@@ -416,7 +421,7 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 					f.add("dead", "message %d went dead after %d of %d attempts with error %q", e.Msg, e.Attempts, e.MaxAttempts, e.Err)
 				}
 			case finishAcked:
-				st.terminal, st.ackLease = "acked", e.Lease
+				st.terminal, st.ackLease, st.ackAt = "acked", e.Lease, e.At
 			}
 		case "delete":
 			switch {
@@ -428,7 +433,7 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 			if ci := st.claims[e.Lease]; ci != nil {
 				ci.finished = e.At
 			}
-			st.terminal, st.ackLease, st.holder = "acked", e.Lease, 0
+			st.terminal, st.ackLease, st.ackAt, st.holder = "acked", e.Lease, e.At, 0
 			if e.Dedupe != "" && active[e.Dedupe] == e.Msg {
 				delete(active, e.Dedupe)
 			}
@@ -467,15 +472,19 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 			if inFile {
 				f.add("acked", "message %d acked but still in the file (state %d)", id, fr.state)
 			}
-			// 4: the ack is backed by a successful run of its lease.
+			// 4: the ack is backed by a successful run of its lease that
+			// had ended by then. (The log names the lease that held the
+			// message when it was deleted: a stale ack accepted while a newer
+			// lease held it shows as an ack of the newer lease before its
+			// handler was done, or the newer lease reported lost below.)
 			backed := false
 			for _, mr := range runsOf[id] {
-				if mr.lease == st.ackLease && mr.ok(id) {
+				if mr.lease == st.ackLease && mr.ok(id) && mr.end <= st.ackAt {
 					backed = true
 				}
 			}
 			if !backed {
-				f.add("ack without a successful handler", "message %d acked by lease %d; runs: %s", id, st.ackLease, describeRuns(runsOf[id], id))
+				f.add("ack without a successful handler", "message %d acked by lease %d at %d; runs: %s", id, st.ackLease, st.ackAt, describeRuns(runsOf[id], id))
 			}
 		case "dead":
 			c.Dead++
@@ -716,7 +725,7 @@ func unexpectedExit(p *proc) string {
 func describeRuns(mrs []msgRun, id int64) string {
 	var parts []string
 	for _, mr := range mrs {
-		parts = append(parts, fmt.Sprintf("lease %d by %s exit %d end %v failed %v", mr.lease, mr.proc.name, mr.exit, mr.end != 0, mr.failed[id]))
+		parts = append(parts, fmt.Sprintf("lease %d by %s %d..%d exit %d failed %v", mr.lease, mr.proc.name, mr.start, mr.end, mr.exit, mr.failed[id]))
 	}
 	if len(parts) == 0 {
 		return "none"

@@ -51,22 +51,22 @@ type slot struct {
 var consumerSlots = []slot{
 	{name: "c0-single", lease: 2 * time.Second,
 		args:    []string{"--mode", "watch", "--batch-size", "1", "--poll-interval", "100ms"},
-		handler: []string{"-sleep-max=150ms", "-slow=0.05", "-slow-time=2500ms"}},
+		handler: []string{"-sleep-max=150ms", "-slow=0.1", "-slow-time=3500ms"}},
 	{name: "c1-linger", lease: 2 * time.Second,
 		args:    []string{"--mode", "watch", "--batch-size", "10", "--concurrency", "2", "--max-wait", "300ms", "--poll-interval", "100ms"},
-		handler: []string{"-sleep-min=20ms", "-sleep-max=300ms", "-crash=0.03"}},
+		handler: []string{"-sleep-min=20ms", "-sleep-max=300ms", "-crash=0.03", "-slow=0.03", "-slow-time=3s"}},
 	{name: "c2-children", lease: 3 * time.Second,
 		args:    []string{"--mode", "watch", "--batch-size", "5", "--concurrency", "3", "--max-bytes", "400", "--poll-interval", "150ms"},
 		handler: []string{"-sleep-max=200ms", "-child=0.1"}},
 	{name: "c3-drain", lease: 6 * time.Second,
 		args:    []string{"--mode", "drain", "--batch-size", "20", "--concurrency", "2", "--poll-interval", "100ms"},
-		handler: []string{"-sleep-min=50ms", "-sleep-max=400ms", "-slow=0.02", "-slow-time=4s"}},
+		handler: []string{"-sleep-min=50ms", "-sleep-max=400ms", "-slow=0.1", "-slow-time=2s"}},
 	{name: "c4-timeout", lease: 2 * time.Second,
 		args:    []string{"--mode", "watch", "--batch-size", "3", "--batch-timeout", "1500ms", "--grace", "500ms", "--poll-interval", "100ms"},
 		handler: []string{"-sleep-max=100ms", "-slow=0.1", "-slow-time=2500ms"}},
 	{name: "c5-groups", lease: 2 * time.Second,
 		args:    []string{"--mode", "watch", "--group-by", "--batch-size", "8", "--concurrency", "2", "--backoff", "200ms", "--poll-interval", "100ms"},
-		handler: []string{"-sleep-max=100ms", "-crash=0.02"}},
+		handler: []string{"-sleep-max=100ms", "-crash=0.02", "-slow=0.05", "-slow-time=3s"}},
 }
 
 // The final drain: generous lease, retries at once, no chaos.
@@ -485,28 +485,39 @@ func (r *runner) chaosDriver(seed uint64) {
 	for r.sleep(time.Duration(400+rng.IntN(800)) * time.Millisecond) {
 		x := rng.IntN(100)
 		switch {
-		case x < 25:
+		case x < 22:
 			if p := r.pick(rng, "consumer", 0); p != nil {
 				r.signal(p, syscall.SIGKILL, "kill")
 			}
-		case x < 50:
+		case x < 44:
 			// SIGSTOP past the lease: another consumer takes the batch over,
 			// and the paused one, continued, must be fenced off.
 			if p := r.pick(rng, "consumer", 3*time.Second); p != nil {
 				r.pause(p, "stop", p.lease+time.Duration(500+rng.IntN(1000))*time.Millisecond)
 			}
-		case x < 60:
+		case x < 52:
 			// A pause well within the lease: nothing may be taken over.
 			if p := r.pick(rng, "consumer", 0); p != nil {
 				r.pause(p, "pause", p.lease/4)
 			}
-		case x < 78:
+		case x < 68:
 			if p := r.pick(rng, "consumer", 0); p != nil {
 				r.signal(p, syscall.SIGTERM, "term")
 			}
-		case x < 88:
-			if p := r.pick(rng, "producer", 0); p != nil {
+		case x < 84:
+			// Producers are short-lived: wait a moment for one to run, then
+			// kill it (its enqueue must be all or nothing) or stop it (an
+			// enqueue has nothing to stop: it must finish).
+			var p *proc
+			for wait := time.Now().Add(time.Second); p == nil && time.Now().Before(wait) && !r.isEnding(); {
+				if p = r.pick(rng, "producer", 0); p == nil {
+					time.Sleep(2 * time.Millisecond)
+				}
+			}
+			if p != nil && rng.IntN(3) > 0 {
 				r.signal(p, syscall.SIGKILL, "kill-producer")
+			} else if p != nil {
+				r.signal(p, syscall.SIGTERM, "term-producer")
 			}
 		default:
 			lockMu.Lock()

@@ -27,6 +27,10 @@ func TestMain(m *testing.M) {
 	case soak.RoleChild:
 		os.Exit(soak.ChildMain())
 	}
+	if bin := os.Getenv("SOAK_DAGUQ"); bin != "" { // soak another build of daguq
+		daguqBin = bin
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "daguq-soak-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
