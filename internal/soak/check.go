@@ -79,6 +79,8 @@ type Counts struct {
 	Overlaps              int // handler runs overlapping an earlier run of their message (explained)
 	Lost, Doubled         int
 	LeftProcs, LeftTmpDir int
+
+	FullRefused, FullExits int // enqueues refused and consumers ended by a full disk
 }
 
 // String prints the counts as the lines docs/lifecycle.md shows.
@@ -92,6 +94,9 @@ func (c Counts) String() string {
 	fmt.Fprintf(&b, "delivery:  %d handler runs, %d deliveries, %d claims, %d retried, %d released\n", c.Batches, c.Deliveries, c.Claims, c.Retried, c.Released)
 	fmt.Fprintf(&b, "leases:    %d takeovers of expired leases (%d messages redelivered), %d overlapping runs explained, %d stale finishes fenced (%d leases), %d heartbeats refused\n",
 		c.Takeovers, c.Redelivered, c.Overlaps, c.Fenced, c.FencedLeases, c.HeartbeatsRefused)
+	if c.FullRefused+c.FullExits > 0 {
+		fmt.Fprintf(&b, "full disk: %d enqueues refused with exit 3, %d consumers ended with exit 3\n", c.FullRefused, c.FullExits)
+	}
 	fmt.Fprintf(&b, "verdict:   %d lost, %d doubled, %d processes left, %d temporary directories left", c.Lost, c.Doubled, c.LeftProcs, c.LeftTmpDir)
 	return b.String()
 }
@@ -601,11 +606,17 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 		c.Duplicates += summaryDuplicates(call.Summary)
 		p := call.Proc
 		killed := p != nil && p.signal == syscall.SIGKILL
-		if call.Summary == nil {
+		switch {
+		case call.Summary == nil && r.fullDisk && p.exit == 3:
+			c.FullRefused++
+			if n := len(idsOfCall[call.Call]); n > 0 {
+				f.add("half-written enqueue", "%s failed with exit 3, yet %d of its messages were stored", p.name, n)
+			}
+		case call.Summary == nil:
 			if !killed {
 				f.add("enqueue", "%s printed no summary (exit %d)", p.name, p.exit)
 			}
-		} else {
+		default:
 			s := call.Summary
 			if s.Enqueued+s.Duplicates != call.N {
 				f.add("enqueue", "%s: %d enqueued + %d duplicates of %d messages", p.name, s.Enqueued, s.Duplicates, call.N)
@@ -661,7 +672,11 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 				f.add("error output", "%s: %s", p.name, bytes.TrimSpace(line))
 			}
 		}
-		if why := unexpectedExit(p); why != "" {
+		full := r.fullDisk && p.exit == 3 && bytes.Contains(out, []byte("database or disk is full"))
+		if full && p.kind == "consumer" {
+			c.FullExits++
+		}
+		if why := unexpectedExit(p); why != "" && !full {
 			f.add("exit status", "%s (pid %d): %s; stderr: %s", p.name, p.pid, why, tail(out, 300))
 		}
 	}

@@ -130,6 +130,9 @@ type runner struct {
 	token  string
 	seed   uint64
 	ending chan struct{}
+	// fullDisk: the database runs out of space on purpose, and an exit
+	// status 3 saying so is expected.
+	fullDisk bool
 
 	mu      sync.Mutex
 	isEnd   bool
@@ -145,6 +148,36 @@ type runner struct {
 // Run runs a soak and checks it. The error is for a harness that could not
 // run; what the soak found is in the result's Violations.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
+	r, err := newRunner(ctx, cfg, filepath.Join(cfg.Dir, "soak.db"))
+	if err != nil {
+		return nil, err
+	}
+	defer r.killAll()
+	began := time.Now()
+	r.cfg.Logf("soak: %s of chaos on %s (seed %d)", cfg.Duration, r.db, r.seed)
+
+	var wg sync.WaitGroup
+	for i, s := range consumerSlots {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.consumerSlot(s, r.seed+uint64(i)) }()
+	}
+	wg.Add(3)
+	go func() { defer wg.Done(); r.singleProducer(r.seed + 100) }()
+	go func() { defer wg.Done(); r.bulkProducer(r.seed + 101) }()
+	go func() { defer wg.Done(); r.chaosDriver(r.seed + 102) }()
+
+	select {
+	case <-time.After(cfg.Duration):
+	case <-ctx.Done():
+	}
+	r.end()
+	r.bg.Wait() // every paused consumer continued, the write lock released
+	r.stopConsumers()
+	wg.Wait()
+	return r.finish(ctx, began)
+}
+
+func newRunner(ctx context.Context, cfg Config, db string) (*runner, error) {
 	if cfg.Drain <= 0 {
 		cfg.Drain = 30 * time.Second
 	}
@@ -155,7 +188,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
-	r := &runner{cfg: cfg, db: filepath.Join(cfg.Dir, "soak.db"), seed: seed,
+	r := &runner{cfg: cfg, db: db, seed: seed,
 		token: fmt.Sprintf("%d-%d", os.Getpid(), seed), ending: make(chan struct{}), running: map[*proc]bool{}}
 	for _, d := range []string{"procs", "records", "tmp", "bodies"} {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o700); err != nil {
@@ -163,48 +196,36 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	r.env = append(append([]string(nil), cfg.Env...), "DAGUQ_DB="+r.db, RunEnv+"="+r.token)
-
 	if err := r.setup(ctx); err != nil {
 		return nil, err
 	}
-	defer r.killAll()
-	began := time.Now()
-	cfg.Logf("soak: %s of chaos on %s (seed %d)", cfg.Duration, r.db, seed)
+	return r, nil
+}
 
-	var wg sync.WaitGroup
-	for i, s := range consumerSlots {
-		wg.Add(1)
-		go func() { defer wg.Done(); r.consumerSlot(s, seed+uint64(i)) }()
-	}
-	wg.Add(3)
-	go func() { defer wg.Done(); r.singleProducer(seed + 100) }()
-	go func() { defer wg.Done(); r.bulkProducer(seed + 101) }()
-	go func() { defer wg.Done(); r.chaosDriver(seed + 102) }()
-
-	select {
-	case <-time.After(cfg.Duration):
-	case <-ctx.Done():
-	}
+// end ends the chaos phase: no process starts but the final drain's.
+func (r *runner) end() {
 	r.mu.Lock()
-	r.isEnd = true
-	close(r.ending)
-	r.mu.Unlock()
-	r.bg.Wait() // every paused consumer continued, the write lock released
-	r.stopConsumers()
-	wg.Wait()
-	chaosEnd := time.Now()
-	cfg.Logf("soak: chaos over after %s; final drain", chaosEnd.Sub(began).Round(time.Millisecond))
+	defer r.mu.Unlock()
+	if !r.isEnd {
+		r.isEnd = true
+		close(r.ending)
+	}
+}
 
+// finish drains what is left and checks the run.
+func (r *runner) finish(ctx context.Context, began time.Time) (*Result, error) {
+	chaosEnd := time.Now()
+	r.cfg.Logf("soak: chaos over after %s; final drain", chaosEnd.Sub(began).Round(time.Millisecond))
 	if err := r.finalDrain(ctx); err != nil {
 		r.fail("final drain: %v", err)
 	}
-	cfg.Logf("soak: drained after %s; checking", time.Since(chaosEnd).Round(time.Millisecond))
+	r.cfg.Logf("soak: drained after %s; checking", time.Since(chaosEnd).Round(time.Millisecond))
 	res, err := r.check(ctx)
 	if err != nil {
 		return nil, err
 	}
-	res.Seed = seed
-	res.Duration = cfg.Duration
+	res.Seed = r.seed
+	res.Duration = chaosEnd.Sub(began)
 	res.Took = time.Since(began)
 	return res, nil
 }

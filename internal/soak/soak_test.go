@@ -119,3 +119,44 @@ func TestSoak(t *testing.T) {
 		t.Error(v)
 	}
 }
+
+// TestSoakFullDisk runs the soak's consumers and producers on a database
+// that runs out of space: a tmpfs of 4 MB, which takes root to mount. Without
+// root the test is skipped, unless CI is set: then it fails.
+func TestSoakFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	small := filepath.Join(dir, "small")
+	if err := os.Mkdir(small, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", small).CombinedOutput(); err != nil {
+		msg := fmt.Sprintf("a full disk needs a small tmpfs, and mounting one failed (root: %v): %v: %s",
+			os.Geteuid() == 0, err, strings.TrimSpace(string(out)))
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", small).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", small, err, out)
+		}
+	})
+	res, err := soak.RunFullDisk(context.Background(), soak.Config{
+		Daguq:   daguqBin,
+		Handler: handlerArgv(t),
+		Dir:     dir,
+		Env:     environ(dir),
+		Logf:    t.Logf,
+	}, small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("full disk (seed %d, %s in all):\n%s", res.Seed, res.Took.Round(time.Second), res.Counts)
+	if res.Counts.FullRefused == 0 {
+		t.Error("no enqueue was refused: the disk never filled")
+	}
+	for _, v := range res.Violations {
+		t.Error(v)
+	}
+}
