@@ -605,7 +605,7 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 	for _, call := range calls {
 		c.Duplicates += summaryDuplicates(call.Summary)
 		p := call.Proc
-		killed := p != nil && p.signal == syscall.SIGKILL
+		killed := p != nil && p.signal != 0 // by a signal it was sent, or "exit status" says
 		switch {
 		case call.Summary == nil && r.fullDisk && p.exit == 3:
 			c.FullRefused++
@@ -722,6 +722,10 @@ func unexpectedExit(p *proc) string {
 	}
 	switch {
 	case p.signal == syscall.SIGKILL && sent[syscall.SIGKILL]:
+		return ""
+	case p.signal == syscall.SIGTERM && sent[syscall.SIGTERM]:
+		// SIGTERM before daguq set up its handling, as it starts: it dies
+		// of the signal, before it has claimed or stored anything.
 		return ""
 	case p.signal != 0:
 		return "killed by " + p.signal.String() + ", which the soak did not send"
