@@ -87,9 +87,11 @@ type Counts struct {
 func (c Counts) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "processes: %d consumers, %d enqueue calls, %d final drains\n", c.ConsumerProcs, c.ProducerCalls, c.DrainProcs)
-	fmt.Fprintf(&b, "chaos:     %d kill -9 of consumers, %d SIGSTOP past the lease, %d within it, %d SIGTERM, %d write locks held %s in all\n",
-		c.Kills, c.Stops, c.Pauses, c.Terms, c.Locks, c.LockHeld.Round(100*time.Millisecond))
-	fmt.Fprintf(&b, "           %d kill -9 and %d SIGTERM of producers\n", c.ProducerKills, c.ProducerTerms)
+	if c.Kills+c.Stops+c.Pauses+c.Terms+c.Locks+c.ProducerKills+c.ProducerTerms > 0 {
+		fmt.Fprintf(&b, "chaos:     %d kill -9 of consumers, %d SIGSTOP past the lease, %d within it, %d SIGTERM, %d write locks held %s in all\n",
+			c.Kills, c.Stops, c.Pauses, c.Terms, c.Locks, c.LockHeld.Round(100*time.Millisecond))
+		fmt.Fprintf(&b, "           %d kill -9 and %d SIGTERM of producers\n", c.ProducerKills, c.ProducerTerms)
+	}
 	fmt.Fprintf(&b, "messages:  %d stored, %d duplicates skipped, %d acked, %d dead\n", c.Messages, c.Duplicates, c.Acked, c.Dead)
 	fmt.Fprintf(&b, "delivery:  %d handler runs, %d deliveries, %d claims, %d retried, %d released\n", c.Batches, c.Deliveries, c.Claims, c.Retried, c.Released)
 	fmt.Fprintf(&b, "leases:    %d takeovers of expired leases (%d messages redelivered), %d overlapping runs explained, %d stale finishes fenced (%d leases), %d heartbeats refused\n",
@@ -341,6 +343,7 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 		terminal string // acked, dead
 		ackLease int64
 		ackAt    int64
+		deadBy   int64 // the lease whose nack made it dead
 		claims   map[int64]*claimInfo
 		lastErr  string
 	}
@@ -421,7 +424,7 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 			case finishRelease:
 				c.Released++
 			case finishDead:
-				st.terminal = "dead"
+				st.terminal, st.deadBy = "dead", e.Lease
 				if e.Attempts < e.MaxAttempts || e.Err == "" {
 					f.add("dead", "message %d went dead after %d of %d attempts with error %q", e.Msg, e.Attempts, e.MaxAttempts, e.Err)
 				}
@@ -495,6 +498,10 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 			c.Dead++
 			if !inFile || fr.state != 2 || fr.lastError == "" {
 				f.add("dead", "message %d went dead but the file has state %d, error %q", id, fr.state, fr.lastError)
+			}
+			// Its reason is what its last handler run said.
+			if why := deadReason(runsOf[id], id, st.deadBy, fr.lastError); why != "" {
+				f.add("dead reason", "message %d: %s", id, why)
 			}
 		default:
 			c.Lost++
@@ -697,14 +704,46 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 	c.LeftTmpDir = len(dirs)
 	for _, d := range dirs {
 		owner := byName[filepath.Base(filepath.Dir(d))]
-		how := "ended normally"
-		if owner != nil && owner.signal != 0 {
-			how = "ended by " + owner.signal.String()
+		files, _ := os.ReadDir(d)
+		switch {
+		case owner != nil && owner.signal == syscall.SIGKILL:
+			f.add("temporary directory left by a consumer killed with SIGKILL", "%s (%d files)", d, len(files))
+		case owner != nil:
+			f.add("temporary directory left", "%s (%d files) by %s, exit %d", d, len(files), owner.name, owner.exit)
+		default:
+			f.add("temporary directory left", "%s (%d files)", d, len(files))
 		}
-		f.add("temporary directory left", "%s (its consumer %s)", d, how)
 	}
 
 	return &Result{Counts: c, Violations: f.list()}, nil
+}
+
+// deadReason checks a dead message's last error against the handler run
+// that failed it last: "" when it matches.
+func deadReason(mrs []msgRun, id, lease int64, lastError string) string {
+	for _, mr := range mrs {
+		if mr.lease != lease {
+			continue
+		}
+		switch {
+		case mr.end != 0 && mr.exit == 0 && mr.failed[id]:
+			if want := fmt.Sprintf("soak: planned failure of attempt %d", mr.attempt); lastError != want {
+				return fmt.Sprintf("its handler failed it in the result file, the error is %q", lastError)
+			}
+		case mr.end != 0 && mr.exit == 0:
+			return fmt.Sprintf("its last handler run (lease %d, %s) succeeded, yet it went dead with %q", lease, mr.proc.name, lastError)
+		case mr.end != 0:
+			if !strings.Contains(lastError, fmt.Sprintf("exit status %d", mr.exit)) {
+				return fmt.Sprintf("its handler exited %d, the error is %q", mr.exit, lastError)
+			}
+		default: // killed: batch_timeout, or a signal
+			if !strings.Contains(lastError, "batch_timeout") && !strings.Contains(lastError, "killed by a signal") {
+				return fmt.Sprintf("its handler was killed, the error is %q", lastError)
+			}
+		}
+		return ""
+	}
+	return fmt.Sprintf("went dead by lease %d with %q, which ran no handler on it", lease, lastError)
 }
 
 func summaryDuplicates(s *enqueueSummary) int {

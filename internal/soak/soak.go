@@ -142,7 +142,7 @@ type runner struct {
 	calls   []*producerCall
 	errs    []string // failures of the harness itself
 
-	bg sync.WaitGroup // pending SIGCONTs and lock holders
+	bg sync.WaitGroup // pending SIGCONTs and lock holders, started by the chaos driver only
 }
 
 // Run runs a soak and checks it. The error is for a harness that could not
@@ -161,16 +161,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.consumerSlot(s, r.seed+uint64(i)) }()
 	}
-	wg.Add(3)
+	wg.Add(2)
 	go func() { defer wg.Done(); r.singleProducer(r.seed + 100) }()
 	go func() { defer wg.Done(); r.bulkProducer(r.seed + 101) }()
-	go func() { defer wg.Done(); r.chaosDriver(r.seed + 102) }()
+	chaosDone := make(chan struct{})
+	go func() { defer close(chaosDone); r.chaosDriver(r.seed + 102) }()
 
 	select {
 	case <-time.After(cfg.Duration):
 	case <-ctx.Done():
 	}
 	r.end()
+	<-chaosDone
 	r.bg.Wait() // every paused consumer continued, the write lock released
 	r.stopConsumers()
 	wg.Wait()
