@@ -513,10 +513,14 @@ func (r *runner) chaosDriver(seed uint64) {
 				r.signal(p, syscall.SIGKILL, "kill")
 			}
 		case x < 44:
-			// SIGSTOP past the lease: another consumer takes the batch over,
-			// and the paused one, continued, must be fenced off.
+			// SIGSTOP up to past the lease: another consumer takes the batch
+			// over (the lease ends between 2/3 and all of a lease after the
+			// stop, with the last heartbeat), and the paused one, continued
+			// before, while or after the new holder runs it, must be fenced
+			// off.
 			if p := r.pick(rng, "consumer", 3*time.Second); p != nil {
-				r.pause(p, "stop", p.lease+time.Duration(500+rng.IntN(1000))*time.Millisecond)
+				d := p.lease*2/3 + time.Duration(rng.Int64N(int64(p.lease/3+1500*time.Millisecond)))
+				r.pause(p, "stop", d)
 			}
 		case x < 52:
 			// A pause well within the lease: nothing may be taken over.
