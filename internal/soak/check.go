@@ -270,6 +270,17 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 
+	// The harness's own write lock was real: nothing was written under it.
+	for _, l := range locks {
+		from, until := l.At.UnixMilli(), l.Until.UnixMilli()
+		for _, e := range log {
+			if e.At > from+5 && e.At < until-5 {
+				f.add("harness", "a %s was written at %d while the soak held the write lock (%d..%d)", e.Ev, e.At, from, until)
+				break
+			}
+		}
+	}
+
 	// Handler records.
 	runsOf := map[int64][]msgRun{}
 	var childPIDs []int
