@@ -703,7 +703,15 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 			}
 		}
 		full := r.fullDisk && p.exit == 3 && bytes.Contains(out, []byte("database or disk is full"))
-		if full && p.kind == "consumer" {
+		if full && !p.start.Before(r.spaceBack) {
+			// Started after the ballast was removed: the disk had room.
+			if f.count["disk full after space was freed"] == 0 {
+				f.add("disk full after space was freed", "after the run: %s", spaceText(r.db))
+			}
+			f.add("disk full after space was freed", "%s started %s after %s were freed, and failed: %s",
+				p.name, p.start.Sub(r.spaceBack).Round(time.Millisecond), sizeText(r.freed), tail(out, 160))
+			full = false
+		} else if full && p.kind == "consumer" {
 			c.FullExits++
 		}
 		if why := unexpectedExit(p); why != "" && !full {
@@ -768,6 +776,22 @@ func deadReason(mrs []msgRun, id, lease int64, lastError string) string {
 	}
 	return fmt.Sprintf("went dead by lease %d with %q, which ran no handler on it", lease, lastError)
 }
+
+// spaceText tells the free space next to a database and its WAL's size.
+func spaceText(db string) string {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(filepath.Dir(db), &st); err != nil {
+		return err.Error()
+	}
+	wal, _ := os.Stat(db + "-wal")
+	var walSize int64
+	if wal != nil {
+		walSize = wal.Size()
+	}
+	return fmt.Sprintf("%s free, the WAL is %s", sizeText(int64(st.Bavail)*int64(st.Bsize)), sizeText(walSize))
+}
+
+func sizeText(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/(1<<20)) }
 
 func summaryDuplicates(s *enqueueSummary) int {
 	if s == nil {

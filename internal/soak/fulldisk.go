@@ -84,6 +84,9 @@ func RunFullDisk(ctx context.Context, cfg Config, small string) (*Result, error)
 	if err := os.Remove(ballast); err != nil {
 		r.fail("ballast: %v", err)
 	}
+	r.mu.Lock()
+	r.spaceBack, r.freed = time.Now(), size
+	r.mu.Unlock()
 	r.cfg.Logf("soak: space again after %s", time.Since(began).Round(time.Millisecond))
 	time.Sleep(2 * time.Second)
 	r.end()

@@ -132,7 +132,9 @@ type runner struct {
 	ending chan struct{}
 	// fullDisk: the database runs out of space on purpose, and an exit
 	// status 3 saying so is expected.
-	fullDisk bool
+	fullDisk  bool
+	spaceBack time.Time // when the full disk had room again
+	freed     int64     // bytes the ballast gave back
 
 	mu      sync.Mutex
 	isEnd   bool

@@ -66,6 +66,23 @@ func environ(dir string) []string {
 	return append(vars, "HOME="+filepath.Join(dir, "home"), "GORACE="+gorace)
 }
 
+// keptDir is a fresh directory for a run's files: under $SOAK_DIR, kept
+// for a look afterwards, when that is set, else a temporary one.
+func keptDir(t *testing.T, name string) string {
+	keep := os.Getenv("SOAK_DIR")
+	if keep == "" {
+		return t.TempDir()
+	}
+	dir := filepath.Join(keep, name)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // handlerArgv runs this test binary as the soak's handler.
 func handlerArgv(tb testing.TB) []string {
 	exe, err := os.Executable()
@@ -95,13 +112,7 @@ func TestSoak(t *testing.T) {
 		}
 		seed = s
 	}
-	dir := t.TempDir()
-	if keep := os.Getenv("SOAK_DIR"); keep != "" { // keep the run's files for a look afterwards
-		dir = keep
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := keptDir(t, "soak")
 	res, err := soak.Run(context.Background(), soak.Config{
 		Daguq:    daguqBin,
 		Handler:  handlerArgv(t),
@@ -124,7 +135,7 @@ func TestSoak(t *testing.T) {
 // that runs out of space: a tmpfs of 4 MB, which takes root to mount. Without
 // root the test is skipped, unless CI is set: then it fails.
 func TestSoakFullDisk(t *testing.T) {
-	dir := t.TempDir()
+	dir := keptDir(t, "fulldisk")
 	small := filepath.Join(dir, "small")
 	if err := os.Mkdir(small, 0o700); err != nil {
 		t.Fatal(err)
@@ -138,6 +149,9 @@ func TestSoakFullDisk(t *testing.T) {
 		t.Skip(msg)
 	}
 	t.Cleanup(func() {
+		if os.Getenv("SOAK_DIR") != "" { // keep the database too
+			exec.Command("cp", "-a", small, filepath.Join(dir, "small-kept")).Run()
+		}
 		if out, err := exec.Command("umount", small).CombinedOutput(); err != nil {
 			t.Errorf("umount %s: %v: %s", small, err, out)
 		}
