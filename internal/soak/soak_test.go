@@ -161,6 +161,7 @@ func TestSoakFullDisk(t *testing.T) {
 		Handler: handlerArgv(t),
 		Dir:     dir,
 		Env:     environ(dir),
+		Drain:   10 * time.Second,
 		Logf:    t.Logf,
 	}, small)
 	if err != nil {
