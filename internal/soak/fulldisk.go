@@ -107,7 +107,7 @@ func (r *runner) enqueueBulk(call string, count, pad int) *proc {
 		r.fail("%v", err)
 		return nil
 	}
-	c := &producerCall{Call: call, N: count, Bulk: true}
+	c := &producerCall{Call: call, N: count}
 	r.produce(c, "p-"+call, []string{"enqueue", "--queue", Queue, "--file", file})
 	return c.Proc
 }

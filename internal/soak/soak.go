@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,19 +91,17 @@ type proc struct {
 
 	// under runner.mu
 	stopped bool             // SIGSTOPped now
-	sent    []syscall.Signal // signals the chaos sent
-	end     time.Time
-	exit    int            // exit status, -1 when a signal ended it
-	signal  syscall.Signal // the signal that ended it
+	sent    []syscall.Signal // signals the soak sent
+	exit    int              // exit status, -1 when a signal ended it
+	signal  syscall.Signal   // the signal that ended it
 }
 
 // chaosEvent is one thing the chaos driver did.
 type chaosEvent struct {
-	Action     string // kill, stop (past the lease), pause (within it), term, lock, kill-producer
-	Proc       string
-	PID        int
-	At, Until  time.Time
-	LeaseOfPID time.Duration
+	Action    string // kill, stop (up to past the lease), pause (within it), term, lock, kill-producer, term-producer
+	Proc      string
+	PID       int
+	At, Until time.Time
 }
 
 // producerCall is one `daguq enqueue` process and what it printed.
@@ -110,7 +109,6 @@ type producerCall struct {
 	Call    string
 	Proc    *proc
 	N       int // messages given
-	Bulk    bool
 	Dedupe  string
 	Summary *enqueueSummary // nil when it printed none (killed)
 }
@@ -311,7 +309,6 @@ func (r *runner) start(name, kind, slotName string, lease time.Duration, args []
 		err := cmd.Wait()
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		p.end = time.Now()
 		delete(r.running, p)
 		p.exit = 0
 		var ee *exec.ExitError
@@ -388,13 +385,17 @@ func (r *runner) stopConsumers() {
 	}
 }
 
-// killAll kills whatever the soak started and still runs (a failed run).
+// killAll kills whatever the soak started and still runs (after a failed
+// run), and any process that carries the run's mark (handlers' children).
 func (r *runner) killAll() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for p := range r.running {
 		p.cmd.Process.Signal(syscall.SIGCONT)
 		p.cmd.Process.Kill()
+	}
+	for pid := range leftProcesses(r.token) {
+		syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 
@@ -439,7 +440,7 @@ func (r *runner) bulkProducer(seed uint64) {
 		}
 		args := []string{"enqueue", "--queue", Queue, "--file", file, "--dedupe-key", key}
 		args = append(args, r.options(rng)...)
-		if !r.produce(&producerCall{Call: call, N: count, Bulk: true, Dedupe: key}, "p1-bulk."+strconv.Itoa(n), args) {
+		if !r.produce(&producerCall{Call: call, N: count, Dedupe: key}, "p1-bulk."+strconv.Itoa(n), args) {
 			return
 		}
 		r.sleep(time.Duration(100+rng.IntN(300)) * time.Millisecond)
@@ -583,16 +584,8 @@ func (r *runner) pick(rng *rand.Rand, kind string, maxLease time.Duration) *proc
 		return nil
 	}
 	// map order is random, but not rng's: sort for repeatable choices.
-	sortProcs(cands)
+	sort.Slice(cands, func(i, j int) bool { return cands[i].name < cands[j].name })
 	return cands[rng.IntN(len(cands))]
-}
-
-func sortProcs(ps []*proc) {
-	for i := 1; i < len(ps); i++ {
-		for j := i; j > 0 && ps[j].name < ps[j-1].name; j-- {
-			ps[j], ps[j-1] = ps[j-1], ps[j]
-		}
-	}
 }
 
 func (r *runner) signal(p *proc, sig syscall.Signal, action string) {
@@ -606,7 +599,7 @@ func (r *runner) signal(p *proc, sig syscall.Signal, action string) {
 	}
 	p.sent = append(p.sent, sig)
 	now := time.Now()
-	r.chaos = append(r.chaos, chaosEvent{Action: action, Proc: p.name, PID: p.pid, At: now, Until: now, LeaseOfPID: p.lease})
+	r.chaos = append(r.chaos, chaosEvent{Action: action, Proc: p.name, PID: p.pid, At: now, Until: now})
 }
 
 // pause sends SIGSTOP, and SIGCONT after d.
@@ -633,7 +626,7 @@ func (r *runner) pause(p *proc, action string, d time.Duration) {
 		p.cmd.Process.Signal(syscall.SIGCONT)
 		p.stopped = false
 		p.sent = append(p.sent, syscall.SIGCONT)
-		r.chaos = append(r.chaos, chaosEvent{Action: action, Proc: p.name, PID: p.pid, At: at, Until: time.Now(), LeaseOfPID: p.lease})
+		r.chaos = append(r.chaos, chaosEvent{Action: action, Proc: p.name, PID: p.pid, At: at, Until: time.Now()})
 	}()
 }
 
