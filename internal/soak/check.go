@@ -14,42 +14,43 @@ import (
 	"time"
 )
 
-// What Check proves, from the audit log (every change of every message,
-// written by the change's own transaction), the handlers' records (every
-// handler run: its batch, its messages and attempts, start and end in wall
-// time, what it failed, the children it left), the processes' exit status
-// and stderr, the chaos driver's log, and the file itself after the drain:
+// What the checker proves, from the audit log (every change of every
+// message, written by the change's own transaction), the handlers' records
+// (every handler run: its batch, its messages and attempts, start and end in
+// wall time, what it failed, the children it left), the processes' exit
+// status and stderr, the chaos driver's log, and the file after the drain
+// (docs/lifecycle.md lists the same):
 //
-//  1. Every message ends acked exactly once (one delete by the lease that
-//     held it) or dead (out of attempts, with its last error); none is left
-//     ready, delayed or in flight. Nothing else deletes a message.
-//  2. A claim takes a message only when the lease it had has run out or was
-//     finished, and only once it is due (delay, retry backoff): no delivery
-//     while an earlier lease on it was valid. Lease ids (fencing tokens)
-//     grow with every claim of a message, its attempt count by one.
-//  3. Every extend, ack, nack and release is made by the lease that holds
-//     the message: no stale ack (or extend, nack, release) is accepted. Every
-//     lease a consumer reports lost was in fact taken over by a later claim.
-//  4. Every ack is backed by a handler run of that lease that exited 0 and
-//     did not name the message in its result file.
-//  5. Two handler runs of one message that overlap in time are a takeover
-//     of an expired lease, and the expiry is explained: the first run's
-//     consumer was SIGSTOPped or killed, or the write lock was held from
-//     outside, during the last lease period before it ran out. Anything else
-//     is counted as doubled.
-//  6. Handlers get what was stored: each delivery's attempt is the claim's,
-//     stdin equals $DAGUQ_BATCH_FILE, each body is the one its producer
-//     enqueued under that id, and a message's body is the same every time.
-//  7. An enqueue is all or nothing: the messages of one call were inserted
-//     by one transaction (consecutive in the log), as many as it printed;
-//     every message belongs to a call; no two live messages share a dedupe
-//     key.
-//  8. No process printed SQLITE_BUSY ("database is locked") or any other
-//     database error, a data race or a panic; every exit status is the one
-//     its signal explains (0, 4 after SIGTERM, killed after SIGKILL).
-//  9. PRAGMA integrity_check is ok; every message has its body and no body
-//     is left without its message.
-// 10. No process of the run is left (handlers, their children), and no
+//  1. Every message ends acked exactly once (one delete, by the lease that
+//     held it) or dead (out of attempts, with the error its last handler run
+//     gave); none is left ready, delayed or in flight.
+//  2. A claim takes a message only once its previous lease ran out or was
+//     finished, and only when it is due (delay, backoff): no delivery while an
+//     earlier lease on it was valid. Lease ids grow with every claim of a
+//     message, its attempt count by one (a release gives it back).
+//  3. No stale finish is accepted. The triggers see the lease a row holds, not
+//     the one a statement names, so this is proven from the other side: every
+//     ack is backed by a run of the holding lease that exited 0, did not fail
+//     the message and had ended before the delete; no finish of a lease comes
+//     while its handler still runs; every lease a consumer reports lost was
+//     taken over by a later claim.
+//  4. Two handler runs of one message overlap in time only after the first
+//     one's lease ran out, and its consumer was stopped or killed, or the
+//     write lock was held from outside, during that lease's last period.
+//     Anything else is counted as doubled.
+//  5. Handlers get what was stored: the claim's attempt, stdin equal to
+//     $DAGUQ_BATCH_FILE, the body its producer enqueued under that id, the
+//     same body every time; a batch id starts with its first message's lease.
+//  6. An enqueue is all or nothing: the messages of one call were inserted by
+//     one transaction (consecutive in the log), as many as it printed; a call
+//     that failed stored none; no two live messages share a dedupe key.
+//  7. No process printed SQLITE_BUSY ("database is locked") or another
+//     database error, a data race or a panic; every exit status is the one its
+//     signal explains (0, 4 after SIGTERM, killed after SIGKILL). Nothing was
+//     written while the soak held the write lock.
+//  8. PRAGMA integrity_check is ok; every message has its body and every body
+//     its message.
+//  9. No process of the run is left (handlers, their children), and no
 //     daguq-* temporary directory.
 
 // Result is what a soak run did and what the checker found.
