@@ -3,7 +3,6 @@ package executor
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -114,5 +113,3 @@ func parseNotBefore(s string, now time.Time) (time.Time, error) {
 	}
 	return next, nil
 }
-
-var errEmptyInput = errors.New("no messages")
