@@ -2,7 +2,6 @@ package executor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -197,6 +196,3 @@ func skippedReason(ctx context.Context, store Store, queue string) string {
 	}
 	return "empty"
 }
-
-// leaseLost reports an error that means another consumer holds the messages.
-func leaseLost(err error) bool { return errors.Is(err, queuestore.ErrLeaseLost) }

@@ -20,7 +20,7 @@ type Store interface {
 	Claim(ctx context.Context, opts queuestore.ClaimOptions) (*queuestore.Lease, error)
 	Ack(ctx context.Context, lease *queuestore.Lease, ids ...int64) error
 	Nack(ctx context.Context, lease *queuestore.Lease, opts queuestore.NackOptions) (queuestore.NackResult, error)
-	Extend(ctx context.Context, lease *queuestore.Lease, d time.Duration) error
+	Extend(ctx context.Context, lease *queuestore.Lease, d time.Duration, ids ...int64) error
 	Release(ctx context.Context, lease *queuestore.Lease, ids ...int64) error
 	LeaseByToken(ctx context.Context, token string) (*queuestore.Lease, error)
 	Stats(ctx context.Context, queue string) (queuestore.Stats, error)

@@ -3,6 +3,7 @@ package queuestore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -123,7 +124,11 @@ func (s *Store) Peek(ctx context.Context, queue string, opts PeekOptions) ([]Mes
 	var err error
 	switch opts.State {
 	case "", StateReady:
-		rows, err = s.query(ctx, sqlPeekReady, queue, now, opts.Limit)
+		var aging int64
+		if err := s.readRow(ctx, sqlAgingOf, []any{queue}, &aging); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("peek %q: %w", queue, err)
+		}
+		rows, err = s.query(ctx, sqlPeekReady, queue, now, opts.Limit, sortStep(aging))
 	case StateDelayed, StateInFlight:
 		rows, err = s.query(ctx, sqlPeekPending, queue, now, opts.Limit)
 	case StateDead:

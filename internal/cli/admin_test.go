@@ -1,10 +1,13 @@
 package cli_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/daguq/daguq/queuestore"
 )
 
 func TestHelpHasExamples(t *testing.T) {
@@ -168,7 +171,7 @@ func TestMigrate(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	r := e.ok(nil, "migrate")
-	if !strings.Contains(r.Stdout, "schema version 1") || !strings.Contains(r.Stdout, e.db) {
+	if !strings.Contains(r.Stdout, fmt.Sprintf("schema version %d", queuestore.SchemaVersion())) || !strings.Contains(r.Stdout, e.db) {
 		t.Errorf("migrate: %s", r)
 	}
 	info, err := os.Stat(e.db)

@@ -1,0 +1,69 @@
+-- daguq schema version 2: a ready set that claims walk alone, in one key.
+--
+-- state 0 is now "ready" only: the claim index holds nothing else, so a
+-- claim never walks past delayed or leased messages. Delayed, retrying and
+-- leased messages wait in state 1 until visible_at; a claim first moves the
+-- due ones into the ready set (messages_waiting finds them).
+--
+-- sort_key orders the ready set, lowest first:
+--     sort_key = visible_at - priority * step
+-- step is the queue's aging interval in milliseconds, or 2^42 ms (about 139
+-- years) when the queue has none: then priority decides and the time a
+-- message became ready breaks ties. With aging, a message that has waited
+-- one interval longer ranks like one priority level higher, whether or not
+-- claims happened meanwhile.
+
+CREATE TEMP TABLE daguq_keep_sequence AS
+    SELECT seq FROM sqlite_sequence WHERE name = 'messages';
+
+CREATE TABLE messages_v2 (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue        TEXT    NOT NULL,
+    state        INTEGER NOT NULL,           -- 0 ready, 1 waiting (delayed or leased), 2 dead, 3 acked
+    priority     INTEGER NOT NULL,           -- as enqueued; higher first
+    sort_key     INTEGER NOT NULL,           -- claim order of the ready set, lowest first
+    visible_at   INTEGER NOT NULL,           -- ready from: not-before, retry time or lease end
+    lease_id     INTEGER,                    -- the lease that holds or last held it
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,           -- the limit that applies (a consumer's override once it applied)
+    group_key    TEXT,
+    dedupe_key   TEXT,
+    enqueued_at  INTEGER NOT NULL,
+    finished_at  INTEGER,                    -- when it became dead or acked
+    last_error   TEXT,
+    size         INTEGER NOT NULL DEFAULT 0  -- body bytes, for claims with a byte limit
+) STRICT;
+
+-- Every live message waits in state 1 first: the next claim sorts the due
+-- ones into the ready set with the queue's step.
+INSERT INTO messages_v2 (id, queue, state, priority, sort_key, visible_at, lease_id, attempts, max_attempts,
+                         group_key, dedupe_key, enqueued_at, finished_at, last_error, size)
+SELECT m.id, m.queue, CASE m.state WHEN 0 THEN 1 ELSE m.state END, m.priority, 0, m.visible_at, m.lease_id,
+       m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.finished_at, m.last_error,
+       coalesce(length(CAST(b.body AS BLOB)), 0)
+FROM messages m LEFT JOIN bodies b ON b.id = m.id;
+
+DROP TABLE messages;
+ALTER TABLE messages_v2 RENAME TO messages;
+
+-- Message ids are never reused, also across this rebuild.
+UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT seq FROM daguq_keep_sequence), 0))
+WHERE name = 'messages';
+INSERT INTO sqlite_sequence (name, seq)
+    SELECT 'messages', seq FROM daguq_keep_sequence
+    WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'messages');
+DROP TABLE daguq_keep_sequence;
+
+-- The claim walks this index in order: no sort, no delayed or leased rows.
+CREATE INDEX messages_ready ON messages (queue, sort_key, id) WHERE state = 0;
+-- Due waiting messages, earliest first, for the move into the ready set.
+CREATE INDEX messages_waiting ON messages (queue, visible_at) WHERE state = 1;
+CREATE INDEX messages_lease ON messages (lease_id) WHERE lease_id IS NOT NULL;
+CREATE UNIQUE INDEX messages_dedupe ON messages (queue, dedupe_key)
+    WHERE dedupe_key IS NOT NULL AND state <> 3;
+CREATE INDEX messages_finished ON messages (queue, state, finished_at) WHERE state >= 2;
+
+-- Aging is a property of the queue (the key depends on it); aged_at was the
+-- last pass of the old per-claim aging.
+ALTER TABLE queues ADD COLUMN aging_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queues DROP COLUMN aged_at;
