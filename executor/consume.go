@@ -91,7 +91,7 @@ func newConsumer(e *queueExecutor, store Store) *consumer {
 		e:        e,
 		cfg:      &e.cfg,
 		store:    store,
-		stderr:   &lockedWriter{w: e.stderr},
+		stderr:   e.stderr, // a lockedWriter (queueExecutor.run)
 		slots:    make(chan struct{}, e.cfg.Concurrency),
 		finished: make(chan struct{}, e.cfg.Concurrency),
 		halt:     make(chan struct{}),

@@ -73,7 +73,7 @@ func (e *enqueueExecutor) run(ctx context.Context) error {
 		return usageError(err)
 	}
 	path, _ := ResolveDB(e.cfg.DB, specGetenv(e.spec))
-	store, err := OpenStore(resolvePath(e.spec.Dir, path), StoreOptions{})
+	store, err := OpenStore(resolvePath(e.spec.Dir, path), StoreOptions{LockWaitNotice: e.stderr})
 	if err != nil {
 		return storeError(err)
 	}

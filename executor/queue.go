@@ -127,8 +127,10 @@ func (e *queueExecutor) run(ctx context.Context) error {
 			return usageError(err)
 		}
 	}
+	// One writer for the store's notices, the consumer and its handlers.
+	e.stderr = &lockedWriter{w: e.stderr}
 	path, _ := ResolveDB(e.cfg.DB, specGetenv(e.spec))
-	store, err := OpenStore(resolvePath(e.spec.Dir, path), StoreOptions{Backoff: e.cfg.backoffFunc()})
+	store, err := OpenStore(resolvePath(e.spec.Dir, path), StoreOptions{Backoff: e.cfg.backoffFunc(), LockWaitNotice: e.stderr})
 	if err != nil {
 		return storeError(err)
 	}

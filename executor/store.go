@@ -34,6 +34,9 @@ type StoreOptions struct {
 	// Backoff gives the retry delay after the attempt-th failed delivery.
 	// Nil: the store's default (exponential from 1s up to 1h).
 	Backoff func(attempt int) time.Duration
+	// LockWaitNotice is told when a write waits for another process's
+	// write lock for more than a second (the step's stderr).
+	LockWaitNotice io.Writer
 }
 
 // ErrBackendUnavailable reports a database URL whose backend this build
@@ -51,7 +54,7 @@ func OpenStore(db string, opts StoreOptions) (Store, error) {
 	if err := checkSQLiteFile(db); err != nil {
 		return nil, err
 	}
-	s, err := queuestore.Open(db, queuestore.Options{Backoff: opts.Backoff})
+	s, err := queuestore.Open(db, queuestore.Options{Backoff: opts.Backoff, LockWaitNotice: opts.LockWaitNotice})
 	if err != nil {
 		return nil, fmt.Errorf("db: %w", err)
 	}

@@ -358,3 +358,36 @@ UPDATE sqlite_sequence SET seq = 20 WHERE name = 'messages';`, now)
 		t.Fatalf("first id after migration %v, %v; want 21 (ids are never reused)", res.IDs, err)
 	}
 }
+
+// An ack of a finished batch waits for another process's write lock for as
+// long as its lease lasts, not only Options.BusyTimeout: the handler's work
+// is not given up because the lock was busy. Other writes give up with
+// ErrBusy.
+func TestAckWaitsForTheLockWhileTheLeaseLives(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "daguq.db")
+	s, err := Open(path, Options{BusyTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if _, err := s.Enqueue(ctx, msg("q", "m")); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := s.Claim(ctx, ClaimOptions{Queue: "q", Max: 1, Lease: 10 * time.Second})
+	if err != nil || lease == nil {
+		t.Fatal(lease, err)
+	}
+	holder := holdWriteLock(t, path)
+	if _, err := s.Enqueue(ctx, msg("q", "m2")); !errors.Is(err, ErrBusy) {
+		t.Fatalf("enqueue under a busy lock: %v, want ErrBusy", err)
+	}
+	go func() {
+		time.Sleep(time.Second)
+		holder.Rollback()
+	}()
+	if err := s.Ack(ctx, lease); err != nil {
+		t.Fatalf("ack after the lock was busy for longer than the busy timeout: %v", err)
+	}
+}
