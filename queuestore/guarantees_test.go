@@ -305,7 +305,6 @@ func holdWriteLock(tb testing.TB, path string) *sql.Tx {
 	return tx
 }
 
-
 // A version 1 file is migrated in place: its messages keep their ids,
 // states, priorities and bodies, and ids are not reused.
 func TestMigrationFromVersion1(t *testing.T) {
@@ -320,7 +319,7 @@ func TestMigrationFromVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().UnixMilli()
-	_, err = db.Exec(string(v1) + `;
+	_, err = db.Exec(string(v1)+`;
 PRAGMA application_id = 1684501873; PRAGMA user_version = 1;
 INSERT INTO messages (id, queue, state, priority, rank, visible_at, attempts, max_attempts, enqueued_at)
 VALUES (1, 'q', 0, 0, 0, ?1, 0, 5, ?1),            -- ready, low
