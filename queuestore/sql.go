@@ -213,6 +213,15 @@ DELETE FROM bodies WHERE id IN (
 	sqlPurgeQueueBodies = `DELETE FROM bodies WHERE id IN (SELECT id FROM messages WHERE queue = ?1)`
 	sqlPurgeQueue       = `DELETE FROM messages WHERE queue = ?1`
 	sqlPurgeQueueLeases = `DELETE FROM leases WHERE queue = ?1`
+
+	sqlInsertHistory = `
+INSERT INTO history (queue, at, ready, delayed, in_flight, dead, enqueued, acked, oldest_ready)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+ON CONFLICT (queue, at) DO NOTHING`
+	sqlPruneHistory = `DELETE FROM history WHERE at < ?1`
+	sqlHistory      = `
+SELECT at, ready, delayed, in_flight, dead, enqueued, acked, oldest_ready
+FROM history WHERE queue = ?1 AND at >= ?2 ORDER BY at`
 )
 
 // Bulk enqueue inserts its rows with multi-row INSERTs of these sizes,

@@ -67,3 +67,18 @@ CREATE INDEX messages_finished ON messages (queue, state, finished_at) WHERE sta
 -- last pass of the old per-claim aging.
 ALTER TABLE queues ADD COLUMN aging_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE queues DROP COLUMN aged_at;
+
+-- Samples of each queue's counts over time, for the dashboard's charts
+-- (Store.RecordHistory, Store.History).
+CREATE TABLE history (
+    queue        TEXT    NOT NULL,
+    at           INTEGER NOT NULL,
+    ready        INTEGER NOT NULL,
+    delayed      INTEGER NOT NULL,
+    in_flight    INTEGER NOT NULL,
+    dead         INTEGER NOT NULL,
+    enqueued     INTEGER NOT NULL, -- counter totals at that time
+    acked        INTEGER NOT NULL,
+    oldest_ready INTEGER NOT NULL, -- ms
+    PRIMARY KEY (queue, at)
+) STRICT, WITHOUT ROWID;
