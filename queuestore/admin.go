@@ -76,20 +76,31 @@ func (s *Store) Queues(ctx context.Context) ([]string, error) {
 	return names, rows.Err()
 }
 
-// Stats counts queue's messages by state.
+// Stats counts queue's messages by state, from the counts the store keeps
+// (no count of rows, however many there are).
 func (s *Store) Stats(ctx context.Context, queue string) (Stats, error) {
 	if err := ValidateQueueName(queue); err != nil {
 		return Stats{}, err
 	}
 	st := Stats{Queue: queue}
 	now := s.now()
-	var oldest sql.NullInt64
-	err := s.readRow(ctx, sqlStats, []any{queue, now}, &st.Ready, &st.Delayed, &st.InFlight, &st.Dead, &st.Acked, &oldest)
+	var readySet, waiting, waitingLeased, dead, acked, oldestReady, oldestDue sql.NullInt64
+	var dueFree, dueLeased int64
+	err := s.readRow(ctx, sqlStats, []any{queue, now}, &readySet, &waiting, &waitingLeased, &dead, &acked,
+		&dueFree, &dueLeased, &oldestReady, &oldestDue)
 	if err != nil {
 		return Stats{}, fmt.Errorf("stats of %q: %w", queue, err)
 	}
+	st.Ready = readySet.Int64 + dueFree + dueLeased
+	st.Delayed = waiting.Int64 - waitingLeased.Int64 - dueFree
+	st.InFlight = waitingLeased.Int64 - dueLeased
+	st.Dead, st.Acked = dead.Int64, acked.Int64
+	oldest := oldestReady
+	if oldestDue.Valid && (!oldest.Valid || oldestDue.Int64 < oldest.Int64) {
+		oldest = oldestDue
+	}
 	if oldest.Valid {
-		st.OldestReadyAge = time.Duration(now-oldest.Int64) * time.Millisecond
+		st.OldestReadyAge = time.Duration(max(now-oldest.Int64, 0)) * time.Millisecond
 	}
 	err = s.readRow(ctx, sqlQueueRow, []any{queue, now}, &st.Paused, &st.InFlightLimit, &st.Leases)
 	if err != nil {
@@ -163,29 +174,33 @@ func (s *Store) Peek(ctx context.Context, queue string, opts PeekOptions) ([]Mes
 // Redrive puts dead messages of queue (all of them when ids is empty) back
 // to ready with their attempts reset. It returns how many moved.
 func (s *Store) Redrive(ctx context.Context, queue string, ids ...int64) (int64, error) {
+	moved := func(n int64) counts { return counts{dead: -n, waiting: n, redriven: n} }
 	if len(ids) == 0 {
-		return s.change(ctx, "redrive dead letters of", queue, []string{sqlRedriveAll}, queue, s.now())
+		return s.change(ctx, "redrive dead letters of", queue, moved, []string{sqlRedriveAll}, queue, s.now())
 	}
-	return s.change(ctx, "redrive dead letters of", queue, []string{sqlRedriveIDs}, queue, s.now(), jsonIDs(ids))
+	return s.change(ctx, "redrive dead letters of", queue, moved, []string{sqlRedriveIDs}, queue, s.now(), jsonIDs(ids))
 }
 
 // PurgeDead deletes dead messages of queue (all when ids is empty).
 func (s *Store) PurgeDead(ctx context.Context, queue string, ids ...int64) (int64, error) {
+	gone := func(n int64) counts { return counts{dead: -n, purged: n} }
 	if len(ids) == 0 {
-		return s.change(ctx, "purge dead letters of", queue, []string{sqlPurgeDeadBodies, sqlPurgeDead}, queue)
+		return s.change(ctx, "purge dead letters of", queue, gone, []string{sqlPurgeDeadBodies, sqlPurgeDead}, queue)
 	}
-	return s.change(ctx, "purge dead letters of", queue, []string{sqlPurgeDeadIDsBodies, sqlPurgeDeadIDs}, queue, jsonIDs(ids))
+	return s.change(ctx, "purge dead letters of", queue, gone, []string{sqlPurgeDeadIDsBodies, sqlPurgeDeadIDs}, queue, jsonIDs(ids))
 }
 
 // Purge deletes every message of queue, in flight ones included, and its
 // leases. It returns how many messages went.
 func (s *Store) Purge(ctx context.Context, queue string) (int64, error) {
-	return s.change(ctx, "purge queue", queue, []string{sqlPurgeQueueBodies, sqlPurgeQueue, sqlPurgeQueueLeases}, queue)
+	gone := func(n int64) counts { return counts{purged: n} }
+	return s.change(ctx, "purge queue", queue, gone, []string{sqlPurgeQueueBodies, sqlPurgeQueue, sqlPurgeQueueLeases, sqlZeroStateCounts}, queue)
 }
 
 // change runs statements in one transaction and returns the rows affected by
-// the last messages statement (the second one when there are several).
-func (s *Store) change(ctx context.Context, op, queue string, stmts []string, args ...any) (int64, error) {
+// the last messages statement (the second one when there are several);
+// counted says what that changes in the queue's counts.
+func (s *Store) change(ctx context.Context, op, queue string, counted func(n int64) counts, stmts []string, args ...any) (int64, error) {
 	if err := ValidateQueueName(queue); err != nil {
 		return 0, err
 	}
@@ -200,7 +215,8 @@ func (s *Store) change(ctx context.Context, op, queue string, stmts []string, ar
 				n, _ = res.RowsAffected()
 			}
 		}
-		return nil
+		change := counted(n)
+		return change.flush(ctx, tx, queue)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("%s %q: %w", op, queue, err)

@@ -119,6 +119,19 @@ func (s *Store) enqueue(ctx context.Context, tx querier, msgs []NewMessage) (Enq
 		stored = append(stored, i)
 	}
 	res.Enqueued = len(stored)
+	changes := queueCounts{}
+	for _, i := range stored {
+		c := changes.of(msgs[i].Queue)
+		c.enqueued++
+		if msgs[i].NotBefore.UnixMilli() > now {
+			c.waiting++
+		} else {
+			c.readySet++
+		}
+	}
+	if err := changes.flush(ctx, tx); err != nil {
+		return EnqueueResult{}, fmt.Errorf("enqueue: %w", err)
+	}
 	for start := 0; start < len(stored); {
 		size, chunk := bulkChunk(len(stored) - start)
 		args = args[:0]

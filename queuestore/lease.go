@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"sort"
 	"strconv"
@@ -164,7 +165,8 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 			}
 			set.aging = aging
 		}
-		if _, err := tx.ExecContext(ctx, sqlPromote, opts.Queue, now, sortStep(set.aging), promoteBatch); err != nil {
+		var change counts
+		if err := s.promote(ctx, tx, &change, opts.Queue, now, set.aging); err != nil {
 			return err
 		}
 		if s.due(s.nextLeaseSwep, opts.Queue, now, 10*time.Second) {
@@ -173,11 +175,15 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 			}
 		}
 		picked, bytesFull, err := s.pickCandidates(ctx, tx, &opts, set.aging, minPriority, maxPriority)
-		if err != nil || len(picked) == 0 {
-			if err == nil && bytesFull {
+		if err != nil {
+			return err
+		}
+		if len(picked) == 0 {
+			if bytesFull {
 				lease = &Lease{BytesFull: true}
 			}
-			return cmpErr(err, errRollback)
+			// Commit what the promotion moved, if anything.
+			return change.flush(ctx, tx, opts.Queue)
 		}
 		expires := now + opts.Lease.Milliseconds()
 		var leaseID int64
@@ -209,6 +215,14 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 			return err
 		}
 		inPickOrder(msgs, picked)
+		n := int64(len(msgs))
+		change.readySet -= n
+		change.waiting += n
+		change.waitingLeased += n
+		change.claimed += n
+		if err := change.flush(ctx, tx, opts.Queue); err != nil {
+			return err
+		}
 		lease = &Lease{ID: leaseID, Token: formatToken(leaseID, secret), Queue: opts.Queue,
 			Consumer: opts.Consumer, ExpiresAt: msTime(expires), Messages: msgs, BytesFull: bytesFull}
 		if opts.Into != nil {
@@ -232,20 +246,35 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 	return lease, nil
 }
 
+// promote moves up to promoteBatch due waiting messages of queue into the
+// ready set, counting the leases that ran out.
+func (s *Store) promote(ctx context.Context, tx querier, change *counts, queue string, now, aging int64) error {
+	rows, err := tx.QueryContext(ctx, sqlPromote, queue, now, sortStep(aging), promoteBatch)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var leased bool
+		if err := rows.Scan(&leased); err != nil {
+			return err
+		}
+		change.waiting--
+		change.readySet++
+		if leased {
+			change.waitingLeased--
+			change.settled[settledExpired]++
+		}
+	}
+	return rows.Err()
+}
+
 // sortStep is the sort key's step per priority level for a queue's aging.
 func sortStep(aging int64) int64 {
 	if aging > 0 {
 		return aging
 	}
 	return noAgingStep
-}
-
-// cmpErr returns err, or alt when err is nil.
-func cmpErr(err, alt error) error {
-	if err != nil {
-		return err
-	}
-	return alt
 }
 
 // pickCandidates walks the ready set in claim order and picks what the
@@ -514,6 +543,26 @@ func scanIDs(rows *sql.Rows) (map[int64]bool, error) {
 	return done, rows.Err()
 }
 
+// leaseStates reads the state of each message among list that the lease
+// holds.
+func leaseStates(ctx context.Context, tx querier, leaseID int64, list string) (map[int64]int, error) {
+	rows, err := tx.QueryContext(ctx, sqlLeaseStates, leaseID, list)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	states := map[int64]int{}
+	for rows.Next() {
+		var id int64
+		var state int
+		if err := rows.Scan(&id, &state); err != nil {
+			return nil, err
+		}
+		states[id] = state
+	}
+	return states, rows.Err()
+}
+
 // lostOf is the *LostError for the ids that were not done, or nil.
 func lostOf(lease *Lease, ids []int64, done map[int64]bool) error {
 	var lost []int64
@@ -551,32 +600,58 @@ func (s *Store) Ack(ctx context.Context, lease *Lease, ids ...int64) error {
 	var done map[int64]bool
 	err = s.finishTx(ctx, lease, func(ctx context.Context, tx querier) error {
 		now := s.now()
-		var rows *sql.Rows
+		var change counts
+		done = map[int64]bool{}
+		acked := func(rows *sql.Rows, err error) error {
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id, enqueued int64
+				var state int
+				if err := rows.Scan(&id, &state, &enqueued); err != nil {
+					return err
+				}
+				done[id] = true
+				change.leaveLive(state, true)
+				change.settled[settledAcked]++
+				change.ackWait(now - enqueued)
+			}
+			return rows.Err()
+		}
 		if s.opts.AckRetention > 0 {
-			rows, err = tx.QueryContext(ctx, sqlAckRetain, lease.ID, list, now)
-		} else {
-			rows, err = tx.QueryContext(ctx, sqlAckDelete, lease.ID, list)
-		}
-		if err != nil {
-			return err
-		}
-		if done, err = scanIDs(rows); err != nil {
-			return err
-		}
-		if s.opts.AckRetention > 0 {
+			// One statement per old state: RETURNING shows only the new one.
+			for _, state := range []int{codeReady, codeWaiting} {
+				if err := acked(tx.QueryContext(ctx, sqlAckRetain, lease.ID, list, now, state)); err != nil {
+					return err
+				}
+			}
+			change.acked += int64(len(done))
 			if s.due(s.nextAckPurge, lease.Queue, now, time.Minute) {
 				cutoff := now - s.opts.AckRetention.Milliseconds()
 				if _, err := tx.ExecContext(ctx, sqlPurgeAckedBodies, lease.Queue, cutoff); err != nil {
 					return err
 				}
-				if _, err := tx.ExecContext(ctx, sqlPurgeAcked, lease.Queue, cutoff); err != nil {
+				res, err := tx.ExecContext(ctx, sqlPurgeAcked, lease.Queue, cutoff)
+				if err != nil {
+					return err
+				}
+				n, _ := res.RowsAffected()
+				change.acked -= n
+			}
+		} else {
+			if err := acked(tx.QueryContext(ctx, sqlAckDelete, lease.ID, list)); err != nil {
+				return err
+			}
+			if len(done) > 0 {
+				if _, err := tx.ExecContext(ctx, sqlAckBodies, jsonIDs(setIDs(ids, done))); err != nil {
 					return err
 				}
 			}
-		} else if len(done) > 0 {
-			if _, err := tx.ExecContext(ctx, sqlAckBodies, jsonIDs(setIDs(ids, done))); err != nil {
-				return err
-			}
+		}
+		if err := change.flush(ctx, tx, lease.Queue); err != nil {
+			return err
 		}
 		_, err := tx.ExecContext(ctx, sqlDropLeaseIfEmpty, lease.ID)
 		return err
@@ -629,7 +704,7 @@ type NackResult struct {
 // It nacks those the lease still holds; when another claim has taken some,
 // it returns the result with a *LostError naming them.
 func (s *Store) Nack(ctx context.Context, lease *Lease, opts NackOptions) (NackResult, error) {
-	ids, _, err := idList(lease, opts.IDs)
+	ids, list, err := idList(lease, opts.IDs)
 	if err != nil {
 		return NackResult{}, err
 	}
@@ -643,7 +718,16 @@ func (s *Store) Nack(ctx context.Context, lease *Lease, opts NackOptions) (NackR
 		res = NackResult{}
 		clear(done)
 		now := s.now()
+		states, err := leaseStates(ctx, tx, lease.ID, list)
+		if err != nil {
+			return err
+		}
+		var change counts
 		for _, id := range ids {
+			old, held := states[id]
+			if !held {
+				continue
+			}
 			delay := opts.Delay
 			if delay == 0 {
 				delay = s.opts.Backoff(attempts[id])
@@ -658,13 +742,21 @@ func (s *Store) Nack(ctx context.Context, lease *Lease, opts NackOptions) (NackR
 				return err
 			}
 			done[id] = true
+			change.leaveLive(old, true)
 			if state == codeDead {
 				res.Dead = append(res.Dead, id)
+				change.dead++
+				change.settled[settledDead]++
 			} else {
 				res.Retried = append(res.Retried, id)
+				change.waiting++
+				change.settled[settledRetried]++
 			}
 		}
-		_, err := tx.ExecContext(ctx, sqlDropLeaseIfEmpty, lease.ID)
+		if err := change.flush(ctx, tx, lease.Queue); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, sqlDropLeaseIfEmpty, lease.ID)
 		return err
 	})
 	if err != nil {
@@ -693,12 +785,29 @@ func (s *Store) Extend(ctx context.Context, lease *Lease, d time.Duration, ids .
 	var done map[int64]bool
 	err = s.withTx(ctx, func(ctx context.Context, tx querier) error {
 		expires = s.now() + d.Milliseconds()
-		rows, err := tx.QueryContext(ctx, sqlExtendMessages, lease.ID, expires, list)
+		rows, err := tx.QueryContext(ctx, sqlExtendMessages, lease.ID, expires, list, codeWaiting)
 		if err != nil {
 			return err
 		}
 		if done, err = scanIDs(rows); err != nil {
 			return err
+		}
+		// Messages whose lease ran out and that a claim moved into the
+		// ready set, but no other claim took: the lease gets them back.
+		rows, err = tx.QueryContext(ctx, sqlExtendMessages, lease.ID, expires, list, codeReady)
+		if err != nil {
+			return err
+		}
+		revived, err := scanIDs(rows)
+		if err != nil {
+			return err
+		}
+		if n := int64(len(revived)); n > 0 {
+			maps.Copy(done, revived)
+			change := counts{readySet: -n, waiting: n, waitingLeased: n}
+			if err := change.flush(ctx, tx, lease.Queue); err != nil {
+				return err
+			}
 		}
 		if len(done) > 0 {
 			_, err = tx.ExecContext(ctx, sqlExtendLease, lease.ID, expires)
@@ -728,11 +837,24 @@ func (s *Store) Release(ctx context.Context, lease *Lease, ids ...int64) error {
 	}
 	var done map[int64]bool
 	err = s.finishTx(ctx, lease, func(ctx context.Context, tx querier) error {
+		states, err := leaseStates(ctx, tx, lease.ID, list)
+		if err != nil {
+			return err
+		}
 		rows, err := tx.QueryContext(ctx, sqlRelease, lease.ID, list, s.now())
 		if err != nil {
 			return err
 		}
 		if done, err = scanIDs(rows); err != nil {
+			return err
+		}
+		var change counts
+		for id := range done {
+			change.leaveLive(states[id], true)
+			change.waiting++
+			change.settled[settledReleased]++
+		}
+		if err := change.flush(ctx, tx, lease.Queue); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, sqlDropLeaseIfEmpty, lease.ID)

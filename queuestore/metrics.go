@@ -2,6 +2,8 @@ package queuestore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -58,6 +60,27 @@ func (s *Store) Metrics(ctx context.Context) ([]QueueMetrics, error) {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
 		m := QueueMetrics{Stats: st, Settled: map[Outcome]int64{}, WaitCounts: make([]int64, len(WaitBuckets))}
+		var settled [len(outcomeColumns)]int64
+		var waitSumMs int64
+		dest := []any{&m.Enqueued, &m.Claimed}
+		for i := range settled {
+			dest = append(dest, &settled[i])
+		}
+		dest = append(dest, &m.Redriven, &m.Purged, &m.WaitCount, &waitSumMs)
+		for i := range m.WaitCounts {
+			dest = append(dest, &m.WaitCounts[i])
+		}
+		err = s.readRow(ctx, sqlCounters, []any{q}, dest...)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) { // no row: a queue with settings only
+			return nil, fmt.Errorf("metrics of %q: %w", q, err)
+		}
+		for i, o := range Outcomes {
+			m.Settled[o] = settled[i]
+		}
+		for i := 1; i < len(m.WaitCounts); i++ { // cumulative, as a histogram reports
+			m.WaitCounts[i] += m.WaitCounts[i-1]
+		}
+		m.WaitSum = time.Duration(waitSumMs) * time.Millisecond
 		out = append(out, m)
 	}
 	return out, nil

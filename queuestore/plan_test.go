@@ -22,8 +22,9 @@ func TestClaimPlansUseClaimIndex(t *testing.T) {
 		"claim one group": sqlCandidatesGroup,
 		"any ready":       sqlAnyReady,
 	}
-	waiting := map[string]string{
+	live := map[string]string{
 		"promote": sqlPromote,
+		"stats":   sqlStats,
 	}
 	b := setupPlanStore(t)
 	check := func(when string) {
@@ -40,10 +41,11 @@ func TestClaimPlansUseClaimIndex(t *testing.T) {
 				t.Errorf("%s, %s: plan scans the messages table:\n%s", when, name, plan)
 			}
 		}
-		for name, stmt := range waiting {
+		for name, stmt := range live {
 			plan := explain(t, b, stmt)
-			if !strings.Contains(plan, "INDEX messages_waiting") || strings.Contains(plan, "TEMP B-TREE") {
-				t.Errorf("%s, %s: plan does not walk messages_waiting in order:\n%s", when, name, plan)
+			if !strings.Contains(plan, "INDEX messages_live") || strings.Contains(plan, "TEMP B-TREE") ||
+				strings.Contains(plan, "SCAN messages") {
+				t.Errorf("%s, %s: plan does not walk messages_live in order:\n%s", when, name, plan)
 			}
 		}
 	}

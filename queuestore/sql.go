@@ -50,10 +50,10 @@ RETURNING expires_at`
 	// nothing answers without taking the write lock. A due waiting message
 	// counts: the claim moves it into the ready set first.
 	sqlAnyReady = `
-SELECT EXISTS (SELECT 1 FROM messages
+SELECT EXISTS (SELECT 1 FROM messages INDEXED BY messages_ready
                WHERE queue = ?1 AND state = 0 AND sort_key >= ?3 AND sort_key < ?4 AND priority BETWEEN ?5 AND ?6)
     OR EXISTS (SELECT 1 FROM messages
-               WHERE queue = ?1 AND state = 1 AND visible_at <= ?2 AND priority BETWEEN ?5 AND ?6)`
+               WHERE queue = ?1 AND state < 2 AND state = 1 AND visible_at <= ?2 AND priority BETWEEN ?5 AND ?6)`
 
 	// sqlPromote moves waiting messages that are due into the ready set, with
 	// the sort key of the queue's step (?3), earliest first and at most ?4
@@ -61,8 +61,9 @@ SELECT EXISTS (SELECT 1 FROM messages
 	sqlPromote = `
 UPDATE messages SET state = 0, sort_key = visible_at - priority * ?3
 WHERE id IN (
-    SELECT id FROM messages WHERE queue = ?1 AND state = 1 AND visible_at <= ?2
-    ORDER BY visible_at LIMIT ?4)`
+    SELECT id FROM messages WHERE queue = ?1 AND state < 2 AND state = 1 AND visible_at <= ?2
+    ORDER BY visible_at LIMIT ?4)
+RETURNING lease_id IS NOT NULL`
 
 	// sqlRekey gives the ready set the sort keys of a new aging step (?2).
 	sqlRekey    = `UPDATE messages SET sort_key = visible_at - priority * ?2 WHERE queue = ?1 AND state = 0`
@@ -109,12 +110,17 @@ DELETE FROM leases WHERE id = ?1
 	// another claim takes it: finishing it then is still correct.
 	sqlAckDelete = `
 DELETE FROM messages WHERE lease_id = ?1 AND state < 2 AND id IN (SELECT value FROM json_each(?2))
-RETURNING id`
+RETURNING id, state, enqueued_at`
 	sqlAckBodies = `DELETE FROM bodies WHERE id IN (SELECT value FROM json_each(?1))`
 	sqlAckRetain = `
 UPDATE messages SET state = 3, lease_id = NULL, finished_at = ?3
-WHERE lease_id = ?1 AND state < 2 AND id IN (SELECT value FROM json_each(?2))
-RETURNING id`
+WHERE lease_id = ?1 AND state = ?4 AND id IN (SELECT value FROM json_each(?2))
+RETURNING id, ?4, enqueued_at`
+
+	// sqlLeaseStates is the state of each message among ids (?2) that lease
+	// ?1 holds, read before a change whose RETURNING shows only the new one.
+	sqlLeaseStates = `
+SELECT id, state FROM messages WHERE lease_id = ?1 AND state < 2 AND id IN (SELECT value FROM json_each(?2))`
 
 	sqlPurgeAckedBodies = `
 DELETE FROM bodies WHERE id IN (
@@ -138,7 +144,7 @@ RETURNING state`
 	// ran out and that no other claim has taken yet.
 	sqlExtendMessages = `
 UPDATE messages SET state = 1, visible_at = ?2
-WHERE lease_id = ?1 AND state < 2 AND id IN (SELECT value FROM json_each(?3))
+WHERE lease_id = ?1 AND state = ?4 AND id IN (SELECT value FROM json_each(?3))
 RETURNING id`
 
 	sqlRelease = `
@@ -163,18 +169,47 @@ ON CONFLICT (name) DO UPDATE SET paused = excluded.paused`
 INSERT INTO queues (name, max_in_flight) VALUES (?1, ?2)
 ON CONFLICT (name) DO UPDATE SET max_in_flight = excluded.max_in_flight`
 
-	sqlQueueNames = `SELECT DISTINCT queue FROM messages UNION SELECT name FROM queues ORDER BY 1`
+	sqlQueueNames = `SELECT queue FROM queue_counts UNION SELECT name FROM queues ORDER BY 1`
 
-	// In flight: held by a lease that has not ended (visible_at is the lease end).
+	// sqlAddCounts adds one transaction's changes to a queue's counts.
+	sqlAddCounts = `
+INSERT INTO queue_counts (queue, ready_set, waiting, waiting_leased, dead, acked, enqueued, claimed,
+    settled_acked, settled_retried, settled_dead, settled_expired, settled_released, redriven, purged,
+    wait_count, wait_sum_ms, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+    ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)
+ON CONFLICT (queue) DO UPDATE SET
+    ready_set = ready_set + ?2, waiting = waiting + ?3, waiting_leased = waiting_leased + ?4,
+    dead = dead + ?5, acked = acked + ?6, enqueued = enqueued + ?7, claimed = claimed + ?8,
+    settled_acked = settled_acked + ?9, settled_retried = settled_retried + ?10,
+    settled_dead = settled_dead + ?11, settled_expired = settled_expired + ?12,
+    settled_released = settled_released + ?13, redriven = redriven + ?14, purged = purged + ?15,
+    wait_count = wait_count + ?16, wait_sum_ms = wait_sum_ms + ?17,
+    w0 = w0 + ?18, w1 = w1 + ?19, w2 = w2 + ?20, w3 = w3 + ?21, w4 = w4 + ?22, w5 = w5 + ?23,
+    w6 = w6 + ?24, w7 = w7 + ?25, w8 = w8 + ?26, w9 = w9 + ?27, w10 = w10 + ?28, w11 = w11 + ?29`
+
+	// sqlZeroStateCounts is a purged queue's state counts.
+	sqlZeroStateCounts = `
+UPDATE queue_counts SET ready_set = 0, waiting = 0, waiting_leased = 0, dead = 0, acked = 0 WHERE queue = ?1`
+
+	sqlCounters = `
+SELECT enqueued, claimed, settled_acked, settled_retried, settled_dead, settled_expired, settled_released,
+       redriven, purged, wait_count, wait_sum_ms, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11
+FROM queue_counts WHERE queue = ?1`
+
+	// sqlStats reads the kept counts and adds what the clock changed since:
+	// waiting messages that are due (delayed ones whose time came, leases
+	// that ran out) count as ready until a claim moves them. The due counts
+	// and the oldest times read messages_live alone.
 	sqlStats = `
-SELECT
-    coalesce(sum(state = 0 OR (state = 1 AND visible_at <= ?2)), 0),
-    coalesce(sum(state = 1 AND visible_at > ?2 AND lease_id IS NULL), 0),
-    coalesce(sum(state = 1 AND visible_at > ?2 AND lease_id IS NOT NULL), 0),
-    coalesce(sum(state = 2), 0),
-    coalesce(sum(state = 3), 0),
-    min(CASE WHEN state = 0 OR (state = 1 AND visible_at <= ?2) THEN visible_at END)
-FROM messages WHERE queue = ?1`
+SELECT c.ready_set, c.waiting, c.waiting_leased, c.dead, c.acked,
+    (SELECT count(*) FROM messages
+     WHERE queue = ?1 AND state < 2 AND state = 1 AND visible_at <= ?2 AND lease_id IS NULL),
+    (SELECT count(*) FROM messages
+     WHERE queue = ?1 AND state < 2 AND state = 1 AND visible_at <= ?2 AND lease_id IS NOT NULL),
+    (SELECT min(visible_at) FROM messages WHERE queue = ?1 AND state < 2 AND state = 0),
+    (SELECT min(visible_at) FROM messages WHERE queue = ?1 AND state < 2 AND state = 1 AND visible_at <= ?2)
+FROM (SELECT 1) LEFT JOIN queue_counts c ON c.queue = ?1`
 
 	sqlQueueRow = `
 SELECT coalesce(q.paused, 0), coalesce(q.max_in_flight, 0),

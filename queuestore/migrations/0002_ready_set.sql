@@ -56,12 +56,46 @@ DROP TABLE daguq_keep_sequence;
 
 -- The claim walks this index in order: no sort, no delayed or leased rows.
 CREATE INDEX messages_ready ON messages (queue, sort_key, id) WHERE state = 0;
--- Due waiting messages, earliest first, for the move into the ready set.
-CREATE INDEX messages_waiting ON messages (queue, visible_at) WHERE state = 1;
+-- Live messages by state and time: due waiting ones, earliest first, for
+-- the move into the ready set; the oldest ready one and the due counts for
+-- stats (lease_id makes those counts read the index alone).
+CREATE INDEX messages_live ON messages (queue, state, visible_at, lease_id) WHERE state < 2;
 CREATE INDEX messages_lease ON messages (lease_id) WHERE lease_id IS NOT NULL;
 CREATE UNIQUE INDEX messages_dedupe ON messages (queue, dedupe_key)
     WHERE dedupe_key IS NOT NULL AND state <> 3;
 CREATE INDEX messages_finished ON messages (queue, state, finished_at) WHERE state >= 2;
+
+-- Per-queue state counts and counters, changed in the transaction that
+-- changes what they count: stats and metrics read them instead of counting
+-- rows (docs/serve.md).
+CREATE TABLE queue_counts (
+    queue            TEXT PRIMARY KEY,
+    ready_set        INTEGER NOT NULL DEFAULT 0, -- state 0
+    waiting          INTEGER NOT NULL DEFAULT 0, -- state 1
+    waiting_leased   INTEGER NOT NULL DEFAULT 0, -- state 1 with a lease
+    dead             INTEGER NOT NULL DEFAULT 0, -- state 2
+    acked            INTEGER NOT NULL DEFAULT 0, -- state 3 (retained acks)
+    enqueued         INTEGER NOT NULL DEFAULT 0, -- counters from here on
+    claimed          INTEGER NOT NULL DEFAULT 0,
+    settled_acked    INTEGER NOT NULL DEFAULT 0,
+    settled_retried  INTEGER NOT NULL DEFAULT 0,
+    settled_dead     INTEGER NOT NULL DEFAULT 0,
+    settled_expired  INTEGER NOT NULL DEFAULT 0,
+    settled_released INTEGER NOT NULL DEFAULT 0,
+    redriven         INTEGER NOT NULL DEFAULT 0,
+    purged           INTEGER NOT NULL DEFAULT 0,
+    wait_count       INTEGER NOT NULL DEFAULT 0, -- enqueue-to-ack waits of acked messages
+    wait_sum_ms      INTEGER NOT NULL DEFAULT 0,
+    -- waits per bucket of WaitBuckets (not cumulative): w0 up to 0.1 s, w1
+    -- up to 0.5 s, ... w11 up to 1 day; longer ones only in wait_count
+    w0 INTEGER NOT NULL DEFAULT 0, w1 INTEGER NOT NULL DEFAULT 0, w2 INTEGER NOT NULL DEFAULT 0,
+    w3 INTEGER NOT NULL DEFAULT 0, w4 INTEGER NOT NULL DEFAULT 0, w5 INTEGER NOT NULL DEFAULT 0,
+    w6 INTEGER NOT NULL DEFAULT 0, w7 INTEGER NOT NULL DEFAULT 0, w8 INTEGER NOT NULL DEFAULT 0,
+    w9 INTEGER NOT NULL DEFAULT 0, w10 INTEGER NOT NULL DEFAULT 0, w11 INTEGER NOT NULL DEFAULT 0
+) STRICT;
+INSERT INTO queue_counts (queue, waiting, waiting_leased, dead, acked)
+SELECT queue, sum(state = 1), sum(state = 1 AND lease_id IS NOT NULL), sum(state = 2), sum(state = 3)
+FROM messages GROUP BY queue;
 
 -- Aging is a property of the queue (the key depends on it); aged_at was the
 -- last pass of the old per-claim aging.
