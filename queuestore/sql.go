@@ -53,7 +53,7 @@ RETURNING expires_at`
 SELECT EXISTS (SELECT 1 FROM messages INDEXED BY messages_ready
                WHERE queue = ?1 AND state = 0 AND sort_key >= ?3 AND sort_key < ?4 AND priority BETWEEN ?5 AND ?6)
     OR EXISTS (SELECT 1 FROM messages
-               WHERE queue = ?1 AND state < 2 AND state = 1 AND visible_at <= ?2 AND priority BETWEEN ?5 AND ?6)`
+               WHERE queue = ?1 AND state = 1 AND visible_at <= ?2 AND priority BETWEEN ?5 AND ?6)`
 
 	// sqlPromote moves waiting messages that are due into the ready set, with
 	// the sort key of the queue's step (?3), earliest first and at most ?4
@@ -61,7 +61,7 @@ SELECT EXISTS (SELECT 1 FROM messages INDEXED BY messages_ready
 	sqlPromote = `
 UPDATE messages SET state = 0, sort_key = visible_at - priority * ?3
 WHERE id IN (
-    SELECT id FROM messages WHERE queue = ?1 AND state < 2 AND state = 1 AND visible_at <= ?2
+    SELECT id FROM messages WHERE queue = ?1 AND state = 1 AND visible_at <= ?2
     ORDER BY visible_at LIMIT ?4)
 RETURNING lease_id IS NOT NULL`
 
@@ -192,6 +192,17 @@ ON CONFLICT (queue) DO UPDATE SET
 	sqlZeroStateCounts = `
 UPDATE queue_counts SET ready_set = 0, waiting = 0, waiting_leased = 0, dead = 0, acked = 0 WHERE queue = ?1`
 
+	// sqlBandHead is the first ready message at or after a sort key: the
+	// oldest of its priority on a queue without aging (oldestReady).
+	sqlBandHead = `
+SELECT priority, visible_at FROM messages
+WHERE queue = ?1 AND state = 0 AND sort_key >= ?2 ORDER BY sort_key, id LIMIT 1`
+	// sqlOldestOfHead is the oldest among the first ?2 ready messages in
+	// claim order, for a queue with aging (oldestReady).
+	sqlOldestOfHead = `
+SELECT min(visible_at) FROM (
+    SELECT visible_at FROM messages WHERE queue = ?1 AND state = 0 ORDER BY sort_key, id LIMIT ?2)`
+
 	sqlCounters = `
 SELECT enqueued, claimed, settled_acked, settled_retried, settled_dead, settled_expired, settled_released,
        redriven, purged, wait_count, wait_sum_ms, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11
@@ -200,15 +211,14 @@ FROM queue_counts WHERE queue = ?1`
 	// sqlStats reads the kept counts and adds what the clock changed since:
 	// waiting messages that are due (delayed ones whose time came, leases
 	// that ran out) count as ready until a claim moves them. The due counts
-	// and the oldest times read messages_live alone.
+	// read messages_waiting alone.
 	sqlStats = `
 SELECT c.ready_set, c.waiting, c.waiting_leased, c.dead, c.acked,
     (SELECT count(*) FROM messages
-     WHERE queue = ?1 AND state < 2 AND state = 1 AND visible_at <= ?2 AND lease_id IS NULL),
+     WHERE queue = ?1 AND state = 1 AND visible_at <= ?2 AND lease_id IS NULL),
     (SELECT count(*) FROM messages
-     WHERE queue = ?1 AND state < 2 AND state = 1 AND visible_at <= ?2 AND lease_id IS NOT NULL),
-    (SELECT min(visible_at) FROM messages WHERE queue = ?1 AND state < 2 AND state = 0),
-    (SELECT min(visible_at) FROM messages WHERE queue = ?1 AND state < 2 AND state = 1 AND visible_at <= ?2)
+     WHERE queue = ?1 AND state = 1 AND visible_at <= ?2 AND lease_id IS NOT NULL),
+    (SELECT min(visible_at) FROM messages WHERE queue = ?1 AND state = 1 AND visible_at <= ?2)
 FROM (SELECT 1) LEFT JOIN queue_counts c ON c.queue = ?1`
 
 	sqlQueueRow = `

@@ -56,10 +56,9 @@ DROP TABLE daguq_keep_sequence;
 
 -- The claim walks this index in order: no sort, no delayed or leased rows.
 CREATE INDEX messages_ready ON messages (queue, sort_key, id) WHERE state = 0;
--- Live messages by state and time: due waiting ones, earliest first, for
--- the move into the ready set; the oldest ready one and the due counts for
--- stats (lease_id makes those counts read the index alone).
-CREATE INDEX messages_live ON messages (queue, state, visible_at, lease_id) WHERE state < 2;
+-- Due waiting messages, earliest first, for the move into the ready set;
+-- lease_id lets stats count the due ones from the index alone.
+CREATE INDEX messages_waiting ON messages (queue, visible_at, lease_id) WHERE state = 1;
 CREATE INDEX messages_lease ON messages (lease_id) WHERE lease_id IS NOT NULL;
 CREATE UNIQUE INDEX messages_dedupe ON messages (queue, dedupe_key)
     WHERE dedupe_key IS NOT NULL AND state <> 3;
