@@ -60,7 +60,7 @@ var (
 // The keys both kinds share.
 var (
 	queueField = Field{Name: "queue", Type: TypeString, Required: true,
-		Description: "Queue name: 1..128 letters, digits, '-', '_', '.'."}
+		Description: "Queue name: " + queuestore.QueueNameRule + "."}
 	dbField = Field{Name: "db", Type: TypeString,
 		Description: "Database: a file path. Default: DAGUQ_DB, else $DAGU_HOME/daguq/daguq.db, else $XDG_DATA_HOME/daguq/daguq.db."}
 )
@@ -453,7 +453,7 @@ func validateQueueField(queue string) error {
 		return errors.New("queue is required: the queue name")
 	}
 	if queuestore.ValidateQueueName(queue) != nil {
-		return fmt.Errorf("queue %q must be 1..128 letters, digits, '-', '_', '.'", queue)
+		return fmt.Errorf("queue %q must be %s", queue, queuestore.QueueNameRule)
 	}
 	return nil
 }
