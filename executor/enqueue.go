@@ -70,20 +70,17 @@ func (e *enqueueExecutor) run(ctx context.Context) error {
 	now := time.Now()
 	msgs, err := e.messages(now)
 	if err != nil {
-		return usageError(err)
+		return invalid(err)
 	}
 	path, _ := ResolveDB(e.cfg.DB, specGetenv(e.spec))
 	store, err := OpenStore(resolvePath(e.spec.Dir, path), StoreOptions{})
 	if err != nil {
-		return storeError(err)
+		return err
 	}
 	defer store.Close()
 	res, err := store.Enqueue(ctx, msgs...)
 	if err != nil {
-		if errors.Is(err, queuestore.ErrInvalid) {
-			return usageError(err)
-		}
-		return storeError(fmt.Errorf("enqueue to %q: nothing was enqueued: %w", e.cfg.Queue, err))
+		return fmt.Errorf("enqueue to %q: nothing was enqueued: %w", e.cfg.Queue, err)
 	}
 	sum := EnqueueSummary{Queue: e.cfg.Queue, Enqueued: res.Enqueued, Duplicates: res.Duplicates, IDs: []int64{}}
 	for _, id := range res.IDs {

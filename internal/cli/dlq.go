@@ -56,7 +56,7 @@ one JSON object per line.`,
 			defer st.Close()
 			msgs, err := st.Peek(cmd.Context(), args[0], queuestore.PeekOptions{State: queuestore.StateDead, Limit: limit})
 			if err != nil {
-				return storeError(err)
+				return err
 			}
 			return printMessages(a.stdout, msgs, asJSON, true)
 		},

@@ -56,7 +56,7 @@ them together.`,
 			if limit < 0 {
 				s, err := st.Stats(cmd.Context(), args[0])
 				if err != nil {
-					return storeError(err)
+					return err
 				}
 				if s.InFlightLimit == 0 {
 					fmt.Fprintf(a.stdout, "%q: no limit (%d in flight)\n", args[0], s.Leases)
@@ -66,7 +66,7 @@ them together.`,
 				return nil
 			}
 			if err := st.SetLimit(cmd.Context(), args[0], limit); err != nil {
-				return storeError(err)
+				return err
 			}
 			if limit == 0 {
 				fmt.Fprintf(a.stdout, "%q: no limit\n", args[0])

@@ -48,7 +48,7 @@ JSON object per line.`,
 			defer st.Close()
 			msgs, err := st.Peek(cmd.Context(), args[0], queuestore.PeekOptions{State: queuestore.State(state), Limit: limit})
 			if err != nil {
-				return storeError(err)
+				return err
 			}
 			return printMessages(a.stdout, msgs, asJSON, state == string(queuestore.StateDead))
 		},

@@ -38,8 +38,8 @@ not exist yet is reported empty and is not created.`,
   daguq stats --json | jq '.queues[] | select(.dead > 0)'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, q := range args {
-				if err := queuestore.ValidateQueueName(q); err != nil {
-					return usageError("QUEUE argument: %s", trimStorePrefix(err))
+				if err := checkQueueArg(q); err != nil {
+					return err
 				}
 			}
 			return a.stats(cmd.Context(), args, asJSON)
@@ -60,13 +60,13 @@ func (a *app) stats(ctx context.Context, queues []string, asJSON bool) error {
 		defer st.Close()
 		if len(queues) == 0 {
 			if queues, err = st.Queues(ctx); err != nil {
-				return storeError(err)
+				return err
 			}
 		}
 		for _, q := range queues {
 			s, err := st.Stats(ctx, q)
 			if err != nil {
-				return storeError(err)
+				return err
 			}
 			report.Queues = append(report.Queues, s)
 		}
