@@ -711,6 +711,11 @@ func (c *enqueueConfig) validate() error {
 	if len(c.DedupeKey) > 1000 || len(c.Group) > 1024 {
 		errs = append(errs, errors.New("dedupe_key and group must be at most 1000 and 1024 bytes"))
 	}
+	for _, key := range []struct{ name, value string }{{"dedupe_key", c.DedupeKey}, {"group", c.Group}} {
+		if err := checkUTF8([]byte(key.value)); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key.name, err))
+		}
+	}
 	if c.hasMessage {
 		b, err := messageJSON(c.Message, c.Raw)
 		if err != nil {

@@ -178,6 +178,9 @@ func readJSONLines(r io.Reader, base queuestore.NewMessage, withEnvelope, raw bo
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
+		if err := checkUTF8(line); err != nil {
+			return nil, fmt.Errorf("line %d: %w", lineNo, err)
+		}
 		m := base
 		var err error
 		switch {

@@ -27,6 +27,10 @@ or each line of the file. With --envelope each line is
 "max_attempts"}. All the messages of one call are enqueued in one transaction:
 all or none.
 
+Text must be valid UTF-8, JSON or --raw alike: a message, a file line, a
+--group or --dedupe-key with another encoding is refused (exit status 2,
+naming the line and the byte offset of the first bad byte), never altered.
+
 A JSON summary goes to stdout: {"queue", "enqueued", "duplicates", "ids"}.`,
 		Example: `  daguq enqueue --queue emails --message '{"to":"a@example.com"}'
   daguq enqueue --queue emails --message '{"to":"a@example.com"}' --message '{"to":"b@example.com"}'

@@ -55,3 +55,40 @@ func TestEnqueueRepeatedMessage(t *testing.T) {
 		t.Errorf("--message twice and --messages: want exit 2\n%s", r)
 	}
 }
+
+// Invalid UTF-8 is refused the same way as JSON, --raw and file lines:
+// exit 2 naming the line and byte offset, nothing enqueued.
+func TestEnqueueRefusesInvalidUTF8(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.ok(nil, "enqueue", "--queue", "q", "--message", "1") // the queue exists
+	for _, tt := range []struct {
+		name  string
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"message JSON", "", []string{"--message", "\"caf\xe9\""}, "byte offset 4"},
+		{"message raw", "", []string{"--raw", "--message", "caf\xe9"}, "byte offset 3"},
+		{"file line", "{\"ok\":1}\n\"caf\xe9\"\n", []string{"--file", "-"}, "line 2: invalid UTF-8 at byte offset 4"},
+		{"raw line", "fine\ncaf\xe9\n", []string{"--raw", "--file", "-"}, "line 2: invalid UTF-8 at byte offset 3"},
+	} {
+		var stdin *strings.Reader
+		if tt.stdin != "" {
+			stdin = strings.NewReader(tt.stdin)
+		}
+		args := append([]string{"enqueue", "--queue", "q"}, tt.args...)
+		var r result
+		if stdin != nil {
+			r = e.run(stdin, args...)
+		} else {
+			r = e.run(nil, args...)
+		}
+		if r.Code != 2 || !strings.Contains(r.Stderr, "invalid UTF-8") || !strings.Contains(r.Stderr, tt.want) {
+			t.Errorf("%s: want exit 2 naming %q\n%s", tt.name, tt.want, r)
+		}
+	}
+	if s := e.stats("q"); s.Ready != 1 {
+		t.Errorf("refused input was enqueued: %+v", s)
+	}
+}
