@@ -92,3 +92,47 @@ func TestEnqueueRefusesInvalidUTF8(t *testing.T) {
 		t.Errorf("refused input was enqueued: %+v", s)
 	}
 }
+
+// Control characters in group keys, bodies and a handler's last error reach
+// the tables of peek and dlq list escaped (\x1b, \n, \u009b), so they cannot
+// drive the terminal or break a row; --json keeps them exactly.
+func TestTablesEscapeControlCharacters(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	group := "red\x1b[31m\x1b]0;pwned\x07\tg\x7f"
+	e.ok(nil, "enqueue", "--queue", "q", "--group", group, "--message", "{\"csi\":\"\u009b2J\"}")
+	e.ok(nil, "enqueue", "--queue", "dead", "--group", group, "--max-attempts", "1", "--raw", "--message", "del\x7f")
+	e.ok(nil, "consume", "--queue", "dead", "--", "sh", "-c", `printf 'Traceback\n\033[2Jboom\033]8;;http://x\a\n' >&2; exit 1`)
+
+	check := func(args ...string) string {
+		t.Helper()
+		out := e.ok(nil, args...).Stdout
+		for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+			for _, r := range line {
+				if r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) {
+					t.Errorf("daguq %s prints control character %U:\n%q", strings.Join(args, " "), r, out)
+					break
+				}
+			}
+		}
+		return out
+	}
+	if out := check("peek", "q"); !strings.Contains(out, `red\x1b[31m\x1b]0;pwned\x07\tg\x7f`) || !strings.Contains(out, `\u009b2J`) {
+		t.Errorf("peek table does not show the escapes:\n%s", out)
+	}
+	if out := check("dlq", "list", "dead"); !strings.Contains(out, `"del\x7f"`) {
+		t.Errorf("dlq list table does not show the escapes:\n%s", out)
+	}
+	check("stats")
+
+	var m struct {
+		Group     string `json:"group"`
+		LastError string `json:"last_error"`
+	}
+	if err := json.Unmarshal([]byte(e.ok(nil, "dlq", "list", "dead", "--json").Stdout), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Group != group || !strings.Contains(m.LastError, "\x1b[2Jboom") {
+		t.Errorf("--json changed the text: group %q, last error %q", m.Group, m.LastError)
+	}
+}

@@ -38,8 +38,8 @@ func viewOf(m queuestore.Message) messageView {
 		EnqueuedAt: m.EnqueuedAt, VisibleAt: m.VisibleAt, LastError: m.LastError, Body: body}
 }
 
-// printMessages writes msgs as JSON Lines or as a table with bodies cut to
-// bodyWidth characters.
+// printMessages writes msgs as JSON Lines, exactly, or as a table with every
+// text made printable and bodies cut to bodyWidth characters.
 func printMessages(w io.Writer, msgs []queuestore.Message, asJSON bool, withError bool) error {
 	if asJSON {
 		enc := json.NewEncoder(w)
@@ -62,7 +62,7 @@ func printMessages(w io.Writer, msgs []queuestore.Message, asJSON bool, withErro
 	fmt.Fprintln(tw, header)
 	for _, m := range msgs {
 		v := viewOf(m)
-		group := v.Group
+		group := cut(v.Group, 40)
 		if group == "" {
 			group = "-"
 		}
@@ -81,9 +81,10 @@ func printMessages(w io.Writer, msgs []queuestore.Message, asJSON bool, withErro
 
 const bodyWidth = 60
 
-// cut shortens s to n characters on one line, marking the cut with "...".
+// cut makes s printable (one line, no control characters) and shortens it to
+// n characters, marking the cut with "...".
 func cut(s string, n int) string {
-	s = oneLine(s)
+	s = printable(s)
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}

@@ -59,7 +59,7 @@ func (a *app) run(args []string) int {
 	if cmd != nil {
 		name = cmd.CommandPath()
 	}
-	fmt.Fprintf(a.stderr, "%s: %s\n", name, oneLine(err.Error()))
+	fmt.Fprintf(a.stderr, "%s: %s\n", name, printable(oneLine(err.Error())))
 	return code
 }
 

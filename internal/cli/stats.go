@@ -96,7 +96,7 @@ func (a *app) stats(ctx context.Context, queues []string, asJSON bool) error {
 		if s.Paused {
 			paused = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t%s\n", s.Queue, s.Ready, s.Delayed, s.InFlight,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t%s\n", printable(s.Queue), s.Ready, s.Delayed, s.InFlight,
 			s.Dead, s.Acked, age(s.OldestReadyAge, s.Ready), s.Leases, limit, paused)
 	}
 	return tw.Flush()
