@@ -136,3 +136,23 @@ func TestTablesEscapeControlCharacters(t *testing.T) {
 		t.Errorf("--json changed the text: group %q, last error %q", m.Group, m.LastError)
 	}
 }
+
+// dlq list shows the end of the last error, where a traceback says what went
+// wrong: its last non-empty line, cut from the left when long.
+func TestDLQListShowsTheLastLineOfTheError(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.ok(nil, "enqueue", "--queue", "q", "--max-attempts", "1", "--message", "1")
+	e.ok(nil, "consume", "--queue", "q", "--", "sh", "-c",
+		`printf 'Traceback (most recent call last):\n  File "h.py", line 3\nValueError: the mailbox of the customer is full right now\n\n' >&2; exit 1`)
+	out := e.ok(nil, "dlq", "list", "q").Stdout
+	if !strings.Contains(out, "...box of the customer is full right now") || strings.Contains(out, "Traceback") {
+		t.Errorf("LAST_ERROR is not the end of the last line:\n%s", out)
+	}
+	// The escaped control characters of the last line are shown too.
+	e.ok(nil, "enqueue", "--queue", "c", "--max-attempts", "1", "--message", "1")
+	e.ok(nil, "consume", "--queue", "c", "--", "sh", "-c", `printf 'first\n\033[2Jboom\033]8;;http://x\a\n' >&2; exit 1`)
+	if out := e.ok(nil, "dlq", "list", "c").Stdout; !strings.Contains(out, `\x1b[2Jboom\x1b]8;;http://x\x07`) {
+		t.Errorf("LAST_ERROR does not show the last line, escaped:\n%s", out)
+	}
+}

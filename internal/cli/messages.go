@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -68,7 +69,7 @@ func printMessages(w io.Writer, msgs []queuestore.Message, asJSON bool, withErro
 		}
 		col := v.VisibleAt.Local().Format(time.DateTime)
 		if withError {
-			col = cut(v.LastError, 40)
+			col = cutLeft(lastLine(v.LastError), 40)
 			if col == "" {
 				col = "-"
 			}
@@ -90,4 +91,27 @@ func cut(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n-3]) + "..."
+}
+
+// cutLeft is cut from the other end: it keeps the last n characters, marking
+// the cut with "..." in front.
+func cutLeft(s string, n int) string {
+	s = printable(s)
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return "..." + string(r[len(r)-(n-3):])
+}
+
+// lastLine is the last line of s that is not blank: where a handler's error
+// output (a traceback, a log) says what went wrong.
+func lastLine(s string) string {
+	lines := strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' })
+	for i := len(lines) - 1; i >= 0; i-- {
+		if line := strings.TrimSpace(lines[i]); line != "" {
+			return line
+		}
+	}
+	return ""
 }
