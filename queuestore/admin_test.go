@@ -146,3 +146,35 @@ func TestAdminRejectsBadQueueNames(t *testing.T) {
 		}
 	}
 }
+
+// A message that died under a nack's MaxAttempts override shows that limit,
+// not the one it was enqueued with: "attempt 2 of 2", not "2 of 5".
+func TestDeadMessageKeepsTheLimitThatApplied(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{Backoff: func(int) time.Duration { return 0 }})
+	b.enqueue(t, msg("q", "poison"), msg("q", "retried"))
+	for attempt := 1; attempt <= 2; attempt++ {
+		lease := b.claim(t, ClaimOptions{Queue: "q", Max: 2})
+		if lease == nil {
+			t.Fatalf("attempt %d: nothing to claim", attempt)
+		}
+		ids := lease.IDs()
+		if _, err := b.store.Nack(b.ctx, lease, NackOptions{IDs: ids[:1], MaxAttempts: 2}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.store.Release(b.ctx, lease, ids[1:]...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead, err := b.store.Peek(b.ctx, "q", PeekOptions{State: StateDead})
+	if err != nil || len(dead) != 1 {
+		t.Fatalf("dead letters: %+v %v", dead, err)
+	}
+	if dead[0].Attempt != 2 || dead[0].MaxAttempts != 2 {
+		t.Errorf("dead letter attempt %d/%d, want 2/2", dead[0].Attempt, dead[0].MaxAttempts)
+	}
+	ready, err := b.store.Peek(b.ctx, "q", PeekOptions{})
+	if err != nil || len(ready) != 1 || ready[0].MaxAttempts != 5 {
+		t.Errorf("a message never nacked keeps its own limit: %+v %v", ready, err)
+	}
+}

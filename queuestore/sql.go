@@ -104,12 +104,14 @@ DELETE FROM bodies WHERE id IN (
 	sqlPurgeAcked = `DELETE FROM messages WHERE queue = ?1 AND state = 3 AND finished_at < ?2`
 
 	// sqlNack: ?3 error, ?4 max attempts override (0: the message's own),
-	// ?5 now, ?6 retry time.
+	// ?5 now, ?6 retry time. An override is recorded as the message's limit,
+	// so a dead letter shows the limit it died under.
 	sqlNack = `
 UPDATE messages SET
     lease_id = NULL, rank = priority, last_error = ?3,
     state = CASE WHEN attempts >= (CASE WHEN ?4 > 0 THEN ?4 ELSE max_attempts END) THEN 2 ELSE 0 END,
     finished_at = CASE WHEN attempts >= (CASE WHEN ?4 > 0 THEN ?4 ELSE max_attempts END) THEN ?5 END,
+    max_attempts = CASE WHEN ?4 > 0 THEN ?4 ELSE max_attempts END,
     visible_at = ?6
 WHERE id = ?1 AND lease_id = ?2
 RETURNING state`

@@ -184,7 +184,8 @@ func TestDeadLetters(t *testing.T) {
 		t.Fatalf("consume: %s", r)
 	}
 	list := e.ok(nil, "dlq", "list", "jobs")
-	if !strings.Contains(list.Stdout, `{"poison":true}`) || !strings.Contains(list.Stdout, "failed") {
+	// ATTEMPT shows the limit the message died under: the consumer's 2.
+	if !strings.Contains(list.Stdout, `{"poison":true}`) || !strings.Contains(list.Stdout, "failed") || !strings.Contains(list.Stdout, " 2/2 ") {
 		t.Errorf("dlq list:\n%s", list.Stdout)
 	}
 	listJSON := e.ok(nil, "dlq", "list", "jobs", "--json")
