@@ -156,3 +156,20 @@ func TestDLQListShowsTheLastLineOfTheError(t *testing.T) {
 		t.Errorf("LAST_ERROR does not show the last line, escaped:\n%s", out)
 	}
 }
+
+// A result file that cannot be read nacks the whole batch, and stderr says
+// why: the file and the line that is wrong.
+func TestBadResultFileIsExplained(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.ok(nil, "enqueue", "--queue", "q", "--messages", "[1,2]")
+	r := e.ok(nil, "consume", "--queue", "q", "--mode", "once", "--", "sh", "-c",
+		`cat >/dev/null; printf '%s\n' "$(head -c0 /dev/null)" 'not an id' > "$DAGUQ_RESULT_FILE"`)
+	if s := decode[consumeSummary](t, r); s.Retried != 2 {
+		t.Fatalf("a bad result file: want the batch nacked\n%s", r)
+	}
+	if !strings.Contains(r.Stderr, "result file") || !strings.Contains(r.Stderr, "result-") ||
+		!strings.Contains(r.Stderr, "line 2") || !strings.Contains(r.Stderr, "not an id") {
+		t.Errorf("stderr does not name the result file and its bad line:\n%s", r.Stderr)
+	}
+}
