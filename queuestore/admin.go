@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -73,6 +74,20 @@ func (s *Store) Queues(ctx context.Context) ([]string, error) {
 		names = append(names, n)
 	}
 	return names, rows.Err()
+}
+
+// QueueExists reports whether queue is known: it has messages (in any state)
+// or settings (a pause flag or an in-flight limit, even one set back).
+func (s *Store) QueueExists(ctx context.Context, queue string) (bool, error) {
+	if err := ValidateQueueName(queue); err != nil {
+		return false, err
+	}
+	names, err := s.Queues(ctx)
+	if err != nil {
+		return false, err
+	}
+	_, found := slices.BinarySearch(names, queue)
+	return found, nil
 }
 
 // Stats counts queue's messages by state.

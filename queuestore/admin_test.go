@@ -178,3 +178,31 @@ func TestDeadMessageKeepsTheLimitThatApplied(t *testing.T) {
 		t.Errorf("a message never nacked keeps its own limit: %+v %v", ready, err)
 	}
 }
+
+// A queue is known while it has messages in any state or a settings row.
+func TestQueueExists(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{})
+	b.enqueue(t, msg("with-messages", "1"))
+	if err := b.store.Pause(b.ctx, "paused"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.store.SetLimit(b.ctx, "limited", 0); err != nil { // a row, even at no limit
+		t.Fatal(err)
+	}
+	for queue, want := range map[string]bool{"with-messages": true, "paused": true, "limited": true, "typo": false, "with": false} {
+		got, err := b.store.QueueExists(b.ctx, queue)
+		if err != nil || got != want {
+			t.Errorf("QueueExists(%q) = %v, %v; want %v", queue, got, err, want)
+		}
+	}
+	if _, err := b.store.Purge(b.ctx, "with-messages"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.store.QueueExists(b.ctx, "with-messages"); got {
+		t.Error("a purged queue without settings is still known")
+	}
+	if _, err := b.store.QueueExists(b.ctx, ".."); !errors.Is(err, ErrInvalid) {
+		t.Errorf("QueueExists(\"..\"): %v, want ErrInvalid", err)
+	}
+}
