@@ -79,6 +79,8 @@ func TestBadConfig(t *testing.T) {
 		{"ids wrong type", KindQueue, map[string]any{"queue": "q", "action": "ack", "token": "1.a", "ids": map[string]any{}}, []string{"ids must be a list"}},
 		{"error on ack", KindQueue, map[string]any{"queue": "q", "action": "ack", "token": "1.a", "error": "e"}, []string{"error applies to action nack only"}},
 		{"db wrong type", KindQueue, queue("db", []any{1}), []string{"db must be a string"}},
+		{"db empty", KindQueue, queue("db", ""), []string{"db is empty"}},
+		{"enqueue db blank", KindEnqueue, enq("db", " "), []string{"db is empty"}},
 
 		{"enqueue queue missing", KindEnqueue, map[string]any{"message": 1}, []string{"queue is required"}},
 		{"enqueue unknown key", KindEnqueue, enq("mesage", 1), []string{`unknown key "mesage"`, "message, messages, file"}},

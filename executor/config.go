@@ -435,10 +435,22 @@ func oneOf(name, value string, allowed []string) error {
 	return fmt.Errorf("%s must be one of %s, got %q", name, strings.Join(allowed, ", "), value)
 }
 
+// checkDBKey refuses an empty `db`: it would silently mean the default
+// database. A key with no value (nil) is the default, as for every key.
+func checkDBKey(raw map[string]any) error {
+	if db, ok := raw["db"].(string); ok && strings.TrimSpace(db) == "" {
+		return errors.New("db is empty: give a database file path, or leave db out for the default (DAGUQ_DB, else $DAGU_HOME/daguq/daguq.db, else $XDG_DATA_HOME/daguq/daguq.db)")
+	}
+	return nil
+}
+
 // parseQueueConfig decodes, defaults and validates a queue step's `with:`.
 func parseQueueConfig(raw map[string]any) (queueConfig, error) {
 	cfg := defaultQueueConfig()
 	if err := decodeConfig(KindQueue, raw, &cfg); err != nil {
+		return queueConfig{}, err
+	}
+	if err := checkDBKey(raw); err != nil {
 		return queueConfig{}, err
 	}
 	if err := cfg.validate(); err != nil {
@@ -661,6 +673,9 @@ func parseIDs(v any) ([]int64, error) {
 func parseEnqueueConfig(raw map[string]any) (enqueueConfig, error) {
 	cfg := defaultEnqueueConfig()
 	if err := decodeConfig(KindEnqueue, raw, &cfg); err != nil {
+		return enqueueConfig{}, err
+	}
+	if err := checkDBKey(raw); err != nil {
 		return enqueueConfig{}, err
 	}
 	_, cfg.hasMessage = raw["message"]

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -105,6 +106,14 @@ func queueArgs(names ...string) cobra.PositionalArgs {
 func checkQueueArg(name string) error {
 	if queuestore.ValidateQueueName(name) != nil {
 		return usageError("QUEUE argument %q: want %s", name, queuestore.QueueNameRule)
+	}
+	return nil
+}
+
+// checkDBFlag refuses an empty --db: it would silently mean the default.
+func (a *app) checkDBFlag(cmd *cobra.Command) error {
+	if fl := cmd.Flag("db"); fl != nil && fl.Changed && strings.TrimSpace(a.db) == "" {
+		return usageError("--db is empty: give a database file path, or leave --db out for the default ($DAGUQ_DB, else under $DAGU_HOME, else under the XDG data directory)")
 	}
 	return nil
 }

@@ -103,7 +103,7 @@ Exit codes: 0 ok; 1 a handler failed and the fail policy asked to fail;
   daguq stats`,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			a.started = true
-			return nil
+			return a.checkDBFlag(cmd)
 		},
 		SilenceErrors:     true,
 		SilenceUsage:      true,

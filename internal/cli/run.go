@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/daguq/daguq/executor"
@@ -15,11 +16,15 @@ import (
 // Run, and Kill from another goroutine when SIGTERM or SIGINT arrives (Run
 // returns soon after; the context is not cancelled, as in Dagu).
 func (a *app) runExecutor(name, kind string, flags *configFlags, config map[string]any, stdin io.Reader) error {
-	// The database: --db, else with: db (--with), else the environment.
-	if given, ok := config["db"].(string); ok && given != "" && a.db == "" {
+	// The database: --db, else with: db (--with), else the environment. An
+	// empty with: db stays for Validate to refuse, unless --db overrides it.
+	given, ok := config["db"].(string)
+	if ok && a.db == "" {
 		a.db = given
 	}
-	config["db"], _ = a.dbPath()
+	if !ok || a.db != given || strings.TrimSpace(given) != "" {
+		config["db"], _ = a.dbPath()
+	}
 	if err := executor.Validate(kind, config); err != nil {
 		return withHint(err, flags)
 	}
