@@ -1,16 +1,21 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/daguq/daguq/queuestore"
 )
 
+// maxInFlightLimit is the largest limit SetLimit takes.
+const maxInFlightLimit = 1_000_000
+
 func (a *app) newLimitCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "limit QUEUE [N]",
 		Short: "Set (or show) how many batches of a queue may be in flight at once, across all consumers",
 		Long: `Cap the live leases of a queue across every process and DAG run: a claim
@@ -33,8 +38,8 @@ them together.`,
 			limit := -1
 			if len(args) == 2 {
 				n, err := strconv.Atoi(args[1])
-				if err != nil || n < 0 || n > 1_000_000 {
-					return usageError("N argument must be an integer 0..1000000 (0: no limit), got %q", args[1])
+				if err != nil || n < 0 || n > maxInFlightLimit {
+					return limitValueError(args[1])
 				}
 				limit = n
 			}
@@ -76,4 +81,29 @@ them together.`,
 			return nil
 		},
 	}
+	// A negative N reaches the flag parser as a shorthand flag ("-1"): name
+	// the value and the range instead of an unknown flag.
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		var missing *pflag.NotExistError
+		if errors.As(err, &missing) && isNumber(missing.GetSpecifiedShortnames()) {
+			return limitValueError("-" + missing.GetSpecifiedShortnames())
+		}
+		return usageError("%v (see %s --help)", err, c.CommandPath())
+	})
+	return cmd
+}
+
+func limitValueError(n string) error {
+	return usageError("N argument must be an integer 0..%d (0 = no limit), got %q", maxInFlightLimit, n)
+}
+
+// isNumber reports a number without its sign, like "1" or "0.5".
+func isNumber(s string) bool {
+	if s == "" || s[0] < '0' || s[0] > '9' {
+		return false
+	}
+	if _, err := strconv.ParseFloat(s, 64); err != nil {
+		return false
+	}
+	return true
 }

@@ -45,3 +45,14 @@ func TestEmptyDBIsRefused(t *testing.T) {
 		t.Errorf("an empty --db used the XDG default (%v)", err)
 	}
 }
+
+// limit's N out of range, negative ones included, names the value and the
+// allowed range (cobra took -1 for a flag).
+func TestLimitOutOfRange(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.ok(nil, "enqueue", "--queue", "q", "--message", "1")
+	for _, n := range []string{"-1", "-25", "1000001", "-0.5"} {
+		stderrOneLine(t, e.run(nil, "limit", "q", n), 2, "limit q "+n, `"`+n+`"`, "0..1000000", "0 = no limit")
+	}
+}
