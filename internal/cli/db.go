@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -77,17 +78,6 @@ func isURL(path string) bool {
 	return false
 }
 
-// withStore opens the database (creating it when missing), runs fn on it
-// and closes it.
-func (a *app) withStore(fn func(*queuestore.Store) error) error {
-	st, err := a.openStore()
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	return fn(st)
-}
-
 // queueArgs accepts exactly the positional arguments named, checks the first
 // is a valid queue name, and says what is missing in the words of the usage.
 func queueArgs(names ...string) cobra.PositionalArgs {
@@ -116,4 +106,56 @@ func (a *app) checkDBFlag(cmd *cobra.Command) error {
 		return usageError("--db is empty: give a database file path, or leave --db out for the default ($DAGUQ_DB, else under $DAGU_HOME, else under the XDG data directory)")
 	}
 	return nil
+}
+
+// requireQueues refuses queues the database does not know (no messages, no
+// settings): an admin command on a mistyped name must not create a queue or
+// report zeros. st nil is a database file that does not exist yet. hint,
+// when not empty, says how to go ahead anyway.
+func (a *app) requireQueues(ctx context.Context, st *queuestore.Store, hint string, queues ...string) error {
+	path, source := a.dbPath()
+	for _, q := range queues {
+		known := false
+		if st != nil {
+			var err error
+			if known, err = st.QueueExists(ctx, q); err != nil {
+				return err
+			}
+		}
+		if known {
+			continue
+		}
+		where := fmt.Sprintf("database %s has no messages and no settings for it", describeDB(path, source))
+		if st == nil {
+			where = fmt.Sprintf("database %s does not exist yet", describeDB(path, source))
+		}
+		msg := fmt.Sprintf("unknown queue %q: %s; \"daguq stats\" lists the known queues", q, where)
+		if hint != "" {
+			msg += ", " + hint
+		}
+		return usageError("%s", msg)
+	}
+	return nil
+}
+
+// withQueue runs fn on the database with queue checked known (requireQueues)
+// unless create is set; then a missing database file is created. Nothing is
+// created for a refused queue.
+func (a *app) withQueue(ctx context.Context, queue string, create bool, hint string, fn func(*queuestore.Store) error) error {
+	st, err := a.openExisting()
+	if err == nil && st == nil && create {
+		st, err = a.openStore()
+	}
+	if err != nil {
+		return err
+	}
+	if st != nil {
+		defer st.Close()
+	}
+	if !create {
+		if err := a.requireQueues(ctx, st, hint, queue); err != nil {
+			return err
+		}
+	}
+	return fn(st)
 }

@@ -15,6 +15,7 @@ import (
 const maxInFlightLimit = 1_000_000
 
 func (a *app) newLimitCmd() *cobra.Command {
+	var create bool
 	cmd := &cobra.Command{
 		Use:   "limit QUEUE [N]",
 		Short: "Set (or show) how many batches of a queue may be in flight at once, across all consumers",
@@ -24,10 +25,14 @@ handled, that is one handler run, which is what a rate-limited service sees.
 N = 0 removes the cap. Without N, print the current limit.
 
 A consumer's own concurrency setting caps one step; this limit caps all of
-them together.`,
+them together.
+
+The queue must be known (have messages or settings), so that a mistyped name
+is refused; with --create, N is set on a queue before its first message.`,
 		Example: `  daguq limit emails 4     # at most 4 handler runs at once, in all DAGs
   daguq limit emails       # show it
-  daguq limit emails 0     # no limit`,
+  daguq limit emails 0     # no limit
+  daguq limit geocoder 2 --create   # before the first message`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 2 {
 				return queueArgs("QUEUE", "N")(cmd, args)
@@ -43,44 +48,35 @@ them together.`,
 				}
 				limit = n
 			}
-			var st *queuestore.Store
-			var err error
-			if limit < 0 {
-				st, err = a.openExisting()
-			} else {
-				st, err = a.openStore()
+			if limit < 0 && create {
+				return usageError("--create applies when setting a limit: give N")
 			}
-			if err != nil {
-				return err
-			}
-			if st == nil {
-				fmt.Fprintf(a.stdout, "%q: no limit\n", args[0])
-				return nil
-			}
-			defer st.Close()
-			if limit < 0 {
-				s, err := st.Stats(cmd.Context(), args[0])
-				if err != nil {
+			return a.withQueue(cmd.Context(), args[0], create, "or --create sets the limit of a new queue", func(st *queuestore.Store) error {
+				if limit < 0 {
+					s, err := st.Stats(cmd.Context(), args[0])
+					if err != nil {
+						return err
+					}
+					if s.InFlightLimit == 0 {
+						fmt.Fprintf(a.stdout, "%q: no limit (%d in flight)\n", args[0], s.Leases)
+					} else {
+						fmt.Fprintf(a.stdout, "%q: at most %d batch(es) in flight (%d now)\n", args[0], s.InFlightLimit, s.Leases)
+					}
+					return nil
+				}
+				if err := st.SetLimit(cmd.Context(), args[0], limit); err != nil {
 					return err
 				}
-				if s.InFlightLimit == 0 {
-					fmt.Fprintf(a.stdout, "%q: no limit (%d in flight)\n", args[0], s.Leases)
+				if limit == 0 {
+					fmt.Fprintf(a.stdout, "%q: no limit\n", args[0])
 				} else {
-					fmt.Fprintf(a.stdout, "%q: at most %d batch(es) in flight (%d now)\n", args[0], s.InFlightLimit, s.Leases)
+					fmt.Fprintf(a.stdout, "%q: at most %d batch(es) in flight\n", args[0], limit)
 				}
 				return nil
-			}
-			if err := st.SetLimit(cmd.Context(), args[0], limit); err != nil {
-				return err
-			}
-			if limit == 0 {
-				fmt.Fprintf(a.stdout, "%q: no limit\n", args[0])
-			} else {
-				fmt.Fprintf(a.stdout, "%q: at most %d batch(es) in flight\n", args[0], limit)
-			}
-			return nil
+			})
 		},
 	}
+	cmd.Flags().BoolVar(&create, "create", false, "set the limit even when the database does not know the queue yet")
 	// A negative N reaches the flag parser as a shorthand flag ("-1"): name
 	// the value and the range instead of an unknown flag.
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {

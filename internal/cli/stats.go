@@ -32,7 +32,8 @@ in-flight limit, and whether the queue is paused.
 
 The first line names the database file and the rule that chose it: the --db
 flag, $DAGUQ_DB, $DAGU_HOME or the XDG data directory. A database that does
-not exist yet is reported empty and is not created.`,
+not exist yet is reported empty and is not created. A queue named that the
+database does not know (no messages, no settings) is refused.`,
 		Example: `  daguq stats
   daguq stats emails invoices
   daguq stats --json | jq '.queues[] | select(.dead > 0)'`,
@@ -58,11 +59,17 @@ func (a *app) stats(ctx context.Context, queues []string, asJSON bool) error {
 	}
 	if st != nil {
 		defer st.Close()
-		if len(queues) == 0 {
-			if queues, err = st.Queues(ctx); err != nil {
-				return err
-			}
+	}
+	if len(queues) > 0 {
+		if err := a.requireQueues(ctx, st, "", queues...); err != nil {
+			return err
 		}
+	} else if st != nil {
+		if queues, err = st.Queues(ctx); err != nil {
+			return err
+		}
+	}
+	if st != nil {
 		for _, q := range queues {
 			s, err := st.Stats(ctx, q)
 			if err != nil {
