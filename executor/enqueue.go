@@ -224,9 +224,11 @@ func applyEnvelope(m *queuestore.NewMessage, line []byte, now time.Time) error {
 		return fmt.Errorf("envelope body: %w", err)
 	}
 	m.Body = body
+	// The envelope's keys have the bounds of the step's keys (the field table).
+	field := func(name string) Field { return mustField(KindEnqueue, name) }
 	if env.Priority != nil {
-		if *env.Priority < -1<<31 || *env.Priority > 1<<31-1 {
-			return fmt.Errorf("envelope priority must be %d..%d, got %d", -1<<31, 1<<31-1, *env.Priority)
+		if err := field("priority").checkNumber(float64(*env.Priority), strconv.FormatInt(*env.Priority, 10)); err != nil {
+			return fmt.Errorf("envelope %w", err)
 		}
 		m.Priority = *env.Priority
 	}
@@ -237,8 +239,8 @@ func applyEnvelope(m *queuestore.NewMessage, line []byte, now time.Time) error {
 		m.Group = *env.Group
 	}
 	if env.MaxAttempts != nil {
-		if *env.MaxAttempts < 0 || *env.MaxAttempts > maxAttemptsCap {
-			return fmt.Errorf("envelope max_attempts must be 0..%d, got %d", maxAttemptsCap, *env.MaxAttempts)
+		if err := field("max_attempts").checkNumber(float64(*env.MaxAttempts), strconv.Itoa(*env.MaxAttempts)); err != nil {
+			return fmt.Errorf("envelope %w", err)
 		}
 		m.MaxAttempts = *env.MaxAttempts
 	}
@@ -263,8 +265,10 @@ func applyEnvelope(m *queuestore.NewMessage, line []byte, now time.Time) error {
 		}
 		m.NotBefore = t
 	}
-	if len(m.DedupeKey) > 1000 || len(m.Group) > 1024 {
-		return errors.New("envelope dedupe_key and group must be at most 1000 and 1024 bytes")
+	for _, key := range []struct{ name, value string }{{"dedupe_key", m.DedupeKey}, {"group", m.Group}} {
+		if err := field(key.name).checkLength(key.value); err != nil {
+			return fmt.Errorf("envelope %w", err)
+		}
 	}
 	return nil
 }

@@ -138,6 +138,9 @@ func fieldUsage(f executor.Field) string {
 	case f.Max != nil:
 		notes = append(notes, "<= "+num(*f.Max))
 	}
+	if f.MaxLength > 0 {
+		notes = append(notes, fmt.Sprintf("at most %d bytes", f.MaxLength))
+	}
 	switch f.Type {
 	case executor.TypeDuration:
 		notes = append(notes, "like 500ms, 30s, 5m; a bare number is seconds")
