@@ -109,6 +109,8 @@ Exit codes: 0 ok; 1 a handler failed and the fail policy asked to fail;
 		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
 	}
+	root.Version = readBuildInfo().String()
+	root.SetVersionTemplate("daguq {{.Version}}\n")
 	root.PersistentFlags().StringVar(&a.db, "db", "", "database file (default: $DAGUQ_DB, else under $DAGU_HOME, else under the XDG data directory)")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError("%v (see %s --help)", err, cmd.CommandPath())
@@ -125,6 +127,7 @@ Exit codes: 0 ok; 1 a handler failed and the fail policy asked to fail;
 		a.newPurgeCmd(),
 		a.newMigrateCmd(),
 		a.newDaguConfigCmd(),
+		a.newVersionCmd(),
 	)
 	return root
 }
