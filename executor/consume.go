@@ -206,6 +206,9 @@ func (c *consumer) nextBatch(ctx context.Context) []claimed {
 		c.mu.Unlock()
 
 		got := 0
+		// A claim while batches of ours run may find nothing only because
+		// they hold the queue's in-flight limit.
+		busyAtClaim := c.running() > 0
 		if room > 0 && !c.bytesFull {
 			opts := c.e.claimOptions(room)
 			opts.MaxBytes = c.cfg.MaxBytes
@@ -252,6 +255,9 @@ func (c *consumer) nextBatch(ctx context.Context) []claimed {
 				// A running batch may be retried at once: look again when it ends.
 				c.sleep(c.cfg.PollInterval, c.finished)
 				continue
+			}
+			if busyAtClaim {
+				continue // our batches have ended since: claim again before calling it drained
 			}
 			if skippedReason(ctx, c.store, c.cfg.Queue) == "limit" {
 				c.sleep(c.cfg.PollInterval, c.finished) // other consumers hold the limit

@@ -169,7 +169,9 @@ ON CONFLICT (name) DO UPDATE SET paused = excluded.paused`
 INSERT INTO queues (name, max_in_flight) VALUES (?1, ?2)
 ON CONFLICT (name) DO UPDATE SET max_in_flight = excluded.max_in_flight`
 
-	sqlQueueNames = `SELECT queue FROM queue_counts UNION SELECT name FROM queues ORDER BY 1`
+	sqlQueueNames  = `SELECT queue FROM queue_counts UNION SELECT name FROM queues ORDER BY 1`
+	sqlQueueExists = `
+SELECT EXISTS (SELECT 1 FROM queue_counts WHERE queue = ?1) OR EXISTS (SELECT 1 FROM queues WHERE name = ?1)`
 
 	// sqlAddCounts adds one transaction's changes to a queue's counts.
 	sqlAddCounts = `

@@ -498,12 +498,16 @@ func isBusy(err error) bool {
 	return errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked)
 }
 
-var queueNamePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+// QueueNameRule says in words what ValidateQueueName accepts. A name starts
+// with a letter or digit, so that it is never ".", ".." or taken for a flag.
+const QueueNameRule = "1..128 letters, digits, '-', '_' or '.', starting with a letter or digit"
+
+var queueNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // ValidateQueueName reports whether name is a valid queue name.
 func ValidateQueueName(name string) error {
 	if !queueNamePattern.MatchString(name) {
-		return fmt.Errorf("%w: queue name %q: want 1..128 characters of letters, digits, '-', '_', '.'", ErrInvalid, name)
+		return fmt.Errorf("%w: queue name %q: want %s", ErrInvalid, name, QueueNameRule)
 	}
 	return nil
 }
