@@ -93,7 +93,7 @@ func TestBadConfig(t *testing.T) {
 		{"no source", KindEnqueue, map[string]any{"queue": "q"}, []string{"exactly one of message, messages or file"}},
 		{"two sources", KindEnqueue, enq("file", "x.jsonl"), []string{"exactly one of message, messages or file, got 2"}},
 		{"priority text", KindEnqueue, enq("priority", "high"), []string{"priority must be an integer"}},
-		{"priority range", KindEnqueue, enq("priority", int64(1)<<40), []string{"priority must be -2147483648..2147483647"}},
+		{"priority range", KindEnqueue, enq("priority", int64(1)<<40), []string{"priority must be -1000000..1000000"}},
 		{"delay text", KindEnqueue, enq("delay", "later"), []string{"delay must be a duration"}},
 		{"delay negative", KindEnqueue, enq("delay", "-1s"), []string{"delay must be at least 0s"}},
 		{"delay and not_before", KindEnqueue, enq("delay", "1m", "not_before", "@daily"), []string{"delay and not_before are exclusive"}},
