@@ -657,6 +657,7 @@ func (s *Store) Ack(ctx context.Context, lease *Lease, ids ...int64) error {
 		return err
 	})
 	if err == nil {
+		s.maybeReclaim(ctx)
 		err = lostOf(lease, ids, done)
 	}
 	if err != nil {

@@ -14,7 +14,7 @@ func TestHelpHasExamples(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	commands := [][]string{{}, {"enqueue"}, {"consume"}, {"stats"}, {"peek"}, {"dlq"}, {"dlq", "list"},
-		{"dlq", "redrive"}, {"dlq", "purge"}, {"pause"}, {"resume"}, {"limit"}, {"purge"}, {"migrate"}, {"dagu-config"}, {"version"}}
+		{"dlq", "redrive"}, {"dlq", "purge"}, {"pause"}, {"resume"}, {"limit"}, {"purge"}, {"migrate"}, {"vacuum"}, {"dagu-config"}, {"version"}}
 	for _, c := range commands {
 		r := e.ok(nil, append(c, "--help")...)
 		if !strings.Contains(r.Stdout, "Examples:") || !strings.Contains(r.Stdout, "Usage:") {

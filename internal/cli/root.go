@@ -126,6 +126,7 @@ Exit codes: 0 ok; 1 a handler failed and the fail policy asked to fail;
 		a.newLimitCmd(),
 		a.newPurgeCmd(),
 		a.newMigrateCmd(),
+		a.newVacuumCmd(),
 		a.newDaguConfigCmd(),
 		a.newVersionCmd(),
 	)
