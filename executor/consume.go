@@ -69,7 +69,8 @@ type consumer struct {
 	tmpDir string
 	script string // handler script file, for `script`
 
-	slots    chan struct{} // one token per running or assembling batch
+	leased   chan struct{} // one token per batch leased: assembling, waiting or running
+	slots    chan struct{} // one token per running batch
 	finished chan struct{} // a handler finished
 	halt     chan struct{} // closed on a fatal store error
 	wg       sync.WaitGroup
@@ -92,6 +93,7 @@ func newConsumer(e *queueExecutor, store Store) *consumer {
 		cfg:      &e.cfg,
 		store:    store,
 		stderr:   e.stderr, // a lockedWriter (queueExecutor.run)
+		leased:   make(chan struct{}, e.cfg.Concurrency+1),
 		slots:    make(chan struct{}, e.cfg.Concurrency),
 		finished: make(chan struct{}, e.cfg.Concurrency),
 		halt:     make(chan struct{}),
@@ -161,11 +163,13 @@ func (c *consumer) run(ctx context.Context) error {
 }
 
 // loop claims and dispatches batches until the mode, a limit, Kill or a
-// fatal error ends it.
+// fatal error ends it. While every handler slot is busy it claims the next
+// batch ahead (at most concurrency+1 batches leased), so a handler that ends
+// finds its next batch waiting instead of waiting for a claim.
 func (c *consumer) loop(ctx context.Context) {
 	for {
 		select {
-		case c.slots <- struct{}{}:
+		case c.leased <- struct{}{}:
 		case <-c.e.stopped:
 			return
 		case <-c.halt:
@@ -173,7 +177,18 @@ func (c *consumer) loop(ctx context.Context) {
 		}
 		batch := c.nextBatch(ctx)
 		if batch == nil {
-			<-c.slots
+			<-c.leased
+			return
+		}
+		select {
+		case c.slots <- struct{}{}:
+		case <-c.e.stopped:
+			c.finish(ctx, batch, finishRelease, "", nil)
+			<-c.leased
+			return
+		case <-c.halt:
+			c.finish(ctx, batch, finishRelease, "", nil)
+			<-c.leased
 			return
 		}
 		c.dispatch(ctx, batch)
@@ -400,6 +415,7 @@ func (c *consumer) dispatch(ctx context.Context, batch []claimed) {
 		c.busy--
 		c.mu.Unlock()
 		<-c.slots
+		<-c.leased
 		select {
 		case c.finished <- struct{}{}:
 		default:
