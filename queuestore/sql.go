@@ -34,17 +34,18 @@ FROM queues WHERE name = ?1`
 	// sqlAgingOf is the queue's aging interval in ms (no row: none).
 	sqlAgingOf = `SELECT aging_ms FROM queues WHERE name = ?1`
 
+	// sqlInsertLease keeps a lease as a row, for a queue with an in-flight
+	// limit (which counts the rows).
 	sqlInsertLease = `
-INSERT INTO leases (secret, queue, consumer, claimed_at, expires_at)
+INSERT INTO leases (id, queue, consumer, claimed_at, expires_at)
 VALUES (?1, ?2, ?3, ?4, ?5)`
 
-	// sqlLiveLease checks, inside a claim that adds to a lease, that the
-	// lease is the caller's and still live, and pushes its end to ?3 when
-	// that is later.
-	sqlLiveLease = `
-UPDATE leases SET expires_at = max(expires_at, ?3)
-WHERE id = ?1 AND secret = ?2 AND expires_at > ?4
-RETURNING expires_at`
+	// sqlLeaseLive checks, inside a claim that adds to a lease, that the
+	// lease still holds a message whose time has not run out.
+	sqlLeaseLive = `
+SELECT EXISTS (SELECT 1 FROM messages WHERE lease_id = ?1 AND state = 1 AND visible_at > ?2)`
+	// sqlStretchLease pushes a lease row's end to ?2 when that is later.
+	sqlStretchLease = `UPDATE leases SET expires_at = max(expires_at, ?2) WHERE id = ?1`
 
 	// sqlAnyReady is the claim's question as a read: a claim that would find
 	// nothing answers without taking the write lock. A due waiting message
@@ -154,7 +155,9 @@ RETURNING id`
 
 	sqlClaimedBodies = `SELECT id, body FROM bodies WHERE id IN (SELECT value FROM json_each(?1))`
 
-	sqlLeaseByID = `SELECT secret, queue, consumer, expires_at FROM leases WHERE id = ?1`
+	// sqlLeaseByID is the queue of the messages lease ?1 holds and its end.
+	sqlLeaseByID = `
+SELECT coalesce(min(queue), ''), max(visible_at) FROM messages WHERE lease_id = ?1 AND state < 2`
 
 	sqlLeaseHeld = `
 SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.size, b.body

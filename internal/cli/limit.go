@@ -58,7 +58,7 @@ is refused; with --create, N is set on a queue before its first message.`,
 						return err
 					}
 					if s.InFlightLimit == 0 {
-						fmt.Fprintf(a.stdout, "%q: no limit (%d in flight)\n", args[0], s.Leases)
+						fmt.Fprintf(a.stdout, "%q: no limit (%d messages in flight)\n", args[0], s.InFlight)
 					} else {
 						fmt.Fprintf(a.stdout, "%q: at most %d batch(es) in flight (%d now)\n", args[0], s.InFlightLimit, s.Leases)
 					}
