@@ -139,6 +139,7 @@ func (c *consumer) handle(ctx context.Context, batch []claimed) {
 	case res.exitCode == 0:
 		failed, err := readResultFile(resultFile, batch)
 		if err != nil {
+			fmt.Fprintf(c.stderr, "daguq: batch of queue %s: result file %s: %v: the whole batch is nacked\n", c.cfg.Queue, resultFile, err)
 			c.finish(ctx, batch, finishNack, "result file: "+err.Error(), nil)
 			return
 		}

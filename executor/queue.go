@@ -2,7 +2,6 @@ package executor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -128,8 +127,10 @@ func (e *queueExecutor) run(ctx context.Context) error {
 			return usageError(err)
 		}
 	}
+	// One writer for the store's notices, the consumer and its handlers.
+	e.stderr = &lockedWriter{w: e.stderr}
 	path, _ := ResolveDB(e.cfg.DB, specGetenv(e.spec))
-	store, err := OpenStore(resolvePath(e.spec.Dir, path), StoreOptions{Backoff: e.cfg.backoffFunc()})
+	store, err := OpenStore(resolvePath(e.spec.Dir, path), StoreOptions{Backoff: e.cfg.backoffFunc(), LockWaitNotice: e.stderr})
 	if err != nil {
 		return storeError(err)
 	}
@@ -197,6 +198,3 @@ func skippedReason(ctx context.Context, store Store, queue string) string {
 	}
 	return "empty"
 }
-
-// leaseLost reports an error that means another consumer holds the messages.
-func leaseLost(err error) bool { return errors.Is(err, queuestore.ErrLeaseLost) }
