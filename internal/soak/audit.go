@@ -28,9 +28,7 @@ CREATE TABLE IF NOT EXISTS soak_log (
     msg          INTEGER NOT NULL,
     lease        INTEGER,          -- the lease that claimed, extended or finished
     prev_lease   INTEGER,          -- claim: the lease the message had before
-    prev_visible INTEGER,          -- claim: its visible_at before (an older lease's end)
-    claimed_at   INTEGER,          -- claim: the lease's claimed_at (the store's "now")
-    consumer     TEXT,             -- claim: the lease's consumer name
+    prev_visible INTEGER,          -- claim: its visible_at before (an older lease's end, or when it was due)
     visible      INTEGER,          -- visible_at after the change
     state        INTEGER,          -- state after (delete: before)
     attempts     INTEGER,          -- attempts after (delete: before)
@@ -50,9 +48,8 @@ END`
 	auditClaim = `
 CREATE TRIGGER IF NOT EXISTS soak_claim AFTER UPDATE OF lease_id ON messages
 WHEN NEW.lease_id IS NOT NULL AND NEW.lease_id IS NOT OLD.lease_id BEGIN
-    INSERT INTO soak_log (at, ev, msg, lease, prev_lease, prev_visible, claimed_at, consumer, visible, state, attempts, prev_attempts)
+    INSERT INTO soak_log (at, ev, msg, lease, prev_lease, prev_visible, visible, state, attempts, prev_attempts)
     VALUES (` + auditNow + `, 'claim', NEW.id, NEW.lease_id, OLD.lease_id, OLD.visible_at,
-            (SELECT claimed_at FROM leases WHERE id = NEW.lease_id), (SELECT consumer FROM leases WHERE id = NEW.lease_id),
             NEW.visible_at, OLD.state, NEW.attempts, OLD.attempts);
 END`
 	auditExtend = `
@@ -76,7 +73,7 @@ CREATE TRIGGER IF NOT EXISTS soak_delete AFTER DELETE ON messages BEGIN
 END`
 
 	auditRead = `
-SELECT seq, at, ev, msg, lease, prev_lease, prev_visible, claimed_at, consumer, visible, state, attempts, prev_attempts,
+SELECT seq, at, ev, msg, lease, prev_lease, prev_visible, visible, state, attempts, prev_attempts,
        max_attempts, dedupe, err
 FROM soak_log ORDER BY seq`
 )
@@ -90,8 +87,6 @@ type Event struct {
 	Lease        int64 // 0: none
 	PrevLease    int64
 	PrevVisible  int64
-	ClaimedAt    int64
-	Consumer     string
 	Visible      int64
 	State        int64
 	Attempts     int64
@@ -168,15 +163,15 @@ func ReadLog(ctx context.Context, db *sql.DB) ([]Event, error) {
 	var out []Event
 	for rows.Next() {
 		var e Event
-		var lease, prevLease, prevVisible, claimedAt, visible, state, attempts, prevAttempts, maxAttempts sql.NullInt64
-		var consumer, dedupe, errText sql.NullString
-		if err := rows.Scan(&e.Seq, &e.At, &e.Ev, &e.Msg, &lease, &prevLease, &prevVisible, &claimedAt, &consumer, &visible,
+		var lease, prevLease, prevVisible, visible, state, attempts, prevAttempts, maxAttempts sql.NullInt64
+		var dedupe, errText sql.NullString
+		if err := rows.Scan(&e.Seq, &e.At, &e.Ev, &e.Msg, &lease, &prevLease, &prevVisible, &visible,
 			&state, &attempts, &prevAttempts, &maxAttempts, &dedupe, &errText); err != nil {
 			return nil, err
 		}
-		e.Lease, e.PrevLease, e.PrevVisible, e.ClaimedAt = lease.Int64, prevLease.Int64, prevVisible.Int64, claimedAt.Int64
+		e.Lease, e.PrevLease, e.PrevVisible = lease.Int64, prevLease.Int64, prevVisible.Int64
 		e.Visible, e.State, e.Attempts, e.PrevAttempts = visible.Int64, state.Int64, attempts.Int64, prevAttempts.Int64
-		e.MaxAttempts, e.Dedupe, e.Err, e.Consumer = maxAttempts.Int64, dedupe.String, errText.String, consumer.String
+		e.MaxAttempts, e.Dedupe, e.Err = maxAttempts.Int64, dedupe.String, errText.String
 		out = append(out, e)
 	}
 	return out, rows.Err()

@@ -26,21 +26,22 @@ import (
 //     gave); none is left ready, delayed or in flight.
 //  2. A claim takes a message only once its previous lease ran out or was
 //     finished, and only when it is due (delay, backoff): no delivery while an
-//     earlier lease on it was valid. Lease ids grow with every claim of a
-//     message, its attempt count by one (a release gives it back).
+//     earlier lease on it was valid. Each claim raises its attempt count by
+//     one (a release gives it back); a message never comes back to a lease
+//     that held it before.
 //  3. No stale finish is accepted. The triggers see the lease a row holds, not
 //     the one a statement names, so this is proven from the other side: every
 //     ack is backed by a run of the holding lease that exited 0, did not fail
 //     the message and had ended before the delete; no finish of a lease comes
-//     while its handler still runs; every lease a consumer reports lost was
-//     taken over by a later claim.
+//     while its handler still runs; every message a consumer reports taken
+//     over was claimed from that lease by a later claim.
 //  4. Two handler runs of one message overlap in time only after the first
 //     one's lease ran out, and its consumer was stopped or killed, or the
 //     write lock was held from outside, during that lease's last period.
 //     Anything else is counted as doubled.
 //  5. Handlers get what was stored: the claim's attempt, stdin equal to
 //     $DAGUQ_BATCH_FILE, the body its producer enqueued under that id, the
-//     same body every time; a batch id starts with its first message's lease.
+//     same body every time; a batch is one lease, the one its id starts with.
 //  6. An enqueue is all or nothing: the messages of one call were inserted by
 //     one transaction (consecutive in the log), as many as it printed; a call
 //     that failed stored none; no two live messages share a dedupe key.
@@ -75,8 +76,9 @@ type Counts struct {
 	Redelivered           int // messages taken over at least once
 	Acked, Dead           int
 	Retried, Released     int // nacks with attempts left; releases on stop
-	Fenced, FencedLeases  int // messages and leases whose finish was refused (lease lost)
-	HeartbeatsRefused     int // extends refused because the lease was taken over
+	Fenced, FencedLeases  int // messages and batches whose finish was refused (taken over)
+	HeartbeatsRefused     int // messages a heartbeat found taken over
+	LockWaits             int // "waiting for the write lock" notices
 	Overlaps              int // handler runs overlapping an earlier run of their message (explained)
 	Lost, Doubled         int
 	LeftProcs, LeftTmpDir int
@@ -95,8 +97,9 @@ func (c Counts) String() string {
 	}
 	fmt.Fprintf(&b, "messages:  %d stored, %d duplicates skipped, %d acked, %d dead\n", c.Messages, c.Duplicates, c.Acked, c.Dead)
 	fmt.Fprintf(&b, "delivery:  %d handler runs, %d deliveries, %d claims, %d retried, %d released\n", c.Batches, c.Deliveries, c.Claims, c.Retried, c.Released)
-	fmt.Fprintf(&b, "leases:    %d takeovers of expired leases (%d messages redelivered), %d overlapping runs explained, %d stale finishes fenced (%d leases), %d heartbeats refused\n",
+	fmt.Fprintf(&b, "leases:    %d takeovers of expired leases (%d messages redelivered), %d overlapping runs explained, %d stale finishes fenced (%d batches), %d taken over seen by heartbeats\n",
 		c.Takeovers, c.Redelivered, c.Overlaps, c.Fenced, c.FencedLeases, c.HeartbeatsRefused)
+	fmt.Fprintf(&b, "lock:      %d notices of a write waiting for the lock, none failed\n", c.LockWaits)
 	if c.FullRefused+c.FullExits > 0 {
 		fmt.Fprintf(&b, "full disk: %d enqueues refused with exit 3, %d consumers ended with exit 3\n", c.FullRefused, c.FullExits)
 	}
@@ -148,25 +151,29 @@ type run struct {
 	calls    []string
 }
 
-// msgRun is one message's part of a handler run. A batch can hold
-// messages of several leases (a linger, or the rest of a batch cut by
-// max_bytes): the message's lease is found in the log, as the latest claim
-// of the message by this consumer process with the attempt the handler saw,
-// made before the handler started.
+// takeover is a message a claim took from an older lease.
+type takeover struct{ lease, msg int64 }
+
+// msgRun is one message's part of a handler run.
 type msgRun struct {
 	*run
 	index   int
 	attempt int
 	call    string
-	lease   int64 // 0: no claim matches
+	lease   int64 // the batch's lease; 0: it never claimed the message
 }
 
 func (m msgRun) ok(id int64) bool { return m.end != 0 && m.exit == 0 && !m.failed[id] }
 
 var (
-	lostLine   = regexp.MustCompile(`lease (\d+)\.[0-9a-f]+ of queue \S+ was lost before it was finished: (\d+) messages`)
-	extendLost = regexp.MustCompile(`extend lease (\d+)\.[0-9a-f]+ of queue \S+: .*lease lost`)
-	badOutput  = regexp.MustCompile(`(?i)database is locked|SQLITE_BUSY|database table is locked|disk I/O error|malformed|WARNING: DATA RACE|panic:|fatal error:`)
+	// A finish that found messages taken over, and the ids the store named
+	// (its error may join several, over several lines).
+	lostLine = regexp.MustCompile(`batch of queue \S+: (\d+) of its \d+ messages were taken over by another claim after lease (\d+) ran out`)
+	lostIDs  = regexp.MustCompile(`\(ids ([0-9, ]+)`)
+	// A heartbeat that found messages taken over.
+	extendLost = regexp.MustCompile(`lease (\d+) of queue \S+: (\d+) messages were taken over by another claim`)
+	lockWait   = regexp.MustCompile(`waiting \S+ for the write lock`)
+	badOutput  = regexp.MustCompile(`(?i)database is locked|database is busy|SQLITE_BUSY|database table is locked|disk I/O error|malformed|WARNING: DATA RACE|panic:|fatal error:`)
 )
 
 // check reads everything the run left and proves the invariants.
@@ -350,7 +357,6 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 	type msgState struct {
 		enqueue  *Event
 		holder   int64
-		last     int64 // highest lease that claimed it
 		attempts int64
 		terminal string // acked, dead
 		ackLease int64
@@ -362,8 +368,9 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 	}
 	states := map[int64]*msgState{}
 	var msgOrder []int64
-	takenOver := map[int64]bool{} // leases some claim took a message from
-	active := map[string]int64{}  // dedupe key -> live message
+	takenOver := map[int64]bool{}    // leases some claim took a message from
+	takenFrom := map[takeover]bool{} // and which messages
+	active := map[string]int64{}     // dedupe key -> live message
 	for i := range log {
 		e := log[i]
 		st := states[e.Msg]
@@ -396,15 +403,21 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 			if e.PrevLease != st.holder {
 				f.add("claim", "message %d: claim by lease %d found lease %d, the log says %d holds it", e.Msg, e.Lease, e.PrevLease, st.holder)
 			}
-			if e.PrevVisible > e.ClaimedAt {
+			// e.At is the clock at the claim's statement, a little after
+			// the store's "now" that decided the message was due.
+			if e.PrevVisible > e.At {
 				if e.PrevLease != 0 {
-					f.add("claim while leased", "message %d: lease %d claimed it at %d while lease %d held it until %d", e.Msg, e.Lease, e.ClaimedAt, e.PrevLease, e.PrevVisible)
+					f.add("claim while leased", "message %d: lease %d claimed it at %d while lease %d held it until %d", e.Msg, e.Lease, e.At, e.PrevLease, e.PrevVisible)
 				} else {
-					f.add("claim before due", "message %d: lease %d claimed it at %d, due at %d", e.Msg, e.Lease, e.ClaimedAt, e.PrevVisible)
+					f.add("claim before due", "message %d: lease %d claimed it at %d, due at %d", e.Msg, e.Lease, e.At, e.PrevVisible)
 				}
 			}
-			if e.Lease <= st.last {
-				f.add("claim", "message %d: lease %d claimed it after lease %d", e.Msg, e.Lease, st.last)
+			// Lease ids are fencing tokens: a later claim of a queue gets a
+			// larger one, but a claim may add to the lease of a batch that
+			// lingers, so they need not grow per message. A message must
+			// never come back to a lease that held it before.
+			if st.claims[e.Lease] != nil {
+				f.add("claim", "message %d claimed again by lease %d, which held it before", e.Msg, e.Lease)
 			}
 			if e.Attempts != st.attempts+1 {
 				f.add("claim", "message %d: lease %d made attempt %d after %d", e.Msg, e.Lease, e.Attempts, st.attempts)
@@ -412,8 +425,9 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 			if e.PrevLease != 0 {
 				c.Takeovers++
 				takenOver[e.PrevLease] = true
+				takenFrom[takeover{e.PrevLease, e.Msg}] = true
 			}
-			st.holder, st.last, st.attempts = e.Lease, e.Lease, e.Attempts
+			st.holder, st.attempts = e.Lease, e.Attempts
 			st.claims[e.Lease] = &claimInfo{ev: e, visible: e.Visible}
 		case "extend":
 			if ci := st.claims[e.Lease]; e.Lease == st.holder && ci != nil {
@@ -470,18 +484,17 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 			if st == nil {
 				continue
 			}
-			var best *claimInfo
-			for _, ci := range st.claims {
-				if ci.ev.Consumer == mr.proc.name && ci.ev.Attempts == int64(mr.attempt) && ci.ev.ClaimedAt <= mr.start &&
-					(best == nil || ci.ev.Lease > best.ev.Lease) {
-					best = ci
-				}
-			}
-			if best != nil {
-				mr.lease = best.ev.Lease
-			}
-			if mr.index == 0 && mr.lease != mr.run.lease {
-				f.add("batch id", "%s batch %s: its first message %d was claimed by lease %d", mr.proc.name, mr.batch, id, mr.lease)
+			// A batch is one lease: its id names it.
+			mr.lease = mr.run.lease
+			ci := st.claims[mr.lease]
+			switch {
+			case ci == nil:
+				f.add("phantom delivery", "message %d handled by %s in batch %s, but lease %d never claimed it", id, mr.proc.name, mr.batch, mr.lease)
+				mr.lease = 0
+			case ci.ev.Attempts != int64(mr.attempt):
+				f.add("attempt", "message %d: the handler (%s, batch %s) saw attempt %d, lease %d claimed attempt %d", id, mr.proc.name, mr.batch, mr.attempt, mr.lease, ci.ev.Attempts)
+			case ci.ev.At > mr.start:
+				f.add("phantom delivery", "message %d handled by %s in batch %s at %d, before lease %d claimed it at %d", id, mr.proc.name, mr.batch, mr.start, mr.lease, ci.ev.At)
 			}
 			// The triggers log the lease a row holds, not the one a finish
 			// names: a stale finish accepted while this run's lease held the
@@ -578,14 +591,18 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 		calls := map[string]bool{}
 		for _, mr := range mrs {
 			calls[mr.call] = true
-			if mr.lease == 0 {
-				f.add("phantom delivery", "message %d handled as attempt %d by %s (batch %s), which never claimed that attempt", id, mr.attempt, mr.proc.name, mr.batch)
-			}
 		}
 		if len(calls) > 1 {
 			f.add("body", "message %d handed over with different bodies: %v", id, keys(calls))
 		}
-		sort.Slice(mrs, func(i, j int) bool { return mrs[i].lease < mrs[j].lease })
+		// In claim order (the log's), not by lease id.
+		claimSeq := func(mr msgRun) int64 {
+			if ci := st.claims[mr.lease]; ci != nil {
+				return ci.ev.Seq
+			}
+			return 0
+		}
+		sort.Slice(mrs, func(i, j int) bool { return claimSeq(mrs[i]) < claimSeq(mrs[j]) })
 		for i := range mrs {
 			for j := i + 1; j < len(mrs); j++ {
 				a, b := mrs[i], mrs[j]
@@ -600,13 +617,13 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 				}
 				explained := expiryExplained(a.proc, a.proc.lease, ca.visible)
 				switch {
-				case ca.finished != 0 && ca.finished <= cb.ev.ClaimedAt:
+				case ca.finished != 0 && ca.finished <= cb.ev.At:
 					f.add("doubled", "message %d: run of lease %d (%s, %d..%d) overlaps run of lease %d (%s, from %d) although lease %d finished first at %d",
 						id, a.lease, a.proc.name, a.start, a.end, b.lease, b.proc.name, b.start, a.lease, ca.finished)
 					doubled[id] = true
-				case ca.visible > cb.ev.ClaimedAt || !explained:
+				case ca.visible > cb.ev.At || !explained:
 					f.add("doubled", "message %d: run of lease %d (%s, %d..%d, lease until %d) overlaps run of lease %d (%s, claimed %d, from %d); no stop, kill or lock explains the expiry",
-						id, a.lease, a.proc.name, a.start, a.end, ca.visible, b.lease, b.proc.name, cb.ev.ClaimedAt, b.start)
+						id, a.lease, a.proc.name, a.start, a.end, ca.visible, b.lease, b.proc.name, cb.ev.At, b.start)
 					doubled[id] = true
 				default:
 					c.Overlaps++
@@ -688,16 +705,36 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 			f.add("harness", "%v", err)
 			continue
 		}
-		for _, m := range lostLine.FindAllSubmatch(out, -1) {
-			lease, _ := strconv.ParseInt(string(m[1]), 10, 64)
-			n, _ := strconv.Atoi(string(m[2]))
+		for _, at := range lostLine.FindAllSubmatchIndex(out, -1) {
+			n, _ := strconv.Atoi(string(out[at[2]:at[3]]))
+			lease, _ := strconv.ParseInt(string(out[at[4]:at[5]]), 10, 64)
 			c.FencedLeases++
 			c.Fenced += n
 			if !takenOver[lease] {
 				f.add("lease lost without a takeover", "%s: lease %d reported lost, but no claim took a message from it", p.name, lease)
 			}
+			rest := out[at[1]:]
+			if next := bytes.Index(rest, []byte("\ndaguq")); next >= 0 {
+				rest = rest[:next]
+			}
+			for _, ids := range lostIDs.FindAllSubmatch(rest, -1) {
+				for _, text := range strings.Split(string(ids[1]), ",") {
+					id, err := strconv.ParseInt(strings.TrimSpace(text), 10, 64)
+					if err == nil && !takenFrom[takeover{lease, id}] {
+						f.add("lease lost without a takeover", "%s: lease %d reported message %d taken over, but no claim took it from that lease", p.name, lease, id)
+					}
+				}
+			}
 		}
-		c.HeartbeatsRefused += len(extendLost.FindAll(out, -1))
+		for _, m := range extendLost.FindAllSubmatch(out, -1) {
+			lease, _ := strconv.ParseInt(string(m[1]), 10, 64)
+			n, _ := strconv.Atoi(string(m[2]))
+			c.HeartbeatsRefused += n
+			if !takenOver[lease] {
+				f.add("lease lost without a takeover", "%s: a heartbeat of lease %d found messages taken over, but no claim took a message from it", p.name, lease)
+			}
+		}
+		c.LockWaits += len(lockWait.FindAll(out, -1))
 		for _, line := range bytes.Split(out, []byte("\n")) {
 			if badOutput.Match(line) {
 				f.add("error output", "%s: %s", p.name, bytes.TrimSpace(line))

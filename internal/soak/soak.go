@@ -684,6 +684,6 @@ func (r *runner) finalDrain(ctx context.Context) error {
 
 func liveCount(ctx context.Context, db *sql.DB) (int, error) {
 	var n int
-	err := db.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE state = 0`).Scan(&n)
+	err := db.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE state < 2`).Scan(&n) // ready, delayed or leased
 	return n, err
 }
