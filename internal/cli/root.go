@@ -124,6 +124,8 @@ Exit codes: 0 ok; 1 a handler failed and the fail policy asked to fail;
 		a.newPurgeCmd(),
 		a.newMigrateCmd(),
 		a.newDaguConfigCmd(),
+		a.newServeCmd(),
+		a.newCheckCmd(),
 	)
 	return root
 }
