@@ -84,13 +84,15 @@ func allowedHosts(addr net.Addr, extra []string) map[string]bool {
 	if ok {
 		port = strconv.Itoa(tcp.Port)
 	}
-	add := func(name string) {
+	// add accepts name with the server's port, and bare when bare is set
+	// (a name given with --allow-host: a reverse proxy on 80 or 443).
+	add := func(name string, bare bool) {
 		name = strings.ToLower(name)
 		if _, _, err := net.SplitHostPort(name); err == nil {
 			hosts[name] = true
 			return
 		}
-		if port == "80" || !ok {
+		if bare || port == "80" || !ok {
 			hosts[name] = true
 		}
 		if ok {
@@ -98,10 +100,10 @@ func allowedHosts(addr net.Addr, extra []string) map[string]bool {
 		}
 	}
 	for _, name := range []string{"localhost", "127.0.0.1", "::1"} {
-		add(name)
+		add(name, false)
 	}
 	for _, name := range extra {
-		add(name)
+		add(name, true)
 	}
 	return hosts
 }
