@@ -16,7 +16,12 @@ function el(tag, attrs, ...children) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;
     if (k === "text") e.textContent = v;
-    else if (k === "on") for (const [ev, fn] of Object.entries(v)) e.addEventListener(ev, fn);
+    else if (k === "on") {
+      // The handlers live in e._on, so that update() can give a kept
+      // element the handlers of its newer copy.
+      e._on = v;
+      for (const ev of Object.keys(v)) e.addEventListener(ev, (x) => e._on && e._on[ev] && e._on[ev](x));
+    }
     else if (k === "class") e.className = v;
     else e.setAttribute(k, v === true ? "" : String(v));
   }
@@ -25,6 +30,37 @@ function el(tag, attrs, ...children) {
     e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
   return e;
+}
+
+// replace puts new children in parent, skipping empty ones.
+function replace(parent, ...kids) {
+  parent.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false && k !== ""));
+}
+
+// update makes parent's children look like kids, keeping the elements that
+// are already there (a refresh must not replace a link or a button under
+// the pointer, nor an input being typed in).
+function update(parent, ...kids) {
+  kids = kids.flat().filter((k) => k !== null && k !== undefined && k !== false && k !== "")
+    .map((k) => (k instanceof Node ? k : document.createTextNode(String(k))));
+  const old = [...parent.childNodes];
+  kids.forEach((k, i) => (i < old.length ? morph(old[i], k) : parent.append(k)));
+  for (let i = kids.length; i < old.length; i++) old[i].remove();
+}
+
+function morph(old, neu) {
+  if (old.nodeType !== neu.nodeType || old.nodeName !== neu.nodeName) {
+    old.replaceWith(neu);
+    return;
+  }
+  if (old.nodeType !== Node.ELEMENT_NODE) {
+    if (old.nodeValue !== neu.nodeValue) old.nodeValue = neu.nodeValue;
+    return;
+  }
+  for (const a of [...old.attributes]) if (!neu.hasAttribute(a.name)) old.removeAttribute(a.name);
+  for (const a of neu.attributes) if (old.getAttribute(a.name) !== a.value) old.setAttribute(a.name, a.value);
+  if (neu._on) old._on = neu._on;
+  update(old, ...neu.childNodes);
 }
 
 function svg(tag, attrs, ...children) {
@@ -186,12 +222,12 @@ async function history(queue, since, maxAgeMs) {
 function overviewPage() {
   const root = document.getElementById("view");
   const body = el("div");
-  root.replaceChildren(el("h1", { text: "Queues" }), body);
+  replace(root, el("h1", { text: "Queues" }), body);
   return {
     async refresh() {
       const { queues } = await api("/queues");
       if (queues.length === 0) {
-        body.replaceChildren(el("div", { class: "empty" },
+        update(body, el("div", { class: "empty" },
           el("p", { text: "No queues in this database yet. Enqueue a message to make one:" }),
           el("code", { text: command("enqueue", "--queue", "orders", "--message", shellQuote('{"id":1}')) })));
         return;
@@ -213,7 +249,7 @@ function overviewPage() {
           el("td", { class: "n drain", text: q.drain_seconds === null ? (q.in_per_second === null ? "—" : "not draining") : fmtDuration(q.drain_seconds) }),
           el("td", {}, sparkline(samples))));
       }
-      body.replaceChildren(el("table", { id: "queues" },
+      update(body, el("table", { id: "queues" },
         el("thead", {}, el("tr", {},
           el("th", { text: "Queue" }), el("th", { class: "n", text: "Ready" }), el("th", { class: "n", text: "Delayed" }),
           el("th", { class: "n", text: "In flight (leases / limit)" }), el("th", { class: "n", text: "Dead" }),
@@ -249,7 +285,7 @@ function queuePage(queue, state) {
   filters.addEventListener("submit", (ev) => { ev.preventDefault(); loadList().catch((e) => showBanner(e.message)); });
   const tabs = el("nav", { class: "tabs" }, STATES.map(([s, label]) =>
     el("a", { href: `#/q/${q}/${s}`, class: s === state ? "current" : "", "data-state": s, text: label })));
-  root.replaceChildren(
+  replace(root,
     el("div", { class: "crumbs" }, el("a", { href: "#/", text: "Queues" }), " / ", queue),
     title, cards,
     info.read_only ? null : el("h2", { text: "Actions" }), info.read_only ? null : actions,
@@ -258,15 +294,16 @@ function queuePage(queue, state) {
     state === "dead" ? el("div", {}, el("h2", { text: "Dead letters by error" }), groups) : null,
     filters, list);
 
-  function card(id, label, value, cls) {
+  function card(id, label, value, cls, sub) {
     return el("div", { class: "card " + (cls || ""), id: "stat-" + id }, el("div", { class: "label", text: label }),
-      el("div", { class: "value" + (cls === "dead" && value !== "0" ? " nonzero" : ""), text: value }));
+      el("div", { class: "value" + (cls === "dead" && value !== "0" ? " nonzero" : ""), text: value }),
+      sub ? el("div", { class: "sub", text: sub }) : null);
   }
 
   function drawActions(v) {
     if (info.read_only) return;
     const limitInput = el("input", { type: "number", min: 0, max: 1000000, step: 1, id: "limit-input", value: v.in_flight_limit });
-    actions.replaceChildren(
+    update(actions,
       ...actionRow(v.paused
         ? el("button", { type: "button", "data-action": "resume", text: "Resume", on: { click: () => act(`Resume ${queue}: consumers claim from it again.`, command("resume", queue), async () => { await api(`/queues/${q}/resume`, { method: "POST" }); return `${queue} resumed`; }) } })
         : el("button", { type: "button", "data-action": "pause", text: "Pause", on: { click: () => act(`Pause ${queue}: claims take nothing until resumed; enqueues still work.`, command("pause", queue), async () => { await api(`/queues/${q}/pause`, { method: "POST" }); return `${queue} paused`; }) } }),
@@ -288,7 +325,7 @@ function queuePage(queue, state) {
   async function drawCharts() {
     const samples = await history(queue, range, 30000);
     const pts = (key) => samples.map((s) => [Date.parse(s.at), s[key]]);
-    charts.replaceChildren(
+    update(charts,
       chart("Depth (messages)", [
         { name: "ready", cls: "s-ready", points: pts("ready") }, { name: "delayed", cls: "s-delayed", points: pts("delayed") },
         { name: "in flight", cls: "s-inflight", points: pts("in_flight") }, { name: "dead", cls: "s-dead", points: pts("dead") }], fmtInt),
@@ -304,11 +341,11 @@ function queuePage(queue, state) {
     for (const k of ["priority", "group", "error"]) if (f.get(k) !== "") p.set(k, f.get(k));
     const r = await api(`/queues/${q}/messages?${p}`);
     if (r.messages.length === 0) {
-      list.replaceChildren(el("div", { class: "empty", text: "No messages here." }));
+      update(list, el("div", { class: "empty", text: "No messages here." }));
       return;
     }
     const finished = state === "dead";
-    list.replaceChildren(el("table", { id: "messages" },
+    update(list, el("table", { id: "messages" },
       el("thead", {}, el("tr", {}, el("th", { class: "n", text: "Id" }), el("th", { class: "n", text: "Priority" }),
         el("th", { class: "n", text: "Attempts" }), el("th", { text: "Group" }), el("th", { text: "Enqueued" }),
         el("th", { text: finished ? "Died" : "Visible at" }), el("th", { text: "Last error" }))),
@@ -326,10 +363,10 @@ function queuePage(queue, state) {
   async function loadGroups() {
     const r = await api(`/queues/${q}/dead/groups`);
     if (r.groups.length === 0) {
-      groups.replaceChildren(el("div", { class: "empty", text: "No dead letters." }));
+      update(groups, el("div", { class: "empty", text: "No dead letters." }));
       return;
     }
-    groups.replaceChildren(el("table", { id: "dead-groups" },
+    update(groups, el("table", { id: "dead-groups" },
       el("thead", {}, el("tr", {}, el("th", { text: "Last error" }), el("th", { class: "n", text: "Count" }), el("th", { text: "Latest" }), info.read_only ? null : el("th", { text: "" }))),
       el("tbody", {}, r.groups.map((g) => {
         const idArgs = g.ids.length <= 20 ? g.ids.flatMap((id) => ["--id", String(id)]) : ["--id", g.ids.slice(0, 3).join(",") + ",…"];
@@ -357,10 +394,10 @@ function queuePage(queue, state) {
         if (e.status !== 404) throw e;
         v = { queue, ready: 0, delayed: 0, in_flight: 0, dead: 0, leases: 0, in_flight_limit: 0, paused: false, oldest_ready_age_seconds: 0, in_per_second: null, out_per_second: null, drain_seconds: null };
       }
-      title.replaceChildren(queue, v.paused ? el("span", { class: "badge paused", text: "paused" }) : "");
-      cards.replaceChildren(
+      update(title, queue, v.paused ? el("span", { class: "badge paused", text: "paused" }) : "");
+      update(cards,
         card("ready", "Ready", fmtInt(v.ready)), card("delayed", "Delayed", fmtInt(v.delayed)),
-        card("inflight", "In flight", fmtInt(v.in_flight) + (v.in_flight_limit > 0 ? ` (${v.leases} / ${v.in_flight_limit} leases)` : ` (${v.leases} leases)`)),
+        card("inflight", "In flight", fmtInt(v.in_flight), "", v.in_flight_limit > 0 ? `${v.leases} of ${v.in_flight_limit} leases` : `${v.leases} leases, no limit`),
         card("dead", "Dead", fmtInt(v.dead), "dead"),
         card("age", "Oldest ready", v.ready > 0 ? fmtDuration(v.oldest_ready_age_seconds) : "—"),
         card("in", "In", fmtRate(v.in_per_second)), card("out", "Out", fmtRate(v.out_per_second)),
@@ -382,7 +419,7 @@ function messagePage(queue, id) {
   const fields = el("dl", { class: "fields" });
   const bodyBox = el("div");
   const buttons = el("div", { class: "actions" });
-  root.replaceChildren(
+  replace(root,
     el("div", { class: "crumbs" }, el("a", { href: "#/", text: "Queues" }), " / ", el("a", { href: `#/q/${q}`, text: queue }), " / message " + id),
     el("h1", { text: `Message ${id}` }), fields, buttons,
     el("h2", { text: "Body" }), bodyBox);
@@ -401,12 +438,12 @@ function messagePage(queue, id) {
         m = await api(`/queues/${q}/messages/${id}`);
       } catch (e) {
         if (e.status !== 404) throw e;
-        fields.replaceChildren(el("dt", { text: "state" }), el("dd", { text: "gone: acked and deleted, or purged" }));
-        buttons.replaceChildren();
+        update(fields, el("dt", { text: "state" }), el("dd", { text: "gone: acked and deleted, or purged" }));
+        update(buttons);
         return;
       }
       const row = (k, v) => [el("dt", { text: k }), el("dd", {}, v)];
-      fields.replaceChildren(
+      update(fields,
         ...row("queue", el("a", { href: `#/q/${q}`, text: queue })),
         ...row("state", m.state === "waiting" ? "waiting (delayed, retrying or in flight)" : m.state.replace("_", " ")),
         ...row("priority", String(m.priority)),
@@ -419,7 +456,7 @@ function messagePage(queue, id) {
         ...row("last error", m.last_error ? el("pre", { id: "last-error", text: m.last_error }) : "—"));
       if (m.state === "dead" && !info.read_only && !shown) {
         shown = true;
-        buttons.replaceChildren(
+        update(buttons,
           ...actionRow(el("button", { type: "button", "data-action": "redrive-one", text: "Redrive",
             on: { click: () => act(`Put message ${id} back to ready, attempts reset?`, command("dlq", "redrive", queue, "--id", String(id)), async () => { const r = await api(`/queues/${q}/dead/redrive`, { method: "POST", json: { ids: [Number(id)] } }); return `redrove ${r.redriven} dead letter(s)`; }) } }),
           command("dlq", "redrive", queue, "--id", String(id))),
@@ -428,7 +465,7 @@ function messagePage(queue, id) {
           command("dlq", "purge", queue, "--id", String(id), "--yes")));
       } else if (m.state !== "dead") {
         shown = false;
-        buttons.replaceChildren();
+        update(buttons);
       }
     },
   };
