@@ -144,7 +144,9 @@ func TestLoadConcurrentProducers(t *testing.T) {
 		t.Errorf("the database holds %d messages, %d were accepted", total, len(accepted))
 	}
 	slices.Sort(latencies)
-	pct := func(p float64) time.Duration { return latencies[int(float64(len(latencies)-1)*p)].Round(100 * time.Microsecond) }
+	pct := func(p float64) time.Duration {
+		return latencies[int(float64(len(latencies)-1)*p)].Round(100 * time.Microsecond)
+	}
 	t.Logf("%d producers, %s: %d requests, %d messages (%.0f messages/s), latency p50 %s, p99 %s, max %s",
 		producers, duration, len(latencies), len(accepted), float64(len(accepted))/duration.Seconds(), pct(0.50), pct(0.99), latencies[len(latencies)-1])
 }
