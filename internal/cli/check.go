@@ -109,7 +109,7 @@ func crossed(s queuestore.Stats, f checkFlags) []string {
 		paused = " (paused)"
 	}
 	if f.maxLag > 0 && s.Ready > 0 && s.OldestReadyAge > f.maxLag {
-		out = append(out, fmt.Sprintf("%s%s: the oldest ready message has waited %s, more than --max-lag %s", s.Queue, paused, s.OldestReadyAge.Round(time.Second), f.maxLag))
+		out = append(out, fmt.Sprintf("%s%s: the oldest ready message has waited %s, more than --max-lag %s", s.Queue, paused, shortDuration(s.OldestReadyAge.Round(time.Second)), shortDuration(f.maxLag)))
 	}
 	if f.maxDead >= 0 && s.Dead > f.maxDead {
 		out = append(out, fmt.Sprintf("%s%s: %d dead letter(s), more than --max-dead %d", s.Queue, paused, s.Dead, f.maxDead))
@@ -123,7 +123,7 @@ func crossed(s queuestore.Stats, f checkFlags) []string {
 func thresholds(f checkFlags) string {
 	var t []string
 	if f.maxLag > 0 {
-		t = append(t, "--max-lag "+f.maxLag.String())
+		t = append(t, "--max-lag "+shortDuration(f.maxLag))
 	}
 	if f.maxDead >= 0 {
 		t = append(t, fmt.Sprintf("--max-dead %d", f.maxDead))
@@ -135,4 +135,16 @@ func thresholds(f checkFlags) string {
 		return "no thresholds"
 	}
 	return strings.Join(t, ", ")
+}
+
+// shortDuration prints 5m for 5m0s and 1h for 1h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

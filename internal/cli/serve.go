@@ -58,7 +58,9 @@ Prometheus scrape config: docs/serve.md.`,
   daguq serve --read-only --addr 127.0.0.1:9000
   openssl rand -hex 32 > /etc/daguq/token && chmod 600 /etc/daguq/token
   daguq serve --addr 0.0.0.0:8470 --token-file /etc/daguq/token
-  curl -H "Authorization: Bearer $(cat /etc/daguq/token)" http://host:8470/api/v1/queues`,
+  # the header in a file, so the token is in no command line (ps shows those)
+  printf 'Authorization: Bearer %s\n' "$(cat /etc/daguq/token)" > ~/.daguq-auth
+  curl -H @$HOME/.daguq-auth http://host:8470/api/v1/queues`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)

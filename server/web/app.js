@@ -98,7 +98,6 @@ function fmtTime(iso) {
   return d.toLocaleString(undefined, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
-function shellQuote(s) { return /^[A-Za-z0-9_.\/:=@%+,-]+$/.test(s) ? s : "'" + s.replace(/'/g, "'\\''") + "'"; }
 
 // command is the daguq command line that does the same as a button.
 function command(...args) {
@@ -228,8 +227,8 @@ function overviewPage() {
       const { queues } = await api("/queues");
       if (queues.length === 0) {
         update(body, el("div", { class: "empty" },
-          el("p", { text: "No queues in this database yet. Enqueue a message to make one:" }),
-          el("code", { text: command("enqueue", "--queue", "orders", "--message", shellQuote('{"id":1}')) })));
+          el("p", { text: "No queues in this database yet. Enqueue messages (JSON Lines) to make one:" }),
+          el("code", { text: command("enqueue", "--queue", "orders", "--file", "orders.jsonl") })));
         return;
       }
       const rows = [];
