@@ -98,7 +98,6 @@ function fmtTime(iso) {
   return d.toLocaleString(undefined, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
-
 // command is the daguq command line that does the same as a button.
 function command(...args) {
   const parts = ["daguq", ...args];
