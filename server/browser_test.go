@@ -253,6 +253,15 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	b.do(chromedp.Click(chromedp.ID("show-body")))
 	b.wait("the body", `(document.querySelector("#body")?.textContent ?? "").includes('"to": "x@example.com"')`)
+
+	// Read-only: the same pages without a button that changes anything.
+	ro := startServer(t, ts.store, Options{ReadOnly: true, RefreshEvery: 200 * time.Millisecond})
+	b.allow(ro.url)
+	b.do(chromedp.Navigate(ro.url + "/#/q/orders/dead"))
+	b.wait("the read-only queue page", textIs("#stat-ready .value", "5")+` && document.querySelector("#readonly:not(.hidden)") !== null`)
+	if n, _ := chromedp.Run(b.ctx, chromedp.Evaluate[int](`document.querySelectorAll("button[data-action]").length`)); n != 0 {
+		t.Errorf("read-only page has %d action buttons", n)
+	}
 	b.check()
 }
 

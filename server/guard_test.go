@@ -218,3 +218,41 @@ func TestStopDrainsRequestsInFlight(t *testing.T) {
 		t.Errorf("after the stop: %+v %v", st, err)
 	}
 }
+
+// Slow clients cannot hold a connection: every server timeout is set.
+func TestServerTimeouts(t *testing.T) {
+	t.Parallel()
+	s := New(&nopStore{}, Options{})
+	srv := s.httpServer(context.Background(), &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8470})
+	if srv.ReadHeaderTimeout <= 0 || srv.ReadTimeout <= 0 || srv.WriteTimeout <= 0 || srv.IdleTimeout <= 0 || srv.MaxHeaderBytes <= 0 {
+		t.Errorf("timeouts: header %s, read %s, write %s, idle %s, max header %d",
+			srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout, srv.MaxHeaderBytes)
+	}
+}
+
+// A client that sends its headers too slowly is cut off (the header
+// timeout, shortened for the test).
+func TestSlowHeadersCutOff(t *testing.T) {
+	t.Parallel()
+	s := New(&nopStore{}, Options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := s.httpServer(context.Background(), ln.Addr())
+	srv.ReadHeaderTimeout = 200 * time.Millisecond
+	go srv.Serve(ln)
+	defer srv.Close()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /api/v1/info HTTP/1.1\r\nHost: %s\r\n", ln.Addr()) // and never the blank line
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	_, err = io.ReadAll(conn)
+	if err != nil || time.Since(start) > 5*time.Second {
+		t.Errorf("the slow client was not cut off: %v after %s", err, time.Since(start))
+	}
+}

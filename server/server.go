@@ -175,16 +175,7 @@ func New(store Store, opts Options) *Server {
 // records a history sample at once and every Options.HistoryEvery. It
 // returns nil after a clean stop.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           s.handler(ln.Addr()),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          nil,
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	srv := s.httpServer(ctx, ln.Addr())
 	historyCtx, stopHistory := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	if s.opts.HistoryEvery > 0 {
@@ -211,6 +202,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		err = nil
 	}
 	return err
+}
+
+// httpServer is the net/http server for a listener on addr, with timeouts
+// against slow clients. Requests keep running when ctx ends: a stop lets
+// them finish.
+func (s *Server) httpServer(ctx context.Context, addr net.Addr) *http.Server {
+	return &http.Server{
+		Handler:           s.handler(addr),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
 }
 
 // recordHistory samples every queue now and then every HistoryEvery.
