@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"time"
 
@@ -44,13 +43,14 @@ type leaseState struct {
 // consumer runs the consume action: one claiming loop feeding up to
 // concurrency handler processes.
 type consumer struct {
-	e      *queueExecutor
-	cfg    *queueConfig
-	store  Store
-	stderr io.Writer // shared by handlers: writes are serialised
-	acc    *batching.Accumulator[claimed]
-	tmpDir string
-	script string // handler script file, for `script`
+	e       *queueExecutor
+	cfg     *queueConfig
+	store   Store
+	stderr  io.Writer // shared by handlers: writes are serialised
+	acc     *batching.Accumulator[claimed]
+	tmpDir  string
+	cleanup func() // removes tmpDir
+	script  string // handler script file, for `script`
 
 	slots    chan struct{} // one token per running or assembling batch
 	finished chan struct{} // a handler finished
@@ -102,7 +102,7 @@ func (c *consumer) run(ctx context.Context) error {
 		if err := c.prepare(); err != nil {
 			return usageError(err)
 		}
-		defer os.RemoveAll(c.tmpDir)
+		defer c.cleanup()
 
 		stopTickers := make(chan struct{})
 		var tickers sync.WaitGroup
