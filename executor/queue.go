@@ -22,7 +22,8 @@ type queueExecutor struct {
 	stderr io.Writer
 
 	mu      sync.Mutex
-	stopSig syscall.Signal
+	stopSig syscall.Signal          // the signal of the first Kill
+	lastSig syscall.Signal          // the signal of the latest Kill
 	stopped chan struct{}           // closed by the first Kill
 	trees   map[*proctree.Tree]bool // running handlers
 
@@ -57,6 +58,7 @@ func (e *queueExecutor) Kill(sig os.Signal) error {
 		e.stopSig = s
 		close(e.stopped)
 	}
+	e.lastSig = s
 	for t := range e.trees {
 		t.Signal(s)
 	}
@@ -81,14 +83,14 @@ func (e *queueExecutor) signal() syscall.Signal {
 }
 
 // addTree registers a running handler; when the step is already stopping
-// the tree gets the stop signal at once.
+// the tree gets the latest signal of Kill at once.
 func (e *queueExecutor) addTree(t *proctree.Tree) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.trees[t] = true
 	select {
 	case <-e.stopped:
-		t.Signal(e.stopSig)
+		t.Signal(e.lastSig)
 	default:
 	}
 }
