@@ -279,11 +279,9 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			cmd, stderr := startLeaveBehind(t, e, "--grace", "1h")
+			cmd, done, stderr := startLeaveBehind(t, e, "--grace", "1h")
 			pids := treePids(t, e.dir)
 			t.Cleanup(func() { killTree(pids) })
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
 
 			cmd.Process.Signal(sig)
 			deadline := time.Now().Add(10 * time.Second)
@@ -297,8 +295,8 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 			select {
-			case err := <-done:
-				t.Fatalf("daguq exited (%v) after one signal while its handler runs and grace is 1h\n%s", err, stderr)
+			case <-done:
+				t.Fatalf("daguq exited (%v) after one signal while its handler runs and grace is 1h\n%s", cmd.ProcessState, stderr)
 			case <-time.After(100 * time.Millisecond):
 			}
 			cmd.Process.Signal(sig)

@@ -148,8 +148,8 @@ while :; do sleep 0.05; done
 
 // startLeaveBehind writes leaveBehind to dir/h.sh and starts daguq consume
 // on one message of queue "tree" with it, and TMPDIR in dir/tmp; it returns
-// once the handler's processes run.
-func startLeaveBehind(tb testing.TB, e *env, flags ...string) (*exec.Cmd, *strings.Builder) {
+// once the handler's processes run. done closes when daguq has exited.
+func startLeaveBehind(tb testing.TB, e *env, flags ...string) (cmd *exec.Cmd, done <-chan struct{}, stderr *syncBuffer) {
 	tb.Helper()
 	if runtime.GOOS != "linux" {
 		tb.Skip("handler trees are swept on Linux")
@@ -165,23 +165,43 @@ func startLeaveBehind(tb testing.TB, e *env, flags ...string) (*exec.Cmd, *strin
 	os.Mkdir(tmp, 0o700)
 	e.setenv("TMPDIR", tmp)
 	args := append([]string{"consume", "--queue", "tree", "--batch-size", "3", "--progress-interval", "0s"}, flags...)
-	cmd := e.command(nil, append(args, "--", "./h.sh")...)
-	stderr := &strings.Builder{}
+	cmd = e.command(nil, append(args, "--", "./h.sh")...)
+	stderr = &syncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	tb.Cleanup(func() { cmd.Process.Kill(); <-exited })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, err := os.Stat(filepath.Join(e.dir, "started")); err == nil {
-			return cmd, stderr
+			return cmd, exited, stderr
 		}
 		if time.Now().After(deadline) {
 			tb.Fatalf("the handler did not start\n%s", stderr)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// syncBuffer is a process's output that a test may read while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // treePids reads the pids leaveBehind recorded in dir.
@@ -235,7 +255,7 @@ func TestKilledConsumerLeavesNoHandlerTree(t *testing.T) {
 	t.Parallel()
 	const grace = time.Second
 	e := newEnv(t)
-	cmd, stderr := startLeaveBehind(t, e, "--grace", grace.String())
+	cmd, done, stderr := startLeaveBehind(t, e, "--grace", grace.String())
 	pids := treePids(t, e.dir)
 	t.Cleanup(func() { killTree(pids) })
 	tmp := filepath.Join(e.dir, "tmp")
@@ -245,7 +265,7 @@ func TestKilledConsumerLeavesNoHandlerTree(t *testing.T) {
 
 	cmd.Process.Kill() // SIGKILL: daguq cleans up nothing itself
 	killed := time.Now()
-	cmd.Wait()
+	<-done
 	deadline := killed.Add(grace + time.Second)
 	for (len(aliveOf(pids)) > 0 || len(runDirs(tmp)) > 0) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -300,12 +320,13 @@ func TestNextConsumerRemovesTempDirOfKilledOne(t *testing.T) {
 	if _, err := os.Stat(dirs[0]); err == nil {
 		t.Errorf("the temporary directory %s of the killed consumer outlived the next consumer's start", dirs[0])
 	}
-	if got := runDirs(tmp); len(got) != 1 {
-		t.Errorf("want only the live consumer's directory, got %v", got)
+	liveDirs := runDirs(tmp)
+	if len(liveDirs) != 1 || liveDirs[0] == dirs[0] {
+		t.Fatalf("want only the live consumer's directory, got %v", liveDirs)
 	}
 	e.ok(nil, "consume", "--queue", "empty", "--", "true") // another start: the live one's stays
-	if got := runDirs(tmp); len(got) != 1 {
-		t.Errorf("a start removed the directory of a live consumer: %v", got)
+	if _, err := os.Stat(liveDirs[0]); err != nil {
+		t.Errorf("a start removed the directory of a live consumer: %v", err)
 	}
 	live.Process.Signal(syscall.SIGTERM)
 	live.Wait()
