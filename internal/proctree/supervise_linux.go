@@ -34,7 +34,11 @@ func init() {
 	// Never passed on: not to the handler, nor to any program a handler or
 	// this process starts.
 	os.Unsetenv(envSupervise)
-	if v != protocol || len(os.Args) < 4 {
+	// Only as started by startSupervised: the socket in place, the cleanup
+	// directory absolute or none.
+	var st syscall.Stat_t
+	if v != protocol || len(os.Args) < 4 || syscall.Fstat(controlFD, &st) != nil ||
+		st.Mode&syscall.S_IFMT != syscall.S_IFSOCK || os.Args[2] != "" && !filepath.IsAbs(os.Args[2]) {
 		return
 	}
 	syscall.Exit(supervise(os.Args[1], os.Args[2], os.Args[3:]))
@@ -160,9 +164,6 @@ func exitCode(ws syscall.WaitStatus) int {
 //	                           means that process died
 func supervise(path, cleanup string, argv []string) int {
 	ctl := os.NewFile(controlFD, "proctree-control")
-	if ctl == nil {
-		return 2
-	}
 	syscall.CloseOnExec(controlFD) // the handler must not hold the socket
 	// Pdeathsig of the handler follows the thread that forks it: keep this
 	// one until the process ends.
