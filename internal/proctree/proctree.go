@@ -11,6 +11,15 @@ import (
 	"time"
 )
 
+// The supervisor switch: the variable makes a process of a program that
+// links this package a supervisor (supervise_linux.c). The value is the
+// protocol version.
+const (
+	envSupervise   = "DAGUQ_PROCTREE_SUPERVISE"
+	protocol       = "1"
+	supervisorArg0 = "daguq-handler-supervisor"
+)
+
 // Cmd is a command to run as a tree.
 type Cmd struct {
 	Path   string   // the program, resolved as os/exec resolves it (exec.Cmd.Path)

@@ -1,13 +1,10 @@
-//go:build unix && !linux
+//go:build unix && !(linux && cgo)
 
 package proctree
 
-import "syscall"
+// haveSupervisor tells that handlers run under a supervisor here: not
+// without Linux's child subreaper, nor without cgo (the supervisor is C).
+const haveSupervisor = false
 
-// start runs c directly in its own process group: there is no supervisor
-// here (it needs Linux's child subreaper), so only that group is swept.
+// start runs c directly in its own process group: only that group is swept.
 func start(c Cmd) (tree, error) { return startDirect(c) }
-
-func directSysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true}
-}
