@@ -31,6 +31,8 @@ type Cmd struct {
 	// Cleanup is a directory the supervisor removes when the process that
 	// started the command dies while the tree still runs (Linux only).
 	Cleanup string
+
+	statOnly bool // tests: the supervisor finds children in /proc/PID/stat
 }
 
 // Tree is a running command and every process it started.

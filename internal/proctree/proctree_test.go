@@ -16,6 +16,11 @@ import (
 // startSh starts sh -c script in dir with the environment plus env and its
 // output in the file out.
 func startSh(tb testing.TB, dir, script string, env ...string) (*Tree, *os.File) {
+	return startShWith(tb, Cmd{}, dir, script, env...)
+}
+
+// startShWith is startSh with the fields of c that startSh does not set.
+func startShWith(tb testing.TB, c Cmd, dir, script string, env ...string) (*Tree, *os.File) {
 	tb.Helper()
 	sh, err := exec.LookPath("sh")
 	if err != nil {
@@ -31,8 +36,8 @@ func startSh(tb testing.TB, dir, script string, env ...string) (*Tree, *os.File)
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { out.Close() })
-	t, err := Start(Cmd{Path: sh, Args: []string{"sh", "-c", script}, Dir: dir,
-		Env: append(os.Environ(), env...), Stdin: in, Output: out})
+	c.Path, c.Args, c.Dir, c.Env, c.Stdin, c.Output = sh, []string{"sh", "-c", script}, dir, append(os.Environ(), env...), in, out
+	t, err := Start(c)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -107,16 +112,25 @@ func needSupervisor(tb testing.TB) {
 }
 
 // A command that exits leaves nothing running: not in its group, not
-// orphaned, not in a session of its own.
+// orphaned, not in a session of its own; also where the kernel lists no
+// children in /proc/PID/task/TID/children.
 func TestTreeEndsWithCommand(t *testing.T) {
 	t.Parallel()
 	needSupervisor(t)
-	dir := t.TempDir()
-	tree, _ := startSh(t, dir, spawn+"echo $$ > handler\nexit 7\n")
-	if code := tree.Wait(); code != 7 {
-		t.Errorf("exit code %d, want 7", code)
+	for _, tc := range []struct {
+		name     string
+		statOnly bool
+	}{{"children files", false}, {"stat files", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			tree, _ := startShWith(t, Cmd{statOnly: tc.statOnly}, dir, spawn+"echo $$ > handler\nexit 7\n")
+			if code := tree.Wait(); code != 7 {
+				t.Errorf("exit code %d, want 7", code)
+			}
+			assertGone(t, pids(t, dir, "handler", "bg", "orphan", "session"), 0)
+		})
 	}
-	assertGone(t, pids(t, dir, "handler", "bg", "orphan", "session"), 0)
 }
 
 // Signal starts a stop: the tree gets the signal (in and outside the
@@ -124,39 +138,44 @@ func TestTreeEndsWithCommand(t *testing.T) {
 func TestStopThenKill(t *testing.T) {
 	t.Parallel()
 	needSupervisor(t)
-	dir := t.TempDir()
-	tree, _ := startSh(t, dir, `trap 'echo $$ > handler; exit 143' TERM
+	for _, statOnly := range []bool{false, true} {
+		t.Run("statOnly="+strconv.FormatBool(statOnly), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			tree, _ := startShWith(t, Cmd{statOnly: statOnly}, dir, `trap 'echo $$ > handler; exit 143' TERM
 setsid sh -c 'trap "touch listener-got-term; exit 0" TERM; echo $$ > listener; while :; do sleep 0.01; done' &
 `+spawn+"while [ ! -s listener ]; do sleep 0.01; done\necho > started\nwhile :; do sleep 0.01; done\n")
-	waitFile(t, filepath.Join(dir, "started"))
-	done := make(chan int, 1)
-	go func() { done <- tree.Wait() }()
-	tree.Signal(syscall.SIGTERM)
-	waitFile(t, filepath.Join(dir, "handler"))
-	procs := pids(t, dir, "handler", "bg", "orphan", "session", "listener")
-	select {
-	case code := <-done:
-		t.Fatalf("Wait returned %d while processes that ignore SIGTERM still run", code)
-	case <-time.After(200 * time.Millisecond):
+			waitFile(t, filepath.Join(dir, "started"))
+			done := make(chan int, 1)
+			go func() { done <- tree.Wait() }()
+			tree.Signal(syscall.SIGTERM)
+			waitFile(t, filepath.Join(dir, "handler"))
+			procs := pids(t, dir, "handler", "bg", "orphan", "session", "listener")
+			select {
+			case code := <-done:
+				t.Fatalf("Wait returned %d while processes that ignore SIGTERM still run", code)
+			case <-time.After(200 * time.Millisecond):
+			}
+			for name, p := range procs {
+				if name != "handler" && name != "listener" && !alive(p) {
+					t.Errorf("%s died before SIGKILL", name)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(dir, "listener-got-term")); err != nil {
+				t.Errorf("a process in a session of its own did not get SIGTERM: %v", err)
+			}
+			tree.Signal(syscall.SIGKILL)
+			select {
+			case code := <-done:
+				if code != 143 {
+					t.Errorf("exit code %d, want 143 (the handler's own)", code)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Wait did not return after SIGKILL")
+			}
+			assertGone(t, procs, 0)
+		})
 	}
-	for name, p := range procs {
-		if name != "handler" && name != "listener" && !alive(p) {
-			t.Errorf("%s died before SIGKILL", name)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, "listener-got-term")); err != nil {
-		t.Errorf("a process in a session of its own did not get SIGTERM: %v", err)
-	}
-	tree.Signal(syscall.SIGKILL)
-	select {
-	case code := <-done:
-		if code != 143 {
-			t.Errorf("exit code %d, want 143 (the handler's own)", code)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Wait did not return after SIGKILL")
-	}
-	assertGone(t, procs, 0)
 }
 
 // The command gets stdin, the environment and the output file unchanged,

@@ -34,6 +34,7 @@
 
 #define PT_SWITCH "DAGUQ_PROCTREE_SUPERVISE"
 #define PT_PROTOCOL "1"
+#define PT_PROTOCOL_STAT "1-stat" // tests: find children through /proc/PID/stat
 #define PT_CTL 3
 #define PT_MAX_PIDS 65536
 
@@ -236,11 +237,11 @@ static int pt_remove(const char *path, const struct stat *st, int flag, struct F
 }
 
 // pt_supervise runs the handler path with argv and supervises its tree.
-static int pt_supervise(const char *path, const char *cleanup, char **argv) {
+static int pt_supervise(const char *path, const char *cleanup, char **argv, int stat_only) {
 	pt_self = getpid();
 	char probe[96];
 	snprintf(probe, sizeof probe, "/proc/%d/task/%d/children", (int)pt_self, (int)pt_self);
-	pt_children_files = access(probe, F_OK) == 0;
+	pt_children_files = !stat_only && access(probe, F_OK) == 0;
 	fcntl(PT_CTL, F_SETFD, FD_CLOEXEC); // the handler must not hold the socket
 	// Orphans of the tree (setsid, double fork) come to us, not to init.
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -353,7 +354,8 @@ __attribute__((constructor)) static void daguq_proctree_supervisor(void) {
 	const char *v = getenv(PT_SWITCH);
 	if (!v)
 		return;
-	int ours = strcmp(v, PT_PROTOCOL) == 0;
+	int stat_only = strcmp(v, PT_PROTOCOL_STAT) == 0;
+	int ours = stat_only || strcmp(v, PT_PROTOCOL) == 0;
 	unsetenv(PT_SWITCH); // never passed on, to the handler or anyone
 	struct stat st;
 	if (!ours || fstat(PT_CTL, &st) != 0 || !S_ISSOCK(st.st_mode))
@@ -375,5 +377,5 @@ __attribute__((constructor)) static void daguq_proctree_supervisor(void) {
 		s += strlen(s) + 1;
 	}
 	const char *cleanup = argv[2][0] == '/' ? argv[2] : ""; // absolute, or none
-	_exit(pt_supervise(argv[1], cleanup, argv + 3));
+	_exit(pt_supervise(argv[1], cleanup, argv + 3, stat_only));
 }

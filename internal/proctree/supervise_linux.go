@@ -70,12 +70,16 @@ func startSupervised(c Cmd) (*supervised, error) {
 			cleanup = ""
 		}
 	}
+	version := protocol
+	if c.statOnly {
+		version += "-stat"
+	}
 	cmd := &exec.Cmd{
 		// The running binary, even when its file was replaced meanwhile.
 		Path:       "/proc/self/exe",
 		Args:       append([]string{supervisorArg0, c.Path, cleanup}, c.Args...),
 		Dir:        c.Dir,
-		Env:        append(env, envSupervise+"="+protocol),
+		Env:        append(env, envSupervise+"="+version),
 		Stdin:      c.Stdin,
 		Stdout:     c.Output,
 		Stderr:     c.Output,
