@@ -148,7 +148,7 @@ static void pt_children(pid_t pid, struct pt_pids *out) {
 	while (d && (e = readdir(d))) {
 		if (e->d_name[0] == '.')
 			continue;
-		char file[128];
+		char file[320];
 		snprintf(file, sizeof file, "/proc/%d/task/%s/children", (int)pid, e->d_name);
 		char *b = pt_readall(file, NULL);
 		if (!b)
