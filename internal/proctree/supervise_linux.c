@@ -113,43 +113,77 @@ static void pt_add(struct pt_pids *l, pid_t p) {
 	l->v[l->n++] = p;
 }
 
-// pt_children appends the children of pid: from its tasks' children files,
-// or from every process's parent in /proc/PID/stat on a kernel without them
-// (CONFIG_PROC_CHILDREN).
-static void pt_children(pid_t pid, struct pt_pids *out) {
-	char path[96];
-	if (!pt_children_files) {
-		DIR *d = opendir("/proc");
-		struct dirent *e;
-		while (d && (e = readdir(d))) {
-			char *end;
-			long p = strtol(e->d_name, &end, 10);
-			if (*end || p <= 0)
-				continue;
-			snprintf(path, sizeof path, "/proc/%ld/stat", p);
-			char *b = pt_readall(path, NULL);
-			if (!b)
-				continue;
-			// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-			char *r = strrchr(b, ')');
-			char state;
-			int ppid;
-			if (r && sscanf(r + 1, " %c %d", &state, &ppid) == 2 && ppid == pid)
-				pt_add(out, (pid_t)p);
-			free(b);
+struct pt_proc {
+	pid_t pid, ppid;
+};
+
+// pt_scan lists every process with its parent, from /proc/PID/stat; the
+// caller frees *out. A process that exists through the whole scan is
+// listed (the directory of /proc is read in pid order).
+static size_t pt_scan(struct pt_proc **out) {
+	size_t n = 0, cap = 0;
+	*out = NULL;
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char *end;
+		long p = strtol(e->d_name, &end, 10);
+		if (*end || p <= 0)
+			continue;
+		char path[64];
+		snprintf(path, sizeof path, "/proc/%ld/stat", p);
+		char *b = pt_readall(path, NULL);
+		if (!b)
+			continue;
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		char *r = strrchr(b, ')');
+		char state;
+		int ppid;
+		if (r && sscanf(r + 1, " %c %d", &state, &ppid) == 2) {
+			if (n == cap) {
+				size_t c = cap ? 2 * cap : 256;
+				struct pt_proc *v = realloc(*out, c * sizeof *v);
+				if (!v) {
+					free(b);
+					break;
+				}
+				*out = v;
+				cap = c;
+			}
+			(*out)[n].pid = (pid_t)p;
+			(*out)[n].ppid = (pid_t)ppid;
+			n++;
 		}
-		if (d)
-			closedir(d);
+		free(b);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+// pt_children appends our own children: from our tasks' children files, or
+// from a scan of /proc on a kernel without them (CONFIG_PROC_CHILDREN). The
+// files may miss a child while others come and go; pt_kill_all repeats
+// until none is left, so a miss only costs a round.
+static void pt_children(struct pt_pids *out) {
+	if (!pt_children_files) {
+		struct pt_proc *ps;
+		size_t n = pt_scan(&ps);
+		for (size_t i = 0; i < n; i++)
+			if (ps[i].ppid == pt_self)
+				pt_add(out, ps[i].pid);
+		free(ps);
 		return;
 	}
-	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pt_self);
 	DIR *d = opendir(path);
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
 		if (e->d_name[0] == '.')
 			continue;
 		char file[320];
-		snprintf(file, sizeof file, "/proc/%d/task/%s/children", (int)pid, e->d_name);
+		snprintf(file, sizeof file, "/proc/%d/task/%s/children", (int)pt_self, e->d_name);
 		char *b = pt_readall(file, NULL);
 		if (!b)
 			continue;
@@ -163,6 +197,23 @@ static void pt_children(pid_t pid, struct pt_pids *out) {
 	}
 	if (d)
 		closedir(d);
+}
+
+// pt_descendants appends every process below us, from one scan of /proc
+// (the children files are not reliable for a parent whose other children
+// come and go, as a shell's loop makes them).
+static void pt_descendants(struct pt_pids *all) {
+	struct pt_proc *ps;
+	size_t n = pt_scan(&ps);
+	pid_t parent = pt_self;
+	for (size_t next = 0;; parent = all->v[next++]) {
+		for (size_t i = 0; i < n && all->n < PT_MAX_PIDS; i++)
+			if (ps[i].ppid == parent)
+				pt_add(all, ps[i].pid);
+		if (next >= all->n)
+			break;
+	}
+	free(ps);
 }
 
 // pt_reap collects every child that has ended; it reports whether any
@@ -198,7 +249,7 @@ static void pt_kill_all(void) {
 		if (!pt_reaped)
 			kill(-pt_handler, SIGKILL);
 		struct pt_pids kids = {0};
-		pt_children(pt_self, &kids);
+		pt_children(&kids);
 		for (size_t i = 0; i < kids.n; i++)
 			kill(kids.v[i], SIGKILL);
 		free(kids.v);
@@ -211,21 +262,37 @@ static void pt_kill_all(void) {
 	}
 }
 
+static int pt_has(const struct pt_pids *l, pid_t p) {
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i] == p)
+			return 1;
+	return 0;
+}
+
 // pt_forward sends a stop signal to the handler's group and to every
-// process of the tree outside it (setsid): each gets it once.
+// process of the tree outside it (setsid): each gets it once. The tree is
+// listed before the group gets the signal, as a process whose parent exits
+// on it moves up to us meanwhile and could be missed by a walk under way;
+// a second walk then finds what changed place.
 static void pt_forward(int sig) {
+	struct pt_pids before = {0}, after = {0};
+	pt_descendants(&before);
 	if (!pt_reaped)
 		kill(-pt_handler, sig);
-	struct pt_pids all = {0};
-	pt_children(pt_self, &all);
-	for (size_t i = 0; i < all.n && all.n < PT_MAX_PIDS; i++)
-		pt_children(all.v[i], &all);
-	for (size_t i = 0; i < all.n; i++) {
-		pid_t pg = getpgid(all.v[i]);
-		if (pg >= 0 && (pt_reaped || pg != pt_handler))
-			kill(all.v[i], sig);
+	for (int round = 0; round < 2; round++) {
+		struct pt_pids *l = round == 0 ? &before : &after;
+		if (round == 1)
+			pt_descendants(&after);
+		for (size_t i = 0; i < l->n; i++) {
+			if (round == 1 && pt_has(&before, l->v[i]))
+				continue;
+			pid_t pg = getpgid(l->v[i]);
+			if (pg >= 0 && (pt_reaped || pg != pt_handler))
+				kill(l->v[i], sig);
+		}
 	}
-	free(all.v);
+	free(before.v);
+	free(after.v);
 }
 
 static int pt_remove(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
