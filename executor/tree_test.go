@@ -101,7 +101,7 @@ func TestStoppedHandlerTreeLeavesNothing(t *testing.T) {
 		cfg  map[string]any
 		kill bool
 	}{
-		{"batch_timeout", map[string]any{"batch_timeout": "200ms"}, false},
+		{"batch_timeout", map[string]any{"batch_timeout": "1s"}, false}, // room for the handler to start its processes
 		{"Kill", nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
