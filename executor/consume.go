@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"time"
 
@@ -61,13 +60,14 @@ func batchLease(st *leaseState, ids []int64) *queuestore.Lease {
 // consumer runs the consume action: one claiming loop feeding up to
 // concurrency handler processes.
 type consumer struct {
-	e      *queueExecutor
-	cfg    *queueConfig
-	store  Store
-	stderr io.Writer // shared by handlers: writes are serialised
-	policy batching.Policy
-	tmpDir string
-	script string // handler script file, for `script`
+	e       *queueExecutor
+	cfg     *queueConfig
+	store   Store
+	stderr  io.Writer // shared by handlers: writes are serialised
+	policy  batching.Policy
+	tmpDir  string
+	cleanup func() // removes tmpDir
+	script  string // handler script file, for `script`
 
 	leased   chan struct{} // one token per batch leased: assembling, waiting or running
 	slots    chan struct{} // one token per running batch
@@ -119,7 +119,7 @@ func (c *consumer) run(ctx context.Context) error {
 		if err := c.prepare(); err != nil {
 			return usageError(err)
 		}
-		defer os.RemoveAll(c.tmpDir)
+		defer c.cleanup()
 
 		stopTickers := make(chan struct{})
 		var tickers sync.WaitGroup

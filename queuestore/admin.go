@@ -54,7 +54,7 @@ type Stats struct {
 	Dead           int64         `json:"dead"`
 	Acked          int64         `json:"acked"` // retained acks only
 	OldestReadyAge time.Duration `json:"oldest_ready_age_ns"`
-	Leases         int64         `json:"leases"`          // live leases of a queue with an in-flight limit (0 without one)
+	Leases         int64         `json:"leases"`          // live leases (batches in flight)
 	InFlightLimit  int64         `json:"in_flight_limit"` // live leases at most; 0: no limit
 	Paused         bool          `json:"paused"`
 }

@@ -32,8 +32,7 @@ func TestStatsCountsEveryState(t *testing.T) {
 	}
 	b.clock.Advance(5 * time.Second)
 	got := b.stats(t, "q")
-	// Leases are counted for a queue with an in-flight limit only.
-	want := Stats{Queue: "q", Ready: 1, Delayed: 1, InFlight: 1, Dead: 1, Acked: 1, Leases: 0, OldestReadyAge: 5 * time.Second}
+	want := Stats{Queue: "q", Ready: 1, Delayed: 1, InFlight: 1, Dead: 1, Acked: 1, Leases: 1, OldestReadyAge: 5 * time.Second}
 	if got != want {
 		t.Fatalf("stats\n got %+v\nwant %+v", got, want)
 	}

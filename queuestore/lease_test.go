@@ -127,8 +127,8 @@ func TestExpiredLeaseIsClaimedAgainAndOldLeaseIsLost(t *testing.T) {
 	if l := b.claim(t, ClaimOptions{Queue: "q"}); l != nil {
 		t.Fatal("a held message was claimed twice")
 	}
-	if st := b.stats(t, "q"); st.InFlight != 1 {
-		t.Fatalf("stats %+v, want 1 in flight", st)
+	if st := b.stats(t, "q"); st.InFlight != 1 || st.Leases != 1 {
+		t.Fatalf("stats %+v, want 1 in flight under 1 lease", st)
 	}
 	b.clock.Advance(10 * time.Second)
 	second := b.claim(t, ClaimOptions{Queue: "q"})

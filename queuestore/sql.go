@@ -226,9 +226,16 @@ SELECT c.ready_set, c.waiting, c.waiting_leased, c.dead, c.acked,
     (SELECT min(visible_at) FROM messages WHERE queue = ?1 AND state = 1 AND visible_at <= ?2)
 FROM (SELECT 1) LEFT JOIN queue_counts c ON c.queue = ?1`
 
+	// sqlQueueRow: settings and live leases. A queue with a limit counts
+	// its lease rows (what the limit counts); one without has none, and its
+	// leases are counted from the leased messages (messages_lease holds only
+	// those: in flight, or ran out and not yet claimed again).
 	sqlQueueRow = `
 SELECT coalesce(q.paused, 0), coalesce(q.max_in_flight, 0),
-       (SELECT count(*) FROM leases WHERE queue = ?1 AND expires_at > ?2)
+       CASE WHEN coalesce(q.max_in_flight, 0) > 0
+            THEN (SELECT count(*) FROM leases WHERE queue = ?1 AND expires_at > ?2)
+            ELSE (SELECT count(DISTINCT lease_id) FROM messages INDEXED BY messages_lease
+                  WHERE lease_id IS NOT NULL AND queue = ?1 AND state = 1 AND visible_at > ?2) END
 FROM (SELECT 1) LEFT JOIN queues q ON q.name = ?1`
 
 	// Peek statements list in the order a claim (or a look at history) takes.

@@ -271,6 +271,57 @@ func TestConsumeStopsOnSIGTERM(t *testing.T) {
 	}
 }
 
+// A second SIGTERM or SIGINT forces the stop: the handler ignores the
+// first, grace is an hour, yet daguq exits 4 at once after the second, with
+// the handler's whole tree gone and the batch released, attempt not spent.
+func TestSecondSignalStopsAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			cmd, done, stderr := startLeaveBehind(t, e, "--grace", "1h")
+			pids := treePids(t, e.dir)
+			t.Cleanup(func() { killTree(pids) })
+
+			cmd.Process.Signal(sig)
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				if b, _ := os.ReadFile(filepath.Join(e.dir, "term")); len(b) > 0 {
+					break // the handler got the first signal and carries on
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the handler did not get the first %s\n%s", sig, stderr)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			select {
+			case <-done:
+				t.Fatalf("daguq exited (%v) after one signal while its handler runs and grace is 1h\n%s", cmd.ProcessState, stderr)
+			case <-time.After(100 * time.Millisecond):
+			}
+			cmd.Process.Signal(sig)
+			select {
+			case <-done:
+			case <-time.After(15 * time.Second):
+				t.Fatalf("daguq still runs 15 s after a second %s\n%s", sig, stderr)
+			}
+			if code := cmd.ProcessState.ExitCode(); code != 4 {
+				t.Errorf("exit %d, want 4\n%s", code, stderr)
+			}
+			if alive := aliveOf(pids); len(alive) > 0 {
+				t.Errorf("after daguq exited: still alive: %v", alive)
+			}
+			if s := e.stats("tree"); s.Ready != 3 || s.InFlight != 0 {
+				t.Errorf("after stop: %+v, want 3 ready", s)
+			}
+			if r := e.ok(nil, "peek", "tree", "--json"); strings.Count(r.Stdout, `"attempt":0`) != 3 {
+				t.Errorf("released messages spent an attempt:\n%s", r.Stdout)
+			}
+		})
+	}
+}
+
 // Four daguq consume processes drain one queue of 20,000 messages: every
 // message handled exactly once (the lease is long enough that none expires,
 // so a double delivery would be a bug).

@@ -129,6 +129,8 @@ Exit codes: 0 ok; 1 a handler failed and the fail policy asked to fail;
 		a.newVacuumCmd(),
 		a.newDaguConfigCmd(),
 		a.newVersionCmd(),
+		a.newServeCmd(),
+		a.newCheckCmd(),
 	)
 	return root
 }

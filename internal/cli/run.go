@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -14,7 +15,8 @@ import (
 
 // runExecutor runs one executor of kind the way Dagu does: factory, streams,
 // Run, and Kill from another goroutine when SIGTERM or SIGINT arrives (Run
-// returns soon after; the context is not cancelled, as in Dagu).
+// returns soon after; the context is not cancelled, as in Dagu). A second
+// SIGTERM or SIGINT is Kill(SIGKILL): the stop without grace.
 func (a *app) runExecutor(name, kind string, flags *configFlags, config map[string]any, stdin io.Reader) error {
 	// The database: --db, else with: db (--with), else the environment. An
 	// empty with: db stays for Validate to refuse, unless --db overrides it.
@@ -61,9 +63,16 @@ func (a *app) runExecutor(name, kind string, flags *configFlags, config map[stri
 		close(done)
 	}()
 	go func() {
-		for {
+		for n := 0; ; n++ {
 			select {
 			case sig := <-signals:
+				if n > 0 {
+					// A second SIGTERM or SIGINT (^C again): no more grace,
+					// the handlers get SIGKILL and their batches are
+					// released at once.
+					fmt.Fprintf(a.stderr, "daguq: %s again: killing the handlers now\n", sig)
+					sig = syscall.SIGKILL
+				}
 				_ = exe.Kill(sig)
 			case <-done:
 				return
