@@ -190,9 +190,7 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 	for _, e := range errs {
 		f.add("harness", "%s", e)
 	}
-	byName := map[string]*proc{}
 	for _, p := range procs {
-		byName[p.name] = p
 		switch p.kind {
 		case "consumer":
 			c.ConsumerProcs++
@@ -307,8 +305,10 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 			key := rec.Batch + "/" + strconv.Itoa(rec.PID)
 			switch rec.Ev {
 			case "start":
-				if rec.PPID != p.pid {
-					f.add("records", "%s: handler %d of batch %s has parent %d, not its consumer %d", p.name, rec.PID, rec.Batch, rec.PPID, p.pid)
+				// Its parent is the consumer, or a supervisor the consumer
+				// started for it.
+				if rec.PPID != p.pid && rec.PPPID != p.pid {
+					f.add("records", "%s: handler %d of batch %s has parent %d (and %d above), not its consumer %d", p.name, rec.PID, rec.Batch, rec.PPID, rec.PPPID, p.pid)
 				}
 				if rec.Problem != "" {
 					f.add("handler input", "%s batch %s: %s", p.name, rec.Batch, rec.Problem)
@@ -768,19 +768,15 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 		f.add("process left", "pid %d: %s", pid, cmdline(pid))
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
-	dirs, _ := filepath.Glob(filepath.Join(r.cfg.Dir, "tmp", "*", "daguq-*"))
+	dirs, _ := filepath.Glob(filepath.Join(r.cfg.Dir, "tmp", "daguq-*"))
 	c.LeftTmpDir = len(dirs)
 	for _, d := range dirs {
-		owner := byName[filepath.Base(filepath.Dir(d))]
-		files, _ := os.ReadDir(d)
-		switch {
-		case owner != nil && owner.signal == syscall.SIGKILL:
-			f.add("temporary directory left by a consumer killed with SIGKILL", "%s (%d files)", d, len(files))
-		case owner != nil:
-			f.add("temporary directory left", "%s (%d files) by %s, exit %d", d, len(files), owner.name, owner.exit)
-		default:
-			f.add("temporary directory left", "%s (%d files)", d, len(files))
+		entries, _ := os.ReadDir(d)
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
 		}
+		f.add("temporary directory left", "%s: %s", d, strings.Join(names, " "))
 	}
 
 	return &Result{Counts: c, Violations: f.list()}, nil

@@ -56,8 +56,9 @@ type Record struct {
 	Lease int64  `json:"lease"`
 	Slot  string `json:"slot"`
 	PID   int    `json:"pid"`
-	PPID  int    `json:"ppid"` // the daguq consume process
-	T     int64  `json:"t"`    // ms
+	PPID  int    `json:"ppid"`  // the daguq consume process, or a supervisor it started
+	PPPID int    `json:"pppid"` // the parent's parent
+	T     int64  `json:"t"`     // ms
 
 	// start
 	IDs      []int64  `json:"ids,omitempty"`
@@ -89,6 +90,7 @@ func HandlerMain(args []string) int {
 	start := time.Now()
 	rec := Record{Ev: "start", Batch: os.Getenv("DAGUQ_BATCH_ID"), Slot: os.Getenv(SlotEnv),
 		PID: os.Getpid(), PPID: os.Getppid(), T: start.UnixMilli()}
+	rec.PPPID = parentOf(rec.PPID)
 	rec.Lease, _ = strconv.ParseInt(strings.SplitN(rec.Batch, "-", 2)[0], 10, 64)
 
 	stdin, err := io.ReadAll(os.Stdin)
@@ -128,7 +130,7 @@ func HandlerMain(args []string) int {
 	}
 	time.Sleep(d)
 
-	end := Record{Ev: "end", Batch: rec.Batch, Lease: rec.Lease, Slot: rec.Slot, PID: rec.PID, PPID: rec.PPID}
+	end := Record{Ev: "end", Batch: rec.Batch, Lease: rec.Lease, Slot: rec.Slot, PID: rec.PID, PPID: rec.PPID, PPPID: rec.PPPID}
 	var result strings.Builder
 	for _, b := range lines {
 		if b.Attempt <= b.Body.Fail {
@@ -179,6 +181,25 @@ func startChild() (int, error) {
 func ChildMain() int {
 	time.Sleep(10 * time.Minute)
 	return 0
+}
+
+// parentOf is the parent of process pid, from /proc (0: unknown).
+func parentOf(pid int) int {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	if len(fields) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(fields[1])
+	return ppid
 }
 
 // appendRecord writes one line to the records file with one write.

@@ -86,7 +86,6 @@ type proc struct {
 	start  time.Time
 	stdout string // file paths
 	stderr string
-	tmp    string
 	done   chan struct{}
 
 	// under runner.mu
@@ -197,7 +196,10 @@ func newRunner(ctx context.Context, cfg Config, db string) (*runner, error) {
 			return nil, err
 		}
 	}
-	r.env = append(append([]string(nil), cfg.Env...), "DAGUQ_DB="+r.db, RunEnv+"="+r.token)
+	// One TMPDIR for the run, shared as on a host: a consumer may clean up
+	// what a killed one left there.
+	r.env = append(append([]string(nil), cfg.Env...), "DAGUQ_DB="+r.db, RunEnv+"="+r.token,
+		"TMPDIR="+filepath.Join(cfg.Dir, "tmp"))
 	if err := r.setup(ctx); err != nil {
 		return nil, err
 	}
@@ -272,11 +274,7 @@ func (r *runner) sleep(d time.Duration) bool {
 func (r *runner) start(name, kind, slotName string, lease time.Duration, args []string, afterEnd bool) (*proc, error) {
 	p := &proc{name: name, kind: kind, slot: slotName, lease: lease, done: make(chan struct{}),
 		stdout: filepath.Join(r.cfg.Dir, "procs", name+".stdout"),
-		stderr: filepath.Join(r.cfg.Dir, "procs", name+".stderr"),
-		tmp:    filepath.Join(r.cfg.Dir, "tmp", name)}
-	if err := os.MkdirAll(p.tmp, 0o700); err != nil {
-		return nil, err
-	}
+		stderr: filepath.Join(r.cfg.Dir, "procs", name+".stderr")}
 	stdout, err := os.Create(p.stdout)
 	if err != nil {
 		return nil, err
@@ -288,7 +286,7 @@ func (r *runner) start(name, kind, slotName string, lease time.Duration, args []
 	}
 	defer stderr.Close()
 	cmd := exec.Command(r.cfg.Daguq, args...)
-	cmd.Env = append(append([]string(nil), r.env...), "TMPDIR="+p.tmp, SlotEnv+"="+slotName, RoleEnv+"="+RoleHandler,
+	cmd.Env = append(append([]string(nil), r.env...), SlotEnv+"="+slotName, RoleEnv+"="+RoleHandler,
 		RecordsEnv+"="+filepath.Join(r.cfg.Dir, "records", name+".jsonl"))
 	cmd.Dir = r.cfg.Dir
 	cmd.Stdout, cmd.Stderr = stdout, stderr
