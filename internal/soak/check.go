@@ -3,6 +3,7 @@ package soak
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -80,6 +81,7 @@ type Counts struct {
 	HeartbeatsRefused     int // messages a heartbeat found taken over
 	LockWaits             int // "waiting for the write lock" notices
 	Overlaps              int // handler runs overlapping an earlier run of their message (explained)
+	StoppedInLock         int // stops that caught a process holding the write lock
 	Lost, Doubled         int
 	LeftProcs, LeftTmpDir int
 
@@ -99,7 +101,7 @@ func (c Counts) String() string {
 	fmt.Fprintf(&b, "delivery:  %d handler runs, %d deliveries, %d claims, %d retried, %d released\n", c.Batches, c.Deliveries, c.Claims, c.Retried, c.Released)
 	fmt.Fprintf(&b, "leases:    %d takeovers of expired leases (%d messages redelivered), %d overlapping runs explained, %d stale finishes fenced (%d batches), %d taken over seen by heartbeats\n",
 		c.Takeovers, c.Redelivered, c.Overlaps, c.Fenced, c.FencedLeases, c.HeartbeatsRefused)
-	fmt.Fprintf(&b, "lock:      %d notices of a write waiting for the lock, none failed\n", c.LockWaits)
+	fmt.Fprintf(&b, "lock:      %d notices of a write waiting for the lock, none failed; %d stops caught a process holding it\n", c.LockWaits, c.StoppedInLock)
 	if c.FullRefused+c.FullExits > 0 {
 		fmt.Fprintf(&b, "full disk: %d enqueues refused with exit 3, %d consumers ended with exit 3\n", c.FullRefused, c.FullExits)
 	}
@@ -151,6 +153,26 @@ type run struct {
 	calls    []string
 }
 
+// interval is a stretch of time in ms.
+type interval struct{ from, until int64 }
+
+// quietest is the longest stretch within [from, until] in which the log has
+// no event.
+func quietest(log []Event, from, until int64) interval {
+	i := sort.Search(len(log), func(i int) bool { return log[i].At >= from })
+	best, last := interval{}, from
+	for ; i < len(log) && log[i].At <= until; i++ {
+		if log[i].At-last > best.until-best.from {
+			best = interval{last, log[i].At}
+		}
+		last = log[i].At
+	}
+	if until-last > best.until-best.from {
+		best = interval{last, until}
+	}
+	return best
+}
+
 // takeover is a message a claim took from an older lease.
 type takeover struct{ lease, msg int64 }
 
@@ -187,6 +209,10 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 
 	var f findings
 	var c Counts
+	// Keep the chaos driver's log next to the records, for a look afterwards.
+	if lines, err := json.Marshal(chaos); err == nil {
+		os.WriteFile(filepath.Join(r.cfg.Dir, "chaos.json"), lines, 0o600)
+	}
 	for _, e := range errs {
 		f.add("harness", "%s", e)
 	}
@@ -285,6 +311,25 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 				break
 			}
 		}
+	}
+	// A process stopped in the middle of a write transaction holds the write
+	// lock until it continues: nobody writes meanwhile, heartbeats included.
+	// A stop of at least 500 ms without a single write from its first 100 ms
+	// to its end (producers alone write every 100 ms or so) counts as the
+	// write lock held for that time.
+	var blocked []interval
+	for _, e := range chaos {
+		if e.Action != "stop" && e.Action != "pause" {
+			continue
+		}
+		from, until := e.At.UnixMilli(), e.Until.UnixMilli()
+		if gap := quietest(log, from, until); until-from >= 500 && gap.from <= from+100 && gap.until >= until {
+			blocked = append(blocked, interval{from, until})
+			c.StoppedInLock++
+		}
+	}
+	for _, l := range locks {
+		blocked = append(blocked, interval{l.At.UnixMilli(), l.Until.UnixMilli()})
 	}
 
 	// Handler records.
@@ -574,8 +619,8 @@ func (r *runner) check(ctx context.Context) (*Result, error) {
 				}
 			}
 		}
-		for _, e := range locks {
-			if e.At.UnixMilli() < until && e.Until.UnixMilli() > from {
+		for _, b := range blocked {
+			if b.from < until && b.until > from {
 				return true
 			}
 		}
