@@ -1,0 +1,15 @@
+package postgres_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/daguq/daguq/internal/pgtest"
+)
+
+func TestMain(m *testing.M) {
+	if role := os.Getenv(procRoleEnv); role != "" {
+		os.Exit(runProcRole(role))
+	}
+	os.Exit(pgtest.Main(m))
+}
