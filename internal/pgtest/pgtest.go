@@ -17,6 +17,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/url"
@@ -24,6 +25,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,7 +59,15 @@ var (
 )
 
 // Main runs the tests of m and stops the cluster, if one was started.
+// Unless -test.parallel is given, it lets 8 parallel tests run at once
+// instead of one per CPU: tests on a server mostly wait for it.
 func Main(m *testing.M) int {
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		flag.Set("test.parallel", strconv.Itoa(max(8, runtime.GOMAXPROCS(0))))
+	}
 	code := m.Run()
 	Stop()
 	return code
@@ -142,7 +152,8 @@ type cluster struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the server process exited
 
-	adminMu sync.Mutex
+	adminMu   sync.Mutex
+	adminConn *pgx.Conn // to the maintenance database, kept open
 }
 
 // admin runs fn on a connection to the maintenance database.
@@ -151,14 +162,16 @@ func (c *cluster) admin(fn func(context.Context, *pgx.Conn) error) error {
 	defer c.adminMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	u := *c.base
-	u.Path = "/postgres"
-	conn, err := pgx.Connect(ctx, u.String())
-	if err != nil {
-		return err
+	if c.adminConn == nil || c.adminConn.IsClosed() {
+		u := *c.base
+		u.Path = "/postgres"
+		conn, err := pgx.Connect(ctx, u.String())
+		if err != nil {
+			return err
+		}
+		c.adminConn = conn
 	}
-	defer conn.Close(ctx)
-	return fn(ctx, conn)
+	return fn(ctx, c.adminConn)
 }
 
 // findBinaries finds initdb and postgres: on PATH, else the newest
@@ -324,6 +337,12 @@ func (c *cluster) startServer(postgres, data string, port int, cred *syscall.Cre
 }
 
 func (c *cluster) stop() {
+	c.adminMu.Lock()
+	if c.adminConn != nil {
+		c.adminConn.Close(context.Background())
+		c.adminConn = nil
+	}
+	c.adminMu.Unlock()
 	if c.cmd != nil {
 		c.cmd.Process.Signal(syscall.SIGQUIT) // immediate shutdown: the data is thrown away
 		select {

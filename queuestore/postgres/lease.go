@@ -121,6 +121,11 @@ func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions) (*queu
 			// Commit what the promotion moved, if anything.
 			return change.flush(ctx, tx, opts.Queue)
 		}
+		// The lease counts from now, when its messages are locked: the
+		// clock read at the start of the transaction may be older by a
+		// stall of this process, and the lease would have begun before
+		// the previous lease of a message had ended.
+		now = s.now()
 		expires := now + opts.Lease.Milliseconds()
 		var leaseID int64
 		if opts.Into != nil {

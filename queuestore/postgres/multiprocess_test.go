@@ -213,7 +213,7 @@ func TestMultiProcessSkipLockedClaims(t *testing.T) {
 			}
 		}
 		if acked != 1 {
-			fail("message %d acked %d times, want once: %+v", id, acked, ds)
+			fail("message %d acked %d times, want once: %+v; stored: %s", id, acked, ds, storedRow(s, id))
 		}
 		redelivered += len(ds) - 1
 	}
@@ -235,6 +235,23 @@ func TestMultiProcessSkipLockedClaims(t *testing.T) {
 	if err != nil || len(m) != 1 || m[0].Settled[queuestore.OutcomeAcked] != int64(messages) || m[0].Enqueued != int64(messages) {
 		t.Errorf("metrics %+v %v, want %d enqueued and acked", m, err, messages)
 	}
+}
+
+// storedRow describes a message's row, for failures.
+func storedRow(s *postgres.Store, id int64) string {
+	var state, attempts int
+	var visible int64
+	var lease *int64
+	err := s.Pool().QueryRow(context.Background(), `SELECT state, attempts, visible_at, lease_id FROM daguq_messages WHERE id = $1`, id).
+		Scan(&state, &attempts, &visible, &lease)
+	if err != nil {
+		return err.Error()
+	}
+	l := "none"
+	if lease != nil {
+		l = strconv.FormatInt(*lease, 10)
+	}
+	return fmt.Sprintf("state %d, attempts %d, visible at %d, lease %s", state, attempts, visible, l)
 }
 
 func readDeliveries(tb testing.TB, path string) []delivery {
@@ -274,17 +291,27 @@ func claimer(args procArgs) error {
 	w := bufio.NewWriter(log)
 	var mu sync.Mutex // guards w
 	ctx := context.Background()
+	// record writes a lease's deliveries: acked, or lost for the messages
+	// the ack's LostError names (another claim took them; the ack did the
+	// rest).
 	record := func(worker string, l *queuestore.Lease, leaseFor time.Duration, ackErr error) error {
-		result := "acked"
+		lost := map[int64]bool{}
+		var le *queuestore.LostError
 		switch {
-		case errors.Is(ackErr, queuestore.ErrLeaseLost):
-			result = "lost"
+		case errors.As(ackErr, &le):
+			for _, id := range le.IDs {
+				lost[id] = true
+			}
 		case ackErr != nil:
 			return ackErr
 		}
 		mu.Lock()
 		defer mu.Unlock()
 		for _, m := range l.Messages {
+			result := "acked"
+			if lost[m.ID] {
+				result = "lost"
+			}
 			fmt.Fprintf(w, "%d %d %d %d %d %s %s\n", m.ID, l.ID, l.ExpiresAt.UnixMilli()-leaseFor.Milliseconds(),
 				l.ExpiresAt.UnixMilli(), m.Attempt, worker, result)
 		}

@@ -22,8 +22,16 @@ const (
 	// transaction-level lock ("daguq" as a number), released at commit.
 	sqlMigrationLock = `SELECT pg_advisory_xact_lock(431130899825)`
 
+	// sqlSchemaTables says whether the tables exist in the schema tables
+	// are created in. It reads pg_class under the statement's snapshot:
+	// to_regclass may answer from a session's cache that has not yet seen
+	// another session's commit (it takes no lock), and would make a second
+	// migrating process run a migration the first one just committed.
 	sqlSchemaTables = `
-SELECT to_regclass('daguq_schema_migrations') IS NOT NULL, to_regclass('daguq_messages') IS NOT NULL`
+SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               WHERE c.relname = 'daguq_schema_migrations' AND n.nspname = current_schema()),
+       EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               WHERE c.relname = 'daguq_messages' AND n.nspname = current_schema())`
 	sqlSchemaVersion    = `SELECT coalesce(max(version), 0) FROM daguq_schema_migrations`
 	sqlCreateMigrations = `
 CREATE TABLE IF NOT EXISTS daguq_schema_migrations (
