@@ -59,18 +59,22 @@ var (
 )
 
 // Main runs the tests of m and stops the cluster, if one was started.
-// Unless -test.parallel is given, it lets 8 parallel tests run at once
-// instead of one per CPU: tests on a server mostly wait for it.
 func Main(m *testing.M) int {
+	code := m.Run()
+	Stop()
+	return code
+}
+
+// Parallel lets n parallel tests run at once instead of one per CPU,
+// unless -test.parallel was given: tests on a server mostly wait for it.
+// A TestMain calls it before Main.
+func Parallel(n int) {
 	flag.Parse()
 	given := false
 	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
 	if !given {
-		flag.Set("test.parallel", strconv.Itoa(max(8, runtime.GOMAXPROCS(0))))
+		flag.Set("test.parallel", strconv.Itoa(max(n, runtime.GOMAXPROCS(0))))
 	}
-	code := m.Run()
-	Stop()
-	return code
 }
 
 // Stop stops the cluster and removes its directory. Main calls it.

@@ -11,5 +11,6 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(procRoleEnv); role != "" {
 		os.Exit(runProcRole(role))
 	}
+	pgtest.Parallel(8)
 	os.Exit(pgtest.Main(m))
 }

@@ -329,8 +329,8 @@ func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 // Passwords.
 
 // Redact is connString without its password: the userinfo password and the
-// password and sslpassword settings of a URL, or password= in key=value
-// settings, become xxxxx.
+// password and sslpassword settings of a URL (of any scheme), or password=
+// in key=value settings, become xxxxx.
 func Redact(connString string) string { return scrubText(connString, passwordsOf(connString)) }
 
 // passwordsOf lists the secret texts of a connection string, as written and
@@ -349,9 +349,7 @@ func passwordsOf(connString string) []string {
 			out = append(out, dec)
 		}
 	}
-	lower := strings.ToLower(connString)
-	if strings.HasPrefix(lower, "postgres://") || strings.HasPrefix(lower, "postgresql://") {
-		_, rest, _ := strings.Cut(connString, "://")
+	if _, rest, isURL := strings.Cut(connString, "://"); isURL {
 		authority, query, _ := strings.Cut(rest, "?")
 		// The password ends at the last '@' of the authority; it may hold
 		// '/' or '@' when written unescaped.
