@@ -101,14 +101,39 @@ func NewDatabase(tb testing.TB) string {
 	tb.Helper()
 	c, err := get()
 	if err != nil {
-		if errors.Is(err, errNotInstalled) {
-			if os.Getenv("CI") != "" {
-				tb.Fatalf("%v; CI is set, so PostgreSQL tests must run", err)
-			}
-			tb.Skip(HowToEnable)
-		}
-		tb.Fatalf("PostgreSQL test server: %v", err)
+		unavailable(tb, err)
 	}
+	return c.newDatabase(tb)
+}
+
+// NewServerDatabase is NewDatabase on a cluster of the test's own, stopped
+// and removed when the test ends: for a package whose TestMain does not run
+// Main. It costs an initdb.
+func NewServerDatabase(tb testing.TB) string {
+	tb.Helper()
+	c, err := startCluster()
+	if err != nil {
+		unavailable(tb, err)
+	}
+	tb.Cleanup(c.stop)
+	return c.newDatabase(tb)
+}
+
+// unavailable skips the test for want of PostgreSQL, or fails it (under CI,
+// or when the server would not start).
+func unavailable(tb testing.TB, err error) {
+	tb.Helper()
+	if errors.Is(err, errNotInstalled) {
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("%v; CI is set, so PostgreSQL tests must run", err)
+		}
+		tb.Skip(HowToEnable)
+	}
+	tb.Fatalf("PostgreSQL test server: %v", err)
+}
+
+func (c *cluster) newDatabase(tb testing.TB) string {
+	tb.Helper()
 	name := fmt.Sprintf("daguq_t%d_%d", os.Getpid(), dbSeq.Add(1))
 	if err := c.admin(func(ctx context.Context, conn *pgx.Conn) error {
 		_, err := conn.Exec(ctx, "CREATE DATABASE "+name) // name is ours: letters, digits, '_'

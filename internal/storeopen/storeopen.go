@@ -77,7 +77,7 @@ func Open(db string, opts Options) (queuestore.Backend, error) {
 		return postgres.Open(db, postgres.Options{Backoff: opts.Backoff})
 	case IsURL(db):
 		scheme, _, _ := strings.Cut(db, "://")
-		return nil, fmt.Errorf("%q: %w: a %s:// URL; give a postgres:// URL or a SQLite file path", Redact(db), ErrBackendUnavailable, scheme)
+		return nil, fmt.Errorf("%q: %w (%w): a %s:// URL; give a postgres:// URL or a SQLite file path", Redact(db), ErrBackendUnavailable, queuestore.ErrInvalid, scheme)
 	}
 	if err := checkSQLiteFile(db); err != nil {
 		return nil, err
