@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/daguq/daguq/executor"
+	"github.com/daguq/daguq/internal/storeopen"
 	"github.com/daguq/daguq/queuestore"
 )
 
@@ -19,9 +20,10 @@ func (a *app) dbPath() (path, source string) {
 	return executor.ResolveDB(a.db, a.getenv)
 }
 
-// describeDB names the file and its rule for messages: `"/x/q.db" (from DAGUQ_DB)`.
+// describeDB names the database and its rule for messages: `"/x/q.db" (from
+// DAGUQ_DB)`, a URL without its password.
 func describeDB(path, source string) string {
-	return fmt.Sprintf("%q (from %s)", path, describeSource(source))
+	return fmt.Sprintf("%q (from %s)", storeopen.Redact(path), describeSource(source))
 }
 
 func describeSource(source string) string {
@@ -31,17 +33,15 @@ func describeSource(source string) string {
 	return source
 }
 
-// openStore opens (creating and migrating when needed) the chosen database.
-func (a *app) openStore() (*queuestore.Store, error) {
+// openStore opens (creating and migrating when needed) the chosen database:
+// a SQLite file, or a PostgreSQL database for a postgres:// URL.
+func (a *app) openStore() (queuestore.Backend, error) {
 	path, source := a.dbPath()
-	if scheme, _, ok := strings.Cut(path, "://"); ok {
-		// Never print the URL: it may hold a password.
-		return nil, usageError("database from %s: a %s:// URL, but this build stores queues in a SQLite file only: give a file path", describeSource(source), scheme)
-	}
-	st, err := queuestore.Open(path, queuestore.Options{})
+	st, err := storeopen.Open(path, storeopen.Options{})
 	if err != nil {
 		// The store names the path too: say it once, with its rule.
 		msg := strings.Replace(err.Error(), fmt.Sprintf("database path %q: ", path), "", 1)
+		msg = strings.Replace(msg, "open database "+storeopen.Redact(path)+": ", "", 1)
 		code := exitStore
 		if errors.Is(err, queuestore.ErrInvalid) {
 			code = exitUsage
@@ -53,10 +53,10 @@ func (a *app) openStore() (*queuestore.Store, error) {
 
 // openExisting opens the database for a read-only command. It returns nil and
 // no error when the file does not exist yet: nothing was ever enqueued there,
-// and a look must not create it.
-func (a *app) openExisting() (*queuestore.Store, error) {
+// and a look must not create it. (A URL is always opened.)
+func (a *app) openExisting() (queuestore.Backend, error) {
 	path, _ := a.dbPath()
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && !strings.Contains(path, "://") {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && !storeopen.IsURL(path) {
 		return nil, nil
 	}
 	return a.openStore()
@@ -66,7 +66,7 @@ func (a *app) openExisting() (*queuestore.Store, error) {
 // everything else the database did.
 // withStore opens the database (creating it when missing), runs fn on it
 // and closes it; an error of fn gets the exit status storeError gives it.
-func (a *app) withStore(fn func(*queuestore.Store) error) error {
+func (a *app) withStore(fn func(queuestore.Backend) error) error {
 	st, err := a.openStore()
 	if err != nil {
 		return err

@@ -78,7 +78,7 @@ many moved; ids that are not dead letters of the queue are skipped.`,
   daguq dlq redrive emails --id 42 --id 43`,
 		Args: queueArgs("QUEUE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withStore(func(st *queuestore.Store) error {
+			return a.withStore(func(st queuestore.Backend) error {
 				n, err := st.Redrive(cmd.Context(), args[0], ids...)
 				if err != nil {
 					return err
@@ -110,7 +110,7 @@ touched.`,
 			if !yes {
 				return usageError("refusing to delete dead letters of %q without --yes", args[0])
 			}
-			return a.withStore(func(st *queuestore.Store) error {
+			return a.withStore(func(st queuestore.Backend) error {
 				n, err := st.PurgeDead(cmd.Context(), args[0], ids...)
 				if err != nil {
 					return err

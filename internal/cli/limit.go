@@ -38,7 +38,7 @@ them together.`,
 				}
 				limit = n
 			}
-			var st *queuestore.Store
+			var st queuestore.Backend
 			var err error
 			if limit < 0 {
 				st, err = a.openExisting()

@@ -20,7 +20,7 @@ enqueue. "daguq resume" undoes it.`,
   daguq stats emails    # PAUSED yes`,
 		Args: queueArgs("QUEUE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withStore(func(st *queuestore.Store) error {
+			return a.withStore(func(st queuestore.Backend) error {
 				if err := st.Pause(cmd.Context(), args[0]); err != nil {
 					return err
 				}

@@ -23,7 +23,7 @@ run without --yes. The queue's pause flag and in-flight limit stay.`,
 			if !yes {
 				return usageError("refusing to delete every message of %q without --yes", args[0])
 			}
-			return a.withStore(func(st *queuestore.Store) error {
+			return a.withStore(func(st queuestore.Backend) error {
 				n, err := st.Purge(cmd.Context(), args[0])
 				if err != nil {
 					return err

@@ -16,7 +16,7 @@ func (a *app) newResumeCmd() *cobra.Command {
 		Example: `  daguq resume emails`,
 		Args:    queueArgs("QUEUE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withStore(func(st *queuestore.Store) error {
+			return a.withStore(func(st queuestore.Backend) error {
 				if err := st.Resume(cmd.Context(), args[0]); err != nil {
 					return err
 				}

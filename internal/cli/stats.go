@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/daguq/daguq/internal/storeopen"
 	"github.com/daguq/daguq/queuestore"
 )
 
@@ -51,7 +52,7 @@ not exist yet is reported empty and is not created.`,
 
 func (a *app) stats(ctx context.Context, queues []string, asJSON bool) error {
 	path, source := a.dbPath()
-	report := statsReport{DB: path, DBSource: source, Queues: []queuestore.Stats{}}
+	report := statsReport{DB: storeopen.Redact(path), DBSource: source, Queues: []queuestore.Stats{}}
 	st, err := a.openExisting()
 	if err != nil {
 		return err
