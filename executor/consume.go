@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"time"
 
@@ -61,15 +60,17 @@ func batchLease(st *leaseState, ids []int64) *queuestore.Lease {
 // consumer runs the consume action: one claiming loop feeding up to
 // concurrency handler processes.
 type consumer struct {
-	e      *queueExecutor
-	cfg    *queueConfig
-	store  Store
-	stderr io.Writer // shared by handlers: writes are serialised
-	policy batching.Policy
-	tmpDir string
-	script string // handler script file, for `script`
+	e       *queueExecutor
+	cfg     *queueConfig
+	store   Store
+	stderr  io.Writer // shared by handlers: writes are serialised
+	policy  batching.Policy
+	tmpDir  string
+	cleanup func() // removes tmpDir
+	script  string // handler script file, for `script`
 
-	slots    chan struct{} // one token per running or assembling batch
+	leased   chan struct{} // one token per batch leased: assembling, waiting or running
+	slots    chan struct{} // one token per running batch
 	finished chan struct{} // a handler finished
 	halt     chan struct{} // closed on a fatal store error
 	wg       sync.WaitGroup
@@ -92,6 +93,7 @@ func newConsumer(e *queueExecutor, store Store) *consumer {
 		cfg:      &e.cfg,
 		store:    store,
 		stderr:   e.stderr, // a lockedWriter (queueExecutor.run)
+		leased:   make(chan struct{}, e.cfg.Concurrency+1),
 		slots:    make(chan struct{}, e.cfg.Concurrency),
 		finished: make(chan struct{}, e.cfg.Concurrency),
 		halt:     make(chan struct{}),
@@ -117,7 +119,7 @@ func (c *consumer) run(ctx context.Context) error {
 		if err := c.prepare(); err != nil {
 			return usageError(err)
 		}
-		defer os.RemoveAll(c.tmpDir)
+		defer c.cleanup()
 
 		stopTickers := make(chan struct{})
 		var tickers sync.WaitGroup
@@ -161,11 +163,13 @@ func (c *consumer) run(ctx context.Context) error {
 }
 
 // loop claims and dispatches batches until the mode, a limit, Kill or a
-// fatal error ends it.
+// fatal error ends it. While every handler slot is busy it claims the next
+// batch ahead (at most concurrency+1 batches leased), so a handler that ends
+// finds its next batch waiting instead of waiting for a claim.
 func (c *consumer) loop(ctx context.Context) {
 	for {
 		select {
-		case c.slots <- struct{}{}:
+		case c.leased <- struct{}{}:
 		case <-c.e.stopped:
 			return
 		case <-c.halt:
@@ -173,7 +177,18 @@ func (c *consumer) loop(ctx context.Context) {
 		}
 		batch := c.nextBatch(ctx)
 		if batch == nil {
-			<-c.slots
+			<-c.leased
+			return
+		}
+		select {
+		case c.slots <- struct{}{}:
+		case <-c.e.stopped:
+			c.finish(ctx, batch, finishRelease, "", nil)
+			<-c.leased
+			return
+		case <-c.halt:
+			c.finish(ctx, batch, finishRelease, "", nil)
+			<-c.leased
 			return
 		}
 		c.dispatch(ctx, batch)
@@ -206,6 +221,9 @@ func (c *consumer) nextBatch(ctx context.Context) []claimed {
 		c.mu.Unlock()
 
 		got := 0
+		// A claim while batches of ours run may find nothing only because
+		// they hold the queue's in-flight limit.
+		busyAtClaim := c.running() > 0
 		if room > 0 && !c.bytesFull {
 			opts := c.e.claimOptions(room)
 			opts.MaxBytes = c.cfg.MaxBytes
@@ -252,6 +270,9 @@ func (c *consumer) nextBatch(ctx context.Context) []claimed {
 				// A running batch may be retried at once: look again when it ends.
 				c.sleep(c.cfg.PollInterval, c.finished)
 				continue
+			}
+			if busyAtClaim {
+				continue // our batches have ended since: claim again before calling it drained
 			}
 			if skippedReason(ctx, c.store, c.cfg.Queue) == "limit" {
 				c.sleep(c.cfg.PollInterval, c.finished) // other consumers hold the limit
@@ -394,6 +415,7 @@ func (c *consumer) dispatch(ctx context.Context, batch []claimed) {
 		c.busy--
 		c.mu.Unlock()
 		<-c.slots
+		<-c.leased
 		select {
 		case c.finished <- struct{}{}:
 		default:

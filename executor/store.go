@@ -2,7 +2,6 @@ package executor
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"time"
 
@@ -46,13 +45,24 @@ type StoreOptions struct {
 var ErrBackendUnavailable = storeopen.ErrBackendUnavailable
 
 // OpenStore opens the store that db names: postgres:// and postgresql://
-// URLs name a PostgreSQL database, anything else that is not a URL is the
-// path of a SQLite file, created when missing (internal/storeopen picks).
-// No error it returns carries a password.
+// URLs name a PostgreSQL database, another URL is refused, and anything
+// else is the path of a SQLite file, created when missing. Every error is
+// a *DatabaseError: ExitCode gives ExitStore for it. No error carries a
+// password.
 func OpenStore(db string, opts StoreOptions) (Store, error) {
+	s, err := OpenBackend(db, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenBackend is OpenStore with the whole store contract, for the CLI's
+// admin commands. internal/storeopen picks the backend.
+func OpenBackend(db string, opts StoreOptions) (queuestore.Backend, error) {
 	s, err := storeopen.Open(db, storeopen.Options{Backoff: opts.Backoff, LockWaitNotice: opts.LockWaitNotice})
 	if err != nil {
-		return nil, fmt.Errorf("db: %w", err)
+		return nil, &DatabaseError{DB: storeopen.Redact(db), Err: err}
 	}
 	return s, nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -53,7 +54,7 @@ type Stats struct {
 	Dead           int64         `json:"dead"`
 	Acked          int64         `json:"acked"` // retained acks only
 	OldestReadyAge time.Duration `json:"oldest_ready_age_ns"`
-	Leases         int64         `json:"leases"`          // live leases
+	Leases         int64         `json:"leases"`          // live leases (batches in flight)
 	InFlightLimit  int64         `json:"in_flight_limit"` // live leases at most; 0: no limit
 	Paused         bool          `json:"paused"`
 }
@@ -76,6 +77,20 @@ func (s *Store) Queues(ctx context.Context) ([]string, error) {
 	return names, rows.Err()
 }
 
+// QueueExists reports whether queue is known: it has had messages (its
+// counts stay after a drain) or settings (a pause flag or an in-flight
+// limit, even one set back).
+func (s *Store) QueueExists(ctx context.Context, queue string) (bool, error) {
+	if err := ValidateQueueName(queue); err != nil {
+		return false, err
+	}
+	var found bool
+	if err := s.readRow(ctx, sqlQueueExists, []any{queue}, &found); err != nil {
+		return false, fmt.Errorf("look up queue %q: %w", queue, err)
+	}
+	return found, nil
+}
+
 // Stats counts queue's messages by state, from the counts the store keeps
 // (no count of rows, however many there are).
 func (s *Store) Stats(ctx context.Context, queue string) (Stats, error) {
@@ -84,12 +99,18 @@ func (s *Store) Stats(ctx context.Context, queue string) (Stats, error) {
 	}
 	st := Stats{Queue: queue}
 	now := s.now()
-	var readySet, waiting, waitingLeased, dead, acked, oldestReady, oldestDue sql.NullInt64
+	var readySet, waiting, waitingLeased, dead, acked, oldestDue sql.NullInt64
 	var dueFree, dueLeased int64
 	err := s.readRow(ctx, sqlStats, []any{queue, now}, &readySet, &waiting, &waitingLeased, &dead, &acked,
-		&dueFree, &dueLeased, &oldestReady, &oldestDue)
+		&dueFree, &dueLeased, &oldestDue)
 	if err != nil {
 		return Stats{}, fmt.Errorf("stats of %q: %w", queue, err)
+	}
+	var oldestReady sql.NullInt64
+	if readySet.Int64 > 0 {
+		if oldestReady, err = s.oldestReady(ctx, queue); err != nil {
+			return Stats{}, fmt.Errorf("stats of %q: %w", queue, err)
+		}
 	}
 	st.Ready = readySet.Int64 + dueFree + dueLeased
 	st.Delayed = waiting.Int64 - waitingLeased.Int64 - dueFree
@@ -107,6 +128,47 @@ func (s *Store) Stats(ctx context.Context, queue string) (Stats, error) {
 		return Stats{}, fmt.Errorf("stats of %q: %w", queue, err)
 	}
 	return st, nil
+}
+
+// oldestReadyHeads bounds the index seeks of oldestReady.
+const oldestReadyHeads = 64
+
+// oldestReady is when the oldest message of the ready set became ready,
+// read from the claim index without an index of its own (which would cost
+// every claim a write). Without aging the ready set is in priority bands,
+// each oldest first: the head of each band, up to oldestReadyHeads bands,
+// gives the exact answer. With aging, older messages move to the front of
+// the claim order: the oldest among the first 1,000 is the answer
+// (docs/lifecycle.md).
+func (s *Store) oldestReady(ctx context.Context, queue string) (sql.NullInt64, error) {
+	var aging int64
+	if err := s.readRow(ctx, sqlAgingOf, []any{queue}, &aging); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return sql.NullInt64{}, err
+	}
+	var oldest sql.NullInt64
+	if aging > 0 {
+		err := s.readRow(ctx, sqlOldestOfHead, []any{queue, 1000}, &oldest)
+		return oldest, err
+	}
+	key := int64(math.MinInt64)
+	for range oldestReadyHeads {
+		var priority, visible int64
+		err := s.readRow(ctx, sqlBandHead, []any{queue, key}, &priority, &visible)
+		if errors.Is(err, sql.ErrNoRows) {
+			break
+		}
+		if err != nil {
+			return oldest, err
+		}
+		if !oldest.Valid || visible < oldest.Int64 {
+			oldest = sql.NullInt64{Int64: visible, Valid: true}
+		}
+		if priority <= MinPriority {
+			break
+		}
+		key = -(priority - 1) * noAgingStep // the next lower priority's band
+	}
+	return oldest, nil
 }
 
 // PeekOptions say which messages Peek lists.

@@ -33,20 +33,15 @@ func ClaimBand(opts *ClaimOptions) (lo, hi int64) { return opts.band() }
 // aging, everything with it (the band then filters on priority).
 func ClaimKeyRange(lo, hi, agingMs int64) (from, to int64) { return keyRange(lo, hi, agingMs) }
 
-// NewLeaseSecret is the secret half of a new lease token.
-func NewLeaseSecret() string { return newSecret() }
-
-// FormatLeaseToken is the token of lease id with its secret.
-func FormatLeaseToken(id int64, secret string) string { return formatToken(id, secret) }
-
-// ParseLeaseToken splits a lease token into its id and secret.
-func ParseLeaseToken(token string) (id int64, secret string, err error) {
-	idText, secret, ok := strings.Cut(token, ".")
-	id, err = strconv.ParseInt(idText, 10, 64)
-	if !ok || err != nil || secret == "" {
-		return 0, "", fmt.Errorf("%w: lease token %q: want the token a claim printed, like 42.9f86d081884c7d65", ErrInvalid, token)
+// ParseLeaseToken is the lease id a token names: the id a claim printed
+// (tokens of schema 1 read "id.secret"; the id alone names the lease).
+func ParseLeaseToken(token string) (int64, error) {
+	idText, _, _ := strings.Cut(token, ".")
+	id, err := strconv.ParseInt(idText, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("%w: lease token %q: want the token a claim printed, like 3221225473", ErrInvalid, token)
 	}
-	return id, secret, nil
+	return id, nil
 }
 
 // LeaseIDs checks the ids a finish names against the lease: each must be

@@ -31,6 +31,19 @@ const (
 
 func (c *counts) zero() bool { return *c == counts{} }
 
+// args are sqlAddCounts's parameters.
+func (c *counts) args(queue string) []any {
+	args := []any{queue, c.readySet, c.waiting, c.waitingLeased, c.dead, c.acked, c.enqueued, c.claimed}
+	for _, n := range c.settled {
+		args = append(args, n)
+	}
+	args = append(args, c.redriven, c.purged, c.waitCount, c.waitSumMs)
+	for _, n := range c.wait {
+		args = append(args, n)
+	}
+	return args
+}
+
 // leaveLive takes one live message out of its state: 0 the ready set, 1
 // waiting (leased when it had a lease).
 func (c *counts) leaveLive(state int, leased bool) {
@@ -80,20 +93,18 @@ func (q queueCounts) flush(ctx context.Context, tx querier) error {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		c := q[name]
-		args := []any{name, c.readySet, c.waiting, c.waitingLeased, c.dead, c.acked, c.enqueued, c.claimed}
-		for _, n := range c.settled {
-			args = append(args, n)
-		}
-		args = append(args, c.redriven, c.purged, c.waitCount, c.waitSumMs)
-		for _, n := range c.wait {
-			args = append(args, n)
-		}
-		if _, err := tx.ExecContext(ctx, sqlAddCounts, args...); err != nil {
+		if _, err := tx.ExecContext(ctx, sqlAddCounts, q[name].args(name)...); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// flushReturning is flush for one queue that also reads the queue's counts
+// row id and its claim counter after the change (newLeaseID).
+func (c *counts) flushReturning(ctx context.Context, tx querier, queue string, row, claimed *int64) error {
+	args := c.args(queue)
+	return tx.QueryRowContext(ctx, sqlAddCounts+` RETURNING rowid, claimed`, args...).Scan(row, claimed)
 }
 
 // flushOne is flush for a transaction that touches one queue.

@@ -11,15 +11,18 @@ func countRows(tb testing.TB, b *testBundle, queue string) Stats {
 	tb.Helper()
 	st := Stats{Queue: queue}
 	now := b.clock.Now().UnixMilli()
+	var oldest int64
 	err := b.store.DB().QueryRow(`
-SELECT coalesce(sum(state = 0 OR (state = 1 AND visible_at <= ?2)), 0),
+SELECT coalesce(?2 - min(CASE WHEN state = 0 OR (state = 1 AND visible_at <= ?2) THEN visible_at END), 0),
+       coalesce(sum(state = 0 OR (state = 1 AND visible_at <= ?2)), 0),
        coalesce(sum(state = 1 AND visible_at > ?2 AND lease_id IS NULL), 0),
        coalesce(sum(state = 1 AND visible_at > ?2 AND lease_id IS NOT NULL), 0),
        coalesce(sum(state = 2), 0), coalesce(sum(state = 3), 0)
-FROM messages WHERE queue = ?1`, queue, now).Scan(&st.Ready, &st.Delayed, &st.InFlight, &st.Dead, &st.Acked)
+FROM messages WHERE queue = ?1`, queue, now).Scan(&oldest, &st.Ready, &st.Delayed, &st.InFlight, &st.Dead, &st.Acked)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	st.OldestReadyAge = time.Duration(oldest) * time.Millisecond
 	return st
 }
 
@@ -77,7 +80,7 @@ func TestKeptCountsMatchTheRows(t *testing.T) {
 				}
 				kept, rows := b.stats(t, "q"), countRows(t, b, "q")
 				if kept.Ready != rows.Ready || kept.Delayed != rows.Delayed || kept.InFlight != rows.InFlight ||
-					kept.Dead != rows.Dead || kept.Acked != rows.Acked {
+					kept.Dead != rows.Dead || kept.Acked != rows.Acked || kept.OldestReadyAge != rows.OldestReadyAge {
 					t.Fatalf("step %d: kept counts %+v, rows say %+v", step, kept, rows)
 				}
 			}

@@ -390,3 +390,71 @@ func TestAckWaitsForTheLockWhileTheLeaseLives(t *testing.T) {
 		t.Fatalf("ack after the lock was busy for longer than the busy timeout: %v", err)
 	}
 }
+
+// A drained file gives its space back: new files are incremental, and
+// reclaiming runs in steps while the file stays in use; an older file is
+// switched over by one Vacuum.
+func TestDrainedFileShrinks(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{})
+	body := bytes.Repeat([]byte("x"), 4000)
+	var msgs []NewMessage
+	for range 2000 {
+		msgs = append(msgs, NewMessage{Queue: "q", Body: body})
+	}
+	b.enqueue(t, msgs...)
+	if _, err := b.store.DB().Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	full, err := b.store.Space(b.ctx)
+	if err != nil || !full.Incremental {
+		t.Fatalf("a new file: %+v, %v; want auto_vacuum incremental", full, err)
+	}
+	for {
+		l := b.claim(t, ClaimOptions{Queue: "q", Max: 500})
+		if l == nil {
+			break
+		}
+		if err := b.store.Ack(b.ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		n, err := b.store.Reclaim(b.ctx, reclaimStep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if _, err := b.store.DB().Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	drained, err := b.store.Space(b.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if drained.FileBytes > full.FileBytes/10 {
+		t.Fatalf("after a drain and reclaim the file has %d bytes, it had %d full", drained.FileBytes, full.FileBytes)
+	}
+
+	// A file without incremental auto_vacuum is switched by Vacuum.
+	if _, err := b.store.DB().Exec(`PRAGMA auto_vacuum = NONE; VACUUM`); err != nil {
+		t.Fatal(err)
+	}
+	b.enqueue(t, msgs...)
+	if _, err := b.store.Purge(b.ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.store.Reclaim(b.ctx, reclaimStep); n != 0 || err != nil {
+		t.Fatalf("reclaim on a file without auto_vacuum: %d, %v; want nothing", n, err)
+	}
+	if _, err := b.store.DB().Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	before, after, err := b.store.Vacuum(b.ctx)
+	if err != nil || !after.Incremental || after.FileBytes >= before.FileBytes/10 {
+		t.Fatalf("vacuum: %+v -> %+v, %v", before, after, err)
+	}
+}

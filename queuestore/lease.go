@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -143,7 +142,6 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 			return nil, nil
 		}
 	}
-	secret := newSecret()
 	var lease *Lease
 	err := s.withTx(ctx, func(ctx context.Context, tx querier) error {
 		lease = nil
@@ -186,24 +184,40 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 			return change.flush(ctx, tx, opts.Queue)
 		}
 		expires := now + opts.Lease.Milliseconds()
+		n := int64(len(picked)) // all ready: the claim holds the write lock
+		change.readySet -= n
+		change.waiting += n
+		change.waitingLeased += n
+		change.claimed += n
 		var leaseID int64
 		if opts.Into != nil {
 			leaseID = opts.Into.ID
-			_, secretOfInto, _ := strings.Cut(opts.Into.Token, ".")
-			err := tx.QueryRowContext(ctx, sqlLiveLease, leaseID, secretOfInto, expires, now).Scan(&expires)
-			if errors.Is(err, sql.ErrNoRows) {
+			var live bool
+			if err := tx.QueryRowContext(ctx, sqlLeaseLive, leaseID, now).Scan(&live); err != nil {
+				return err
+			}
+			if !live {
 				return fmt.Errorf("lease %s: %w (expired before more messages were added)", opts.Into.Token, ErrLeaseLost)
 			}
-			if err != nil {
+			if _, err := tx.ExecContext(ctx, sqlStretchLease, leaseID, expires); err != nil {
+				return err
+			}
+			if err := change.flush(ctx, tx, opts.Queue); err != nil {
 				return err
 			}
 		} else {
-			inserted, err := tx.ExecContext(ctx, sqlInsertLease, secret, opts.Queue, opts.Consumer, now, expires)
-			if err != nil {
+			// The fencing token comes from the queue's claim counter, in the
+			// counts row the claim writes anyway: no row per lease, except
+			// for a queue with an in-flight limit, which counts them.
+			var row, claimed int64
+			if err := change.flushReturning(ctx, tx, opts.Queue, &row, &claimed); err != nil {
 				return err
 			}
-			if leaseID, err = inserted.LastInsertId(); err != nil {
-				return err
+			leaseID = newLeaseID(claimed, row)
+			if set.limit > 0 {
+				if _, err := tx.ExecContext(ctx, sqlInsertLease, leaseID, opts.Queue, opts.Consumer, now, expires); err != nil {
+					return err
+				}
 			}
 		}
 		rows, err := tx.QueryContext(ctx, sqlLeaseMessages, leaseID, expires, jsonIDs(picked))
@@ -215,15 +229,7 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 			return err
 		}
 		inPickOrder(msgs, picked)
-		n := int64(len(msgs))
-		change.readySet -= n
-		change.waiting += n
-		change.waitingLeased += n
-		change.claimed += n
-		if err := change.flush(ctx, tx, opts.Queue); err != nil {
-			return err
-		}
-		lease = &Lease{ID: leaseID, Token: formatToken(leaseID, secret), Queue: opts.Queue,
+		lease = &Lease{ID: leaseID, Token: strconv.FormatInt(leaseID, 10), Queue: opts.Queue,
 			Consumer: opts.Consumer, ExpiresAt: msTime(expires), Messages: msgs, BytesFull: bytesFull}
 		if opts.Into != nil {
 			lease.Token, lease.Consumer = opts.Into.Token, opts.Into.Consumer
@@ -462,38 +468,44 @@ func (s *Store) due(next map[string]time.Time, queue string, nowMs int64, every 
 	return true
 }
 
-func newSecret() string {
-	b := make([]byte, 8)
-	rand.Read(b)
-	return hex.EncodeToString(b)
+// newLeaseID makes a lease id, the fencing token, from the queue's claim
+// counter after this claim (it grows with every claim), the queue's row in
+// queue_counts (so that ids of different queues differ) and 8 random bits
+// (so that a mistyped token rarely names a live lease):
+//
+//	claimed << 24 | row & 0xFFFF << 8 | random
+//
+// Later claims of a queue get larger ids. 2^39 messages claimed per queue
+// fit.
+func newLeaseID(claimed, row int64) int64 {
+	var b [1]byte
+	rand.Read(b[:])
+	return claimed<<24 | (row&0xFFFF)<<8 | int64(b[0])
 }
-
-func formatToken(id int64, secret string) string { return fmt.Sprintf("%d.%s", id, secret) }
 
 // LeaseByToken loads the lease a token names, with the messages it still
 // holds, so another process can finish it (the claim, fan out, ack pattern).
 func (s *Store) LeaseByToken(ctx context.Context, token string) (*Lease, error) {
-	idText, secret, ok := strings.Cut(token, ".")
+	// Tokens of schema 1 read "id.secret": the id alone names the lease.
+	idText, _, _ := strings.Cut(token, ".")
 	id, err := strconv.ParseInt(idText, 10, 64)
-	if !ok || err != nil || secret == "" {
-		return nil, fmt.Errorf("%w: lease token %q: want the token a claim printed, like 42.9f86d081884c7d65", ErrInvalid, token)
+	if err != nil || id <= 0 {
+		return nil, fmt.Errorf("%w: lease token %q: want the token a claim printed, like 3221225473", ErrInvalid, token)
 	}
 	lease := &Lease{ID: id, Token: token}
-	var stored string
-	var expires int64
-	err = s.readRow(ctx, sqlLeaseByID, []any{id}, &stored, &lease.Queue, &lease.Consumer, &expires)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && stored != secret) {
-		return nil, fmt.Errorf("lease %s: %w (finished, or expired and claimed again)", token, ErrLeaseLost)
-	}
-	if err != nil {
+	var expires sql.NullInt64
+	if err := s.readRow(ctx, sqlLeaseByID, []any{id}, &lease.Queue, &expires); err != nil {
 		return nil, err
 	}
-	lease.ExpiresAt = msTime(expires)
+	if lease.Queue == "" {
+		return nil, fmt.Errorf("lease %s: %w (finished, or expired and claimed again)", token, ErrLeaseLost)
+	}
+	lease.ExpiresAt = msTime(expires.Int64)
 	rows, err := s.query(ctx, sqlLeaseHeld, id)
 	if err != nil {
 		return nil, err
 	}
-	if lease.Messages, err = scanLeased(rows, lease.Queue, expires, true); err != nil {
+	if lease.Messages, err = scanLeased(rows, lease.Queue, expires.Int64, true); err != nil {
 		return nil, err
 	}
 	if len(lease.Messages) == 0 {
@@ -657,6 +669,7 @@ func (s *Store) Ack(ctx context.Context, lease *Lease, ids ...int64) error {
 		return err
 	})
 	if err == nil {
+		s.maybeReclaim(ctx)
 		err = lostOf(lease, ids, done)
 	}
 	if err != nil {

@@ -21,8 +21,10 @@ func TestClaimPlansUseClaimIndex(t *testing.T) {
 		"claim":           sqlCandidates,
 		"claim one group": sqlCandidatesGroup,
 		"any ready":       sqlAnyReady,
+		"band head":       sqlBandHead,
+		"oldest of head":  sqlOldestOfHead,
 	}
-	live := map[string]string{
+	waiting := map[string]string{
 		"promote": sqlPromote,
 		"stats":   sqlStats,
 	}
@@ -41,11 +43,11 @@ func TestClaimPlansUseClaimIndex(t *testing.T) {
 				t.Errorf("%s, %s: plan scans the messages table:\n%s", when, name, plan)
 			}
 		}
-		for name, stmt := range live {
+		for name, stmt := range waiting {
 			plan := explain(t, b, stmt)
-			if !strings.Contains(plan, "INDEX messages_live") || strings.Contains(plan, "TEMP B-TREE") ||
+			if !strings.Contains(plan, "INDEX messages_waiting") || strings.Contains(plan, "TEMP B-TREE") ||
 				strings.Contains(plan, "SCAN messages") {
-				t.Errorf("%s, %s: plan does not walk messages_live in order:\n%s", when, name, plan)
+				t.Errorf("%s, %s: plan does not walk messages_waiting in order:\n%s", when, name, plan)
 			}
 		}
 	}

@@ -34,17 +34,18 @@ FROM queues WHERE name = ?1`
 	// sqlAgingOf is the queue's aging interval in ms (no row: none).
 	sqlAgingOf = `SELECT aging_ms FROM queues WHERE name = ?1`
 
+	// sqlInsertLease keeps a lease as a row, for a queue with an in-flight
+	// limit (which counts the rows).
 	sqlInsertLease = `
-INSERT INTO leases (secret, queue, consumer, claimed_at, expires_at)
+INSERT INTO leases (id, queue, consumer, claimed_at, expires_at)
 VALUES (?1, ?2, ?3, ?4, ?5)`
 
-	// sqlLiveLease checks, inside a claim that adds to a lease, that the
-	// lease is the caller's and still live, and pushes its end to ?3 when
-	// that is later.
-	sqlLiveLease = `
-UPDATE leases SET expires_at = max(expires_at, ?3)
-WHERE id = ?1 AND secret = ?2 AND expires_at > ?4
-RETURNING expires_at`
+	// sqlLeaseLive checks, inside a claim that adds to a lease, that the
+	// lease still holds a message whose time has not run out.
+	sqlLeaseLive = `
+SELECT EXISTS (SELECT 1 FROM messages WHERE lease_id = ?1 AND state = 1 AND visible_at > ?2)`
+	// sqlStretchLease pushes a lease row's end to ?2 when that is later.
+	sqlStretchLease = `UPDATE leases SET expires_at = max(expires_at, ?2) WHERE id = ?1`
 
 	// sqlAnyReady is the claim's question as a read: a claim that would find
 	// nothing answers without taking the write lock. A due waiting message
@@ -53,7 +54,7 @@ RETURNING expires_at`
 SELECT EXISTS (SELECT 1 FROM messages INDEXED BY messages_ready
                WHERE queue = ?1 AND state = 0 AND sort_key >= ?3 AND sort_key < ?4 AND priority BETWEEN ?5 AND ?6)
     OR EXISTS (SELECT 1 FROM messages
-               WHERE queue = ?1 AND state < 2 AND state = 1 AND visible_at <= ?2 AND priority BETWEEN ?5 AND ?6)`
+               WHERE queue = ?1 AND state = 1 AND visible_at <= ?2 AND priority BETWEEN ?5 AND ?6)`
 
 	// sqlPromote moves waiting messages that are due into the ready set, with
 	// the sort key of the queue's step (?3), earliest first and at most ?4
@@ -61,7 +62,7 @@ SELECT EXISTS (SELECT 1 FROM messages INDEXED BY messages_ready
 	sqlPromote = `
 UPDATE messages SET state = 0, sort_key = visible_at - priority * ?3
 WHERE id IN (
-    SELECT id FROM messages WHERE queue = ?1 AND state < 2 AND state = 1 AND visible_at <= ?2
+    SELECT id FROM messages WHERE queue = ?1 AND state = 1 AND visible_at <= ?2
     ORDER BY visible_at LIMIT ?4)
 RETURNING lease_id IS NOT NULL`
 
@@ -154,7 +155,9 @@ RETURNING id`
 
 	sqlClaimedBodies = `SELECT id, body FROM bodies WHERE id IN (SELECT value FROM json_each(?1))`
 
-	sqlLeaseByID = `SELECT secret, queue, consumer, expires_at FROM leases WHERE id = ?1`
+	// sqlLeaseByID is the queue of the messages lease ?1 holds and its end.
+	sqlLeaseByID = `
+SELECT coalesce(min(queue), ''), max(visible_at) FROM messages WHERE lease_id = ?1 AND state < 2`
 
 	sqlLeaseHeld = `
 SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.size, b.body
@@ -169,7 +172,9 @@ ON CONFLICT (name) DO UPDATE SET paused = excluded.paused`
 INSERT INTO queues (name, max_in_flight) VALUES (?1, ?2)
 ON CONFLICT (name) DO UPDATE SET max_in_flight = excluded.max_in_flight`
 
-	sqlQueueNames = `SELECT queue FROM queue_counts UNION SELECT name FROM queues ORDER BY 1`
+	sqlQueueNames  = `SELECT queue FROM queue_counts UNION SELECT name FROM queues ORDER BY 1`
+	sqlQueueExists = `
+SELECT EXISTS (SELECT 1 FROM queue_counts WHERE queue = ?1) OR EXISTS (SELECT 1 FROM queues WHERE name = ?1)`
 
 	// sqlAddCounts adds one transaction's changes to a queue's counts.
 	sqlAddCounts = `
@@ -192,6 +197,17 @@ ON CONFLICT (queue) DO UPDATE SET
 	sqlZeroStateCounts = `
 UPDATE queue_counts SET ready_set = 0, waiting = 0, waiting_leased = 0, dead = 0, acked = 0 WHERE queue = ?1`
 
+	// sqlBandHead is the first ready message at or after a sort key: the
+	// oldest of its priority on a queue without aging (oldestReady).
+	sqlBandHead = `
+SELECT priority, visible_at FROM messages
+WHERE queue = ?1 AND state = 0 AND sort_key >= ?2 ORDER BY sort_key, id LIMIT 1`
+	// sqlOldestOfHead is the oldest among the first ?2 ready messages in
+	// claim order, for a queue with aging (oldestReady).
+	sqlOldestOfHead = `
+SELECT min(visible_at) FROM (
+    SELECT visible_at FROM messages WHERE queue = ?1 AND state = 0 ORDER BY sort_key, id LIMIT ?2)`
+
 	sqlCounters = `
 SELECT enqueued, claimed, settled_acked, settled_retried, settled_dead, settled_expired, settled_released,
        redriven, purged, wait_count, wait_sum_ms, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11
@@ -200,20 +216,26 @@ FROM queue_counts WHERE queue = ?1`
 	// sqlStats reads the kept counts and adds what the clock changed since:
 	// waiting messages that are due (delayed ones whose time came, leases
 	// that ran out) count as ready until a claim moves them. The due counts
-	// and the oldest times read messages_live alone.
+	// read messages_waiting alone.
 	sqlStats = `
 SELECT c.ready_set, c.waiting, c.waiting_leased, c.dead, c.acked,
     (SELECT count(*) FROM messages
-     WHERE queue = ?1 AND state < 2 AND state = 1 AND visible_at <= ?2 AND lease_id IS NULL),
+     WHERE queue = ?1 AND state = 1 AND visible_at <= ?2 AND lease_id IS NULL),
     (SELECT count(*) FROM messages
-     WHERE queue = ?1 AND state < 2 AND state = 1 AND visible_at <= ?2 AND lease_id IS NOT NULL),
-    (SELECT min(visible_at) FROM messages WHERE queue = ?1 AND state < 2 AND state = 0),
-    (SELECT min(visible_at) FROM messages WHERE queue = ?1 AND state < 2 AND state = 1 AND visible_at <= ?2)
+     WHERE queue = ?1 AND state = 1 AND visible_at <= ?2 AND lease_id IS NOT NULL),
+    (SELECT min(visible_at) FROM messages WHERE queue = ?1 AND state = 1 AND visible_at <= ?2)
 FROM (SELECT 1) LEFT JOIN queue_counts c ON c.queue = ?1`
 
+	// sqlQueueRow: settings and live leases. A queue with a limit counts
+	// its lease rows (what the limit counts); one without has none, and its
+	// leases are counted from the leased messages (messages_lease holds only
+	// those: in flight, or ran out and not yet claimed again).
 	sqlQueueRow = `
 SELECT coalesce(q.paused, 0), coalesce(q.max_in_flight, 0),
-       (SELECT count(*) FROM leases WHERE queue = ?1 AND expires_at > ?2)
+       CASE WHEN coalesce(q.max_in_flight, 0) > 0
+            THEN (SELECT count(*) FROM leases WHERE queue = ?1 AND expires_at > ?2)
+            ELSE (SELECT count(DISTINCT lease_id) FROM messages INDEXED BY messages_lease
+                  WHERE lease_id IS NOT NULL AND queue = ?1 AND state = 1 AND visible_at > ?2) END
 FROM (SELECT 1) LEFT JOIN queues q ON q.name = ?1`
 
 	// Peek statements list in the order a claim (or a look at history) takes.

@@ -83,6 +83,7 @@ type Store struct {
 	mu            sync.Mutex
 	nextLeaseSwep map[string]time.Time // per queue: when to drop finished leases next
 	nextAckPurge  map[string]time.Time // per queue: when to purge retained acks next
+	nextReclaim   map[string]time.Time // when to look for free pages to give back (key "")
 	lastFull      map[string]bool      // per queue: the last claim took as many as it asked for
 }
 
@@ -108,7 +109,7 @@ func Open(path string, opts Options) (*Store, error) {
 	s := &Store{db: db, path: path, opts: opts,
 		// PRAGMA takes no bound parameters; the value is an integer of ours.
 		sqlBusyTimeout: fmt.Sprintf(sqlBusyTimeoutFormat, opts.BusyTimeout.Milliseconds()),
-		nextLeaseSwep:  map[string]time.Time{}, nextAckPurge: map[string]time.Time{}, lastFull: map[string]bool{}}
+		nextLeaseSwep:  map[string]time.Time{}, nextAckPurge: map[string]time.Time{}, nextReclaim: map[string]time.Time{}, lastFull: map[string]bool{}}
 	if err := s.migrate(context.Background()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database %q: %w", path, err)
@@ -292,10 +293,12 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	if info.objects == 0 {
-		// A new file: WAL, so that readers never wait for writers. The
-		// mode cannot change inside a transaction; it is kept in the file.
+		// A new file: free pages can be given back in steps (space.go),
+		// which must be chosen before the first table; WAL, so that readers
+		// never wait for writers. Neither can change inside a transaction;
+		// both are kept in the file.
 		if err := s.retryBusy(ctx, func() error {
-			_, err := s.db.ExecContext(ctx, `PRAGMA journal_mode = WAL`)
+			_, err := s.db.ExecContext(ctx, `PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL`)
 			return err
 		}); err != nil {
 			return err
@@ -498,12 +501,16 @@ func isBusy(err error) bool {
 	return errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked)
 }
 
-var queueNamePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+// QueueNameRule says in words what ValidateQueueName accepts. A name starts
+// with a letter or digit, so that it is never ".", ".." or taken for a flag.
+const QueueNameRule = "1..128 letters, digits, '-', '_' or '.', starting with a letter or digit"
+
+var queueNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // ValidateQueueName reports whether name is a valid queue name.
 func ValidateQueueName(name string) error {
 	if !queueNamePattern.MatchString(name) {
-		return fmt.Errorf("%w: queue name %q: want 1..128 characters of letters, digits, '-', '_', '.'", ErrInvalid, name)
+		return fmt.Errorf("%w: queue name %q: want %s", ErrInvalid, name, QueueNameRule)
 	}
 	return nil
 }

@@ -153,7 +153,7 @@ func TestPartTakeoverIsNoticedAndTheRestAcked(t *testing.T) {
 	e := newEnv(t)
 	e.ok(nil, "enqueue", "--queue", "part", "--messages", `["a","b","c"]`)
 	started := filepath.Join(e.dir, "started")
-	cmd := e.command(nil, "consume", "--queue", "part", "--batch-size", "3", "--lease", "1s",
+	cmd := e.command(nil, "consume", "--queue", "part", "--mode", "once", "--batch-size", "3", "--lease", "1s",
 		"--progress-interval", "0s", "--", "sh", "-c", `touch "$0"; sleep 3`, started)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

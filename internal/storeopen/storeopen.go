@@ -77,7 +77,7 @@ func Open(db string, opts Options) (queuestore.Backend, error) {
 		return postgres.Open(db, postgres.Options{Backoff: opts.Backoff})
 	case IsURL(db):
 		scheme, _, _ := strings.Cut(db, "://")
-		return nil, fmt.Errorf("%q: %w (%w): a %s:// URL; give a postgres:// URL or a SQLite file path", Redact(db), ErrBackendUnavailable, queuestore.ErrInvalid, scheme)
+		return nil, fmt.Errorf("%q: %w: a %s:// URL; give a postgres:// URL or a SQLite file path", Redact(db), ErrBackendUnavailable, scheme)
 	}
 	if err := checkSQLiteFile(db); err != nil {
 		return nil, err
@@ -88,10 +88,13 @@ func Open(db string, opts Options) (queuestore.Backend, error) {
 // sqliteMagic starts every SQLite database file.
 const sqliteMagic = "SQLite format 3\x00"
 
-// checkSQLiteFile refuses an existing, non-empty file that is not a SQLite
-// database: SQLite would take a file shorter than its header for an empty
-// database and overwrite it.
+// checkSQLiteFile refuses a directory, and an existing, non-empty file that
+// is not a SQLite database: SQLite would take a file shorter than its header
+// for an empty database and overwrite it.
 func checkSQLiteFile(path string) error {
+	if info, err := os.Stat(path); err == nil && info.IsDir() {
+		return fmt.Errorf("%q is a directory, want a file", path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil // missing (created by Open) or unreadable (Open reports it)

@@ -56,14 +56,29 @@ DROP TABLE daguq_keep_sequence;
 
 -- The claim walks this index in order: no sort, no delayed or leased rows.
 CREATE INDEX messages_ready ON messages (queue, sort_key, id) WHERE state = 0;
--- Live messages by state and time: due waiting ones, earliest first, for
--- the move into the ready set; the oldest ready one and the due counts for
--- stats (lease_id makes those counts read the index alone).
-CREATE INDEX messages_live ON messages (queue, state, visible_at, lease_id) WHERE state < 2;
+-- Due waiting messages, earliest first, for the move into the ready set;
+-- lease_id lets stats count the due ones from the index alone.
+CREATE INDEX messages_waiting ON messages (queue, visible_at, lease_id) WHERE state = 1;
 CREATE INDEX messages_lease ON messages (lease_id) WHERE lease_id IS NOT NULL;
 CREATE UNIQUE INDEX messages_dedupe ON messages (queue, dedupe_key)
     WHERE dedupe_key IS NOT NULL AND state <> 3;
 CREATE INDEX messages_finished ON messages (queue, state, finished_at) WHERE state >= 2;
+
+-- Leases are rows only for queues with an in-flight limit, which counts
+-- them; the fencing token comes from the queue's claim counter
+-- (queue_counts.claimed), so a claim writes no row of its own otherwise.
+CREATE TABLE leases_v2 (
+    id         INTEGER PRIMARY KEY, -- the fencing token
+    queue      TEXT    NOT NULL,
+    consumer   TEXT    NOT NULL,
+    claimed_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) STRICT;
+INSERT INTO leases_v2 (id, queue, consumer, claimed_at, expires_at)
+SELECT id, queue, consumer, claimed_at, expires_at FROM leases;
+DROP TABLE leases;
+ALTER TABLE leases_v2 RENAME TO leases;
+CREATE INDEX leases_queue ON leases (queue, expires_at);
 
 -- Per-queue state counts and counters, changed in the transaction that
 -- changes what they count: stats and metrics read them instead of counting
@@ -96,6 +111,9 @@ CREATE TABLE queue_counts (
 INSERT INTO queue_counts (queue, waiting, waiting_leased, dead, acked)
 SELECT queue, sum(state = 1), sum(state = 1 AND lease_id IS NOT NULL), sum(state = 2), sum(state = 3)
 FROM messages GROUP BY queue;
+-- New lease ids (claimed << 24 | ...) must not meet a schema 1 id that a
+-- message still carries: start the claim counters above them.
+UPDATE queue_counts SET claimed = (SELECT coalesce(max(lease_id), 0) FROM messages) / 16777216 + 1;
 
 -- Aging is a property of the queue (the key depends on it); aged_at was the
 -- last pass of the old per-claim aging.

@@ -53,6 +53,20 @@ func (s *Store) Queues(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
+// QueueExists reports whether queue is known: it has had messages (its
+// counts stay after a drain) or settings (a pause flag or an in-flight
+// limit, even one set back).
+func (s *Store) QueueExists(ctx context.Context, queue string) (bool, error) {
+	if err := queuestore.ValidateQueueName(queue); err != nil {
+		return false, err
+	}
+	var found bool
+	if err := s.pool.QueryRow(ctx, sqlQueueExists, queue).Scan(&found); err != nil {
+		return false, s.err(fmt.Errorf("look up queue %q: %w", queue, err))
+	}
+	return found, nil
+}
+
 // Stats counts queue's messages by state, from the counts the store keeps
 // (no count of rows, however many there are).
 func (s *Store) Stats(ctx context.Context, queue string) (queuestore.Stats, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -65,7 +66,6 @@ func (s *Store) setAging(ctx context.Context, queue string, aging int64) error {
 
 func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions) (*queuestore.Lease, error) {
 	minPriority, maxPriority := queuestore.ClaimBand(opts)
-	secret := queuestore.NewLeaseSecret()
 	var lease *queuestore.Lease
 	err := s.withTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		lease = nil
@@ -130,8 +130,7 @@ func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions) (*queu
 		var leaseID int64
 		if opts.Into != nil {
 			leaseID = opts.Into.ID
-			_, secretOfInto, _ := queuestore.ParseLeaseToken(opts.Into.Token)
-			err := tx.QueryRow(ctx, sqlLiveLease, leaseID, secretOfInto, expires, now).Scan(&expires)
+			err := tx.QueryRow(ctx, sqlLiveLease, leaseID, expires, now).Scan(&expires)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("lease %s: %w (expired before more messages were added)", opts.Into.Token, queuestore.ErrLeaseLost)
 			}
@@ -141,7 +140,7 @@ func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions) (*queu
 		} else {
 			// After the pick: the fencing token is larger than that of any
 			// earlier claim of the picked messages.
-			err := tx.QueryRow(ctx, sqlInsertLease, secret, opts.Queue, opts.Consumer, now, expires).Scan(&leaseID)
+			err := tx.QueryRow(ctx, sqlInsertLease, opts.Queue, opts.Consumer, now, expires).Scan(&leaseID)
 			if err != nil {
 				return err
 			}
@@ -163,7 +162,7 @@ func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions) (*queu
 		if err := change.flush(ctx, tx, opts.Queue); err != nil {
 			return err
 		}
-		lease = &queuestore.Lease{ID: leaseID, Token: queuestore.FormatLeaseToken(leaseID, secret), Queue: opts.Queue,
+		lease = &queuestore.Lease{ID: leaseID, Token: strconv.FormatInt(leaseID, 10), Queue: opts.Queue,
 			Consumer: opts.Consumer, ExpiresAt: msTime(expires), Messages: msgs, BytesFull: bytesFull}
 		if opts.Into != nil {
 			lease.Token, lease.Consumer = opts.Into.Token, opts.Into.Consumer
@@ -294,15 +293,14 @@ func deref(s *string) string {
 // LeaseByToken loads the lease a token names, with the messages it still
 // holds, so another process can finish it (the claim, fan out, ack pattern).
 func (s *Store) LeaseByToken(ctx context.Context, token string) (*queuestore.Lease, error) {
-	id, secret, err := queuestore.ParseLeaseToken(token)
+	id, err := queuestore.ParseLeaseToken(token)
 	if err != nil {
 		return nil, err
 	}
 	lease := &queuestore.Lease{ID: id, Token: token}
-	var stored string
 	var expires int64
-	err = s.pool.QueryRow(ctx, sqlLeaseByID, id).Scan(&stored, &lease.Queue, &lease.Consumer, &expires)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && stored != secret) {
+	err = s.pool.QueryRow(ctx, sqlLeaseByID, id).Scan(&lease.Queue, &lease.Consumer, &expires)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("lease %s: %w (finished, or expired and claimed again)", token, queuestore.ErrLeaseLost)
 	}
 	if err != nil {

@@ -111,18 +111,17 @@ SELECT id, size, group_key FROM picked ORDER BY sort_key, id`
 
 	// sqlInsertLease takes the lease id, the fencing token, after the
 	// claim has locked its messages: a later claim of any of them gets a
-	// larger one.
+	// larger one. The low 8 bits are random (migrations/0001_init.sql).
 	sqlInsertLease = `
-INSERT INTO daguq_leases (id, secret, queue, consumer, claimed_at, expires_at)
-VALUES (nextval('daguq_lease_ids'), $1, $2, $3, $4, $5)
+INSERT INTO daguq_leases (id, queue, consumer, claimed_at, expires_at)
+VALUES (nextval('daguq_lease_ids') << 8 | floor(random() * 256)::bigint, $1, $2, $3, $4)
 RETURNING id`
 
 	// sqlLiveLease checks, inside a claim that adds to a lease, that the
-	// lease is the caller's and still live, and pushes its end to $3 when
-	// that is later.
+	// lease is still live, and pushes its end to $2 when that is later.
 	sqlLiveLease = `
-UPDATE daguq_leases SET expires_at = greatest(expires_at, $3)
-WHERE id = $1 AND secret = $2 AND expires_at > $4
+UPDATE daguq_leases SET expires_at = greatest(expires_at, $2)
+WHERE id = $1 AND expires_at > $3
 RETURNING expires_at`
 
 	// sqlLeaseMessages leases the picked ids ($3, locked by this
@@ -216,7 +215,7 @@ UPDATE daguq_messages m SET state = 1, lease_id = NULL, visible_at = $3, attempt
 FROM old WHERE m.id = old.id
 RETURNING m.id, old.state`
 
-	sqlLeaseByID = `SELECT secret, queue, consumer, expires_at FROM daguq_leases WHERE id = $1`
+	sqlLeaseByID = `SELECT queue, consumer, expires_at FROM daguq_leases WHERE id = $1`
 	sqlLeaseHeld = `
 SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, coalesce(b.body, ''::bytea)
 FROM daguq_messages m LEFT JOIN daguq_bodies b ON b.id = m.id
@@ -242,7 +241,9 @@ ON CONFLICT (name) DO UPDATE SET paused = EXCLUDED.paused`
 INSERT INTO daguq_queues (name, max_in_flight) VALUES ($1, $2)
 ON CONFLICT (name) DO UPDATE SET max_in_flight = EXCLUDED.max_in_flight`
 
-	sqlQueueNames = `SELECT DISTINCT queue FROM daguq_queue_counts UNION SELECT name FROM daguq_queues ORDER BY 1`
+	sqlQueueNames  = `SELECT DISTINCT queue FROM daguq_queue_counts UNION SELECT name FROM daguq_queues ORDER BY 1`
+	sqlQueueExists = `
+SELECT EXISTS (SELECT 1 FROM daguq_queue_counts WHERE queue = $1) OR EXISTS (SELECT 1 FROM daguq_queues WHERE name = $1)`
 
 	// sqlAddCounts adds one transaction's changes to a queue's counts, in
 	// the shard of this server process.

@@ -171,7 +171,7 @@ func testClaimOneGroupInto(t *testing.T, s *suite) {
 
 func testClaimValidation(t *testing.T, s *suite) {
 	b := s.setup(t, queuestore.Options{})
-	other := &queuestore.Lease{ID: 1, Token: "1.x", Queue: "other"}
+	other := &queuestore.Lease{ID: 1, Token: "1", Queue: "other"}
 	tests := []struct {
 		name string
 		opts co

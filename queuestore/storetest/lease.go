@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -360,7 +361,7 @@ func testLeaseByToken(t *testing.T, s *suite) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if loaded.ID != lease.ID || loaded.Consumer != "fanout" || loaded.Queue != "q" || !slices.Equal(loaded.IDs(), ids) ||
+	if loaded.ID != lease.ID || loaded.Queue != "q" || !slices.Equal(loaded.IDs(), ids) ||
 		string(loaded.Messages[1].Body) != `{"n":2}` || !loaded.ExpiresAt.Equal(lease.ExpiresAt) {
 		t.Fatalf("loaded %+v, want %+v", loaded, lease)
 	}
@@ -373,15 +374,19 @@ func testLeaseByToken(t *testing.T, s *suite) {
 	if _, err := b.store.LeaseByToken(b.ctx, lease.Token); !errors.Is(err, queuestore.ErrLeaseLost) {
 		t.Fatalf("finished lease: %v, want ErrLeaseLost", err)
 	}
-	for _, bad := range []string{"", "abc", "12", "12.", "x.y"} {
+	for _, bad := range []string{"", "abc", "x.y", "-5", "0"} {
 		if _, err := b.store.LeaseByToken(b.ctx, bad); !errors.Is(err, queuestore.ErrInvalid) {
 			t.Errorf("token %q: %v, want ErrInvalid", bad, err)
 		}
 	}
+	if _, err := b.store.LeaseByToken(b.ctx, "987654321987"); !errors.Is(err, queuestore.ErrLeaseLost) {
+		t.Errorf("a token no claim printed: %v, want ErrLeaseLost", err)
+	}
+	// A token of schema 1 ("id.secret") names the lease by its id.
 	b.enqueue(t, msg("q", "m"))
 	live := b.claim(t, co{Queue: "q"})
-	if _, err := b.store.LeaseByToken(b.ctx, queuestore.FormatLeaseToken(live.ID, "wrongsecret")); !errors.Is(err, queuestore.ErrLeaseLost) {
-		t.Errorf("wrong secret: %v, want ErrLeaseLost", err)
+	if l, err := b.store.LeaseByToken(b.ctx, fmt.Sprintf("%d.9f86d081884c7d65", live.ID)); err != nil || l.ID != live.ID {
+		t.Errorf("an id.secret token: %+v %v, want the live lease", l, err)
 	}
 }
 

@@ -68,12 +68,13 @@ CREATE TABLE daguq_bodies (
         autovacuum_vacuum_insert_scale_factor = 0.01,
         autovacuum_vacuum_cost_limit = 2000, autovacuum_vacuum_cost_delay = 1);
 
--- A lease per claim. The id is the fencing token: from a sequence, taken
--- after the claim has locked its messages, so a later claim of a message
--- always has a larger one.
+-- A lease per claim. The id is the fencing token and the token a claim
+-- prints: nextval(daguq_lease_ids) << 8 | 8 random bits, the sequence value
+-- taken after the claim has locked its messages, so a later claim of a
+-- message always has a larger id; the random bits make a mistyped token
+-- rarely name a live lease. An identifier, not a secret.
 CREATE TABLE daguq_leases (
     id         bigint PRIMARY KEY,
-    secret     text   NOT NULL,
     queue      text   COLLATE "C" NOT NULL,
     consumer   text   NOT NULL,
     claimed_at bigint NOT NULL,
