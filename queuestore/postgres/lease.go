@@ -32,9 +32,12 @@ func (s *Store) Claim(ctx context.Context, opts queuestore.ClaimOptions) (*queue
 	if err := queuestore.ValidateClaim(&opts); err != nil {
 		return nil, err
 	}
-	for {
-		lease, err := s.claim(ctx, &opts)
+	for rekeyed := false; ; {
+		lease, err := s.claim(ctx, &opts, rekeyed)
 		if errors.Is(err, errRekey) {
+			// Once: should another consumer set another interval meanwhile,
+			// this claim goes ahead with that one rather than take turns.
+			rekeyed = true
 			if err = s.setAging(ctx, opts.Queue, opts.Aging.Milliseconds()); err == nil {
 				continue
 			}
@@ -64,7 +67,7 @@ func (s *Store) setAging(ctx context.Context, queue string, aging int64) error {
 	})
 }
 
-func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions) (*queuestore.Lease, error) {
+func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions, rekeyed bool) (*queuestore.Lease, error) {
 	minPriority, maxPriority := queuestore.ClaimBand(opts)
 	var lease *queuestore.Lease
 	err := s.withTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
@@ -83,7 +86,7 @@ func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions) (*queu
 		if paused {
 			return errRollback
 		}
-		if a := opts.Aging.Milliseconds(); a > 0 && a != aging {
+		if a := opts.Aging.Milliseconds(); a > 0 && a != aging && !rekeyed {
 			return errRekey
 		}
 		if opts.Into == nil && limit > 0 {
