@@ -258,8 +258,9 @@ func startCluster() (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	removeStaleDirs()
-	dir, err := os.MkdirTemp("", "daguq-pgtest-")
+	base := clusterBase(cred)
+	removeStaleDirs(base)
+	dir, err := os.MkdirTemp(base, "daguq-pgtest-")
 	if err != nil {
 		return nil, err
 	}
@@ -393,11 +394,22 @@ func tail(path string) string {
 	return strings.Join(lines[max(0, len(lines)-10):], "\n")
 }
 
+// clusterBase is where cluster directories go: the temporary directory, or
+// /tmp when the server runs as another user and $TMPDIR may be closed to it.
+func clusterBase(cred *syscall.Credential) string {
+	if cred != nil {
+		if info, err := os.Stat("/tmp"); err == nil && info.IsDir() && info.Mode().Perm()&0o001 != 0 {
+			return "/tmp"
+		}
+	}
+	return os.TempDir()
+}
+
 // removeStaleDirs removes clusters of test binaries that were killed (their
 // server died with them, the directory stayed): directories older than ten
 // minutes whose server process is gone.
-func removeStaleDirs() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "daguq-pgtest-*"))
+func removeStaleDirs(base string) {
+	dirs, _ := filepath.Glob(filepath.Join(base, "daguq-pgtest-*"))
 	for _, d := range dirs {
 		info, err := os.Stat(d)
 		if err != nil || time.Since(info.ModTime()) < 10*time.Minute {
