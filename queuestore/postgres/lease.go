@@ -104,6 +104,13 @@ func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions, rekeye
 				return errRollback
 			}
 		}
+		if opts.Into != nil {
+			// The lease row before any message row (the order of sql.go):
+			// a finish of the same lease waits here, not in a cycle.
+			if _, err := tx.Exec(ctx, sqlLockLease, opts.Into.ID); err != nil {
+				return err
+			}
+		}
 		var change counts
 		if err := s.promote(ctx, tx, &change, opts.Queue, now, aging); err != nil {
 			return err
