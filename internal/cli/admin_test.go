@@ -168,7 +168,7 @@ func TestMigrate(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	r := e.ok(nil, "migrate")
-	if !strings.Contains(r.Stdout, "schema version 1") || !strings.Contains(r.Stdout, e.db) {
+	if !strings.Contains(r.Stdout, "schema version ") || !strings.Contains(r.Stdout, e.db) {
 		t.Errorf("migrate: %s", r)
 	}
 	info, err := os.Stat(e.db)
