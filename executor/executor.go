@@ -15,10 +15,11 @@ import (
 const (
 	KindQueue   = "queue"   // consume batches (or claim, ack, nack one)
 	KindEnqueue = "enqueue" // add messages
+	KindPool    = "pool"    // run a command holding slots of a pool (pool.go)
 )
 
 // Kinds lists the step types in a stable order.
-func Kinds() []string { return []string{KindQueue, KindEnqueue} }
+func Kinds() []string { return []string{KindQueue, KindEnqueue, KindPool} }
 
 // Spec is the part of a Dagu step an executor needs.
 type Spec struct {
@@ -52,6 +53,7 @@ const (
 	ExitUsage         = 2 // bad configuration or input: nothing was changed
 	ExitStore         = 3 // the database could not be opened, read or written
 	ExitStopped       = 4 // stopped by Kill or a cancelled context before finishing
+	ExitWaitTimeout   = 5 // pool: wait_timeout passed before the slots were free
 )
 
 // ExitError is the error Run and New return: an exit status and its cause.
@@ -119,6 +121,8 @@ func New(kind string, spec Spec) (Executor, error) {
 			return nil, usageError(err)
 		}
 		return newEnqueueExecutor(spec, cfg), nil
+	case KindPool:
+		return newPoolExecutor(spec)
 	}
 	return nil, usageError(unknownKind(kind))
 }
@@ -137,6 +141,8 @@ func Validate(kind string, config map[string]any) error {
 	case KindEnqueue:
 		_, err := parseEnqueueConfig(config)
 		return err
+	case KindPool:
+		return validatePool(config)
 	}
 	return unknownKind(kind)
 }

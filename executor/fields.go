@@ -51,6 +51,8 @@ func Fields(kind string) []Field {
 		src = queueFields
 	case KindEnqueue:
 		src = enqueueFields
+	case KindPool:
+		src = poolFields
 	default:
 		return nil
 	}
