@@ -135,6 +135,7 @@ const (
 const (
 	EnvPool      = "DAGUQ_POOL"       // the pool name
 	EnvPoolSlots = "DAGUQ_POOL_SLOTS" // the slots held
+	EnvPoolGrant = "DAGUQ_POOL_GRANT" // the grant's id: grants are numbered in the order they were made
 )
 
 // PoolStore is what the pool step needs of a store.
@@ -282,7 +283,8 @@ func (e *poolExecutor) run(ctx context.Context) error {
 	stopBeat := make(chan struct{})
 	beatDone := make(chan struct{})
 	go func() { defer close(beatDone); e.heartbeat(storeCtx, store, grant, stopBeat) }()
-	env := append(append(os.Environ(), e.spec.Env...), EnvPool+"="+e.cfg.Pool, EnvPoolSlots+"="+strconv.Itoa(grant.Slots))
+	env := append(append(os.Environ(), e.spec.Env...), EnvPool+"="+e.cfg.Pool,
+		EnvPoolSlots+"="+strconv.Itoa(grant.Slots), EnvPoolGrant+"="+strconv.FormatInt(grant.ID, 10))
 	res := e.runCommand(argv, env)
 	close(stopBeat)
 	<-beatDone
