@@ -176,7 +176,8 @@ func (s *Store) SetPool(ctx context.Context, name string, capacity int) error {
 // RemovePool deletes pool name. While it has live holders or waiters it
 // refuses with ErrPoolBusy, unless force: then their rows go too (holders'
 // commands run on; their extends and releases find nothing; waiters get
-// ErrPoolNotFound). It returns how many live holders and waiters it dropped.
+// ErrPoolNotFound). It returns how many live holders and waiters it dropped,
+// or, with ErrPoolBusy, how many there are.
 func (s *Store) RemovePool(ctx context.Context, name string, force bool) (holders, waiters int, err error) {
 	if err := ValidatePoolName(name); err != nil {
 		return 0, 0, err
@@ -204,7 +205,7 @@ func (s *Store) RemovePool(ctx context.Context, name string, force bool) (holder
 		return nil
 	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("remove pool %q: %w", name, err)
+		return holders, waiters, fmt.Errorf("remove pool %q: %w", name, err)
 	}
 	return holders, waiters, nil
 }
