@@ -87,11 +87,13 @@ func benchPoolWaiters(b *testing.B, waiters int) {
 		b.Fatalf("want ready, got %q", line)
 	}
 	b.ResetTimer()
+	waitersCPU := processCPU()
 	if _, err := consumer.stdin.Write([]byte("go\n")); err != nil {
 		b.Fatal(err)
 	}
 	line := consumer.readLine(b)
 	b.StopTimer()
+	waitersCPU = processCPU() - waitersCPU
 	var n int
 	var us, written int64
 	if _, err := fmt.Sscanf(line, "done %d %d %d", &n, &us, &written); err != nil {
@@ -110,4 +112,7 @@ func benchPoolWaiters(b *testing.B, waiters int) {
 	}
 	reportRate(b, consumer.cmd.ProcessState.UserTime()+consumer.cmd.ProcessState.SystemTime())
 	b.ReportMetric(float64(us)/1000, "max-ms")
+	// What the waiters cost in CPU meanwhile (this process does nothing
+	// else), in per cent of one core.
+	b.ReportMetric(100*waitersCPU.Seconds()/b.Elapsed().Seconds(), "waiters-cpu-%")
 }
