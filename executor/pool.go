@@ -328,8 +328,6 @@ func (e *poolExecutor) acquire(ctx context.Context, store PoolStore) (*queuestor
 	started := time.Now()
 	noticesDone := make(chan struct{})
 	var notices sync.WaitGroup
-	defer notices.Wait()
-	defer close(noticesDone)
 	opts := queuestore.AcquireOptions{
 		Pool: e.cfg.Pool, Slots: e.cfg.Slots, Priority: e.cfg.Priority, Lease: e.cfg.Lease,
 		Holder: e.holder(),
@@ -339,6 +337,8 @@ func (e *poolExecutor) acquire(ctx context.Context, store PoolStore) (*queuestor
 		},
 	}
 	grant, err := store.Acquire(waitCtx, opts)
+	close(noticesDone)
+	notices.Wait()
 	switch {
 	case err == nil:
 		if grant.Waited > 0 {
