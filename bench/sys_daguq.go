@@ -30,8 +30,7 @@ func (daguqSystem) open(ctx context.Context, path string) (queue, error) {
 }
 
 type daguqQueue struct {
-	st       *queuestore.Store
-	consumer string
+	st *queuestore.Store
 }
 
 func (q *daguqQueue) enqueue(ctx context.Context, bodies [][]byte) error {

@@ -310,7 +310,6 @@ type proc struct {
 	ready    chan struct{}
 	progress atomic.Int64
 	result   chan workerResult
-	errText  strings.Builder
 }
 
 // startWorker starts a worker and waits until it is ready. Its stderr goes

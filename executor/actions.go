@@ -85,9 +85,9 @@ func (e *queueExecutor) runFinish(ctx context.Context, store Store) error {
 	lease, err := store.LeaseByToken(ctx, e.cfg.Token)
 	if err != nil {
 		if errors.Is(err, queuestore.ErrInvalid) {
-			return usageError(fmt.Errorf("token: %w", err))
+			return fmt.Errorf("token: %w", err)
 		}
-		return storeError(err)
+		return err
 	}
 	if lease.Queue != e.cfg.Queue {
 		return usageError(fmt.Errorf("token %s belongs to queue %q, not %q", e.cfg.Token, lease.Queue, e.cfg.Queue))
@@ -112,9 +112,11 @@ func (e *queueExecutor) runFinish(ctx context.Context, store Store) error {
 	return writeJSON(e.stdout, out)
 }
 
+// finishError names the ids when the store refused them (ExitCode decides
+// the exit status).
 func finishError(err error) error {
 	if errors.Is(err, queuestore.ErrInvalid) {
-		return usageError(fmt.Errorf("ids: %w", err))
+		return fmt.Errorf("ids: %w", err)
 	}
-	return storeError(err)
+	return err
 }

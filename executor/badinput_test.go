@@ -79,6 +79,8 @@ func TestBadConfig(t *testing.T) {
 		{"ids wrong type", KindQueue, map[string]any{"queue": "q", "action": "ack", "token": "1.a", "ids": map[string]any{}}, []string{"ids must be a list"}},
 		{"error on ack", KindQueue, map[string]any{"queue": "q", "action": "ack", "token": "1.a", "error": "e"}, []string{"error applies to action nack only"}},
 		{"db wrong type", KindQueue, queue("db", []any{1}), []string{"db must be a string"}},
+		{"db empty", KindQueue, queue("db", ""), []string{"db is empty"}},
+		{"enqueue db blank", KindEnqueue, enq("db", " "), []string{"db is empty"}},
 
 		{"enqueue queue missing", KindEnqueue, map[string]any{"message": 1}, []string{"queue is required"}},
 		{"enqueue unknown key", KindEnqueue, enq("mesage", 1), []string{`unknown key "mesage"`, "message, messages, file"}},
@@ -91,7 +93,7 @@ func TestBadConfig(t *testing.T) {
 		{"no source", KindEnqueue, map[string]any{"queue": "q"}, []string{"exactly one of message, messages or file"}},
 		{"two sources", KindEnqueue, enq("file", "x.jsonl"), []string{"exactly one of message, messages or file, got 2"}},
 		{"priority text", KindEnqueue, enq("priority", "high"), []string{"priority must be an integer"}},
-		{"priority range", KindEnqueue, enq("priority", int64(1)<<40), []string{"priority must be -2147483648..2147483647"}},
+		{"priority range", KindEnqueue, enq("priority", int64(1)<<40), []string{"priority must be -1000000..1000000"}},
 		{"delay text", KindEnqueue, enq("delay", "later"), []string{"delay must be a duration"}},
 		{"delay negative", KindEnqueue, enq("delay", "-1s"), []string{"delay must be at least 0s"}},
 		{"delay and not_before", KindEnqueue, enq("delay", "1m", "not_before", "@daily"), []string{"delay and not_before are exclusive"}},
@@ -101,7 +103,10 @@ func TestBadConfig(t *testing.T) {
 		{"envelope and raw", KindEnqueue, map[string]any{"queue": "q", "file": "-", "envelope": true, "raw": true}, []string{"raw and envelope are exclusive"}},
 		{"raw not bool", KindEnqueue, enq("raw", "perhaps"), []string{"raw must be a boolean"}},
 		{"dedupe_key wrong type", KindEnqueue, enq("dedupe_key", map[string]any{}), []string{"dedupe_key must be a string"}},
-		{"group too long", KindEnqueue, enq("group", strings.Repeat("g", 2000)), []string{"dedupe_key and group must be at most"}},
+		{"group too long", KindEnqueue, enq("group", strings.Repeat("g", 2000)), []string{"group must be at most 1024 bytes, got 2000 bytes"}},
+		{"dedupe_key too long", KindEnqueue, enq("dedupe_key", strings.Repeat("k", 1001)), []string{"dedupe_key must be at most 1000 bytes, got 1001 bytes"}},
+		{"consumer group too long", KindQueue, queue("group", strings.Repeat("g", 1025)), []string{"group must be at most 1024 bytes"}},
+		{"queue too long", KindQueue, queue("queue", strings.Repeat("q", 129)), []string{"queue must be at most 128 bytes"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -145,7 +150,9 @@ func TestBadInputAtRun(t *testing.T) {
 		{"db under a file", KindEnqueue, map[string]any{"queue": "q", "message": 1, "db": filepath.Join(notADir, "x.db")}, ExitStore, []string{"db:", "not a directory"}},
 		{"db is a directory", KindQueue, map[string]any{"queue": "q", "run": "true", "db": te.dir}, ExitStore, []string{"db:", "is a directory"}},
 		{"db not daguq", KindEnqueue, map[string]any{"queue": "q", "message": 1, "db": notADir}, ExitStore, []string{"db:", "not a daguq database"}},
-		{"postgres", KindQueue, map[string]any{"queue": "q", "run": "true", "db": "postgres://u:secret@h/db"}, ExitStore, []string{"PostgreSQL is not available yet", "u:xxxxx@h"}},
+		{"postgres unreachable", KindQueue, map[string]any{"queue": "q", "run": "true", "db": "postgres://u:secret@127.0.0.1:1/db"}, ExitStore, []string{"db: open database", "u:xxxxx@127.0.0.1:1"}},
+		{"postgres bad URL", KindQueue, map[string]any{"queue": "q", "run": "true", "db": "postgres://u:secret@127.0.0.1:port/db"}, ExitStore, []string{"db: open database", "u:xxxxx@"}},
+		{"other URL", KindQueue, map[string]any{"queue": "q", "run": "true", "db": "mysql://u:secret@h/db"}, ExitStore, []string{"database backend not available", "u:xxxxx@h"}},
 		{"run program missing", KindQueue, map[string]any{"queue": "q", "run": []any{"./nope.sh"}}, ExitUsage, []string{`run: handler program "./nope.sh"`}},
 		{"run program not executable", KindQueue, map[string]any{"queue": "q", "run": []any{"./noexec.sh"}}, ExitUsage, []string{"run:", "not an executable file"}},
 		{"run line program missing", KindQueue, map[string]any{"queue": "q", "run": "./missing.sh --fast"}, ExitUsage, []string{`run: handler program "./missing.sh"`}},

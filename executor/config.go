@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -44,11 +45,15 @@ const (
 	FailOnNack  = "nack"
 )
 
-// Limits of the queue config.
+// Limits of the configs, used in the field tables.
 const (
 	maxBatchSize   = queuestore.MaxClaim
 	maxConcurrency = 256
 	maxAttemptsCap = 1000
+	// The store takes keys up to 1024 bytes; a dedupe_key leaves room for
+	// the -INDEX suffix of a bulk enqueue.
+	maxGroupBytes     = 1024
+	maxDedupeKeyBytes = 1000
 )
 
 var (
@@ -59,10 +64,10 @@ var (
 
 // The keys both kinds share.
 var (
-	queueField = Field{Name: "queue", Type: TypeString, Required: true,
-		Description: "Queue name: 1..128 letters, digits, '-', '_', '.'."}
+	queueField = Field{Name: "queue", Type: TypeString, Required: true, MaxLength: 128,
+		Description: "Queue name: " + queuestore.QueueNameRule + "."}
 	dbField = Field{Name: "db", Type: TypeString,
-		Description: "Database: a file path. Default: DAGUQ_DB, else $DAGU_HOME/daguq/daguq.db, else $XDG_DATA_HOME/daguq/daguq.db."}
+		Description: "Database: a SQLite file path, or a postgres:// URL (docs/postgres.md). Default: DAGUQ_DB, else $DAGU_HOME/daguq/daguq.db, else $XDG_DATA_HOME/daguq/daguq.db."}
 )
 
 var queueFields = []Field{
@@ -84,7 +89,7 @@ var queueFields = []Field{
 		Description: "A batch is complete when its bodies add up to this many bytes. 0: no limit."},
 	{Name: "group_by", Type: TypeBoolean, Default: false, Actions: claimLike,
 		Description: "One group key per batch (messages enqueued with `group`)."},
-	{Name: "group", Type: TypeString, Actions: claimLike,
+	{Name: "group", Type: TypeString, MaxLength: maxGroupBytes, Actions: claimLike,
 		Description: "Take only messages of this group key."},
 	{Name: "min_priority", Type: TypeInteger, Actions: claimLike,
 		Description: "Take only messages with at least this priority."},
@@ -113,11 +118,11 @@ var queueFields = []Field{
 	{Name: "backoff_max", Type: TypeDuration, Default: "1h", Min: bound(0.001), Max: bound(7 * 24 * 3600), Actions: []string{ActionConsume, ActionNack},
 		Description: "Largest delay of exponential backoff."},
 	{Name: "batch_timeout", Type: TypeDuration, Default: "0s", Min: bound(0), Actions: consumeOnly,
-		Description: "Kill a handler (its process group) that runs longer and nack its batch. 0s: no limit."},
+		Description: "Stop a handler (its process tree) that runs longer and nack its batch. 0s: no limit."},
 	{Name: "grace", Type: TypeDuration, Default: "3s", Min: bound(0), Max: bound(3600), Actions: consumeOnly,
-		Description: "On stop or batch_timeout: time between the signal and SIGKILL of the handler's process group. Keep it below Dagu's max_clean_up_time_sec (default 5)."},
+		Description: "On stop or batch_timeout: time between the signal and SIGKILL of the handler's process tree. Keep it below Dagu's max_clean_up_time_sec (default 5)."},
 	{Name: "aging", Type: TypeDuration, Default: "0s", Min: bound(0), Actions: claimLike,
-		Description: "Raise a waiting message's rank by one per this interval, so low priorities still move. 0s: off."},
+		Description: "Aging by time waited: a message ranks one priority level higher per interval it has waited ready, so low priorities still move. Becomes the queue's setting; 0s keeps the queue's (none by default)."},
 	{Name: "consumer", Type: TypeString, Actions: claimLike,
 		Description: "Name of this consumer in leases and stats. Default: step name, host and process id."},
 	{Name: "fail_on", Type: TypeString, Default: FailOnNever, Enum: []string{FailOnNever, FailOnDead, FailOnNack}, Actions: consumeOnly,
@@ -145,15 +150,15 @@ var enqueueFields = []Field{
 		Description: "Each line of file is {\"body\", \"priority\", \"dedupe_key\", \"group\", \"delay\", \"not_before\", \"max_attempts\"}; set keys override the step's."},
 	{Name: "raw", Type: TypeBoolean, Default: false,
 		Description: "Store text as a JSON string: message, each string of messages, each line of file."},
-	{Name: "priority", Type: TypeInteger, Default: 0, Min: bound(math.MinInt32), Max: bound(math.MaxInt32),
+	{Name: "priority", Type: TypeInteger, Default: 0, Min: bound(queuestore.MinPriority), Max: bound(queuestore.MaxPriority),
 		Description: "Higher is delivered first."},
 	{Name: "delay", Type: TypeDuration, Default: "0s", Min: bound(0),
 		Description: "Deliver no earlier than this long from now. Exclusive with not_before."},
 	{Name: "not_before", Type: TypeString,
 		Description: "Deliver no earlier than this RFC 3339 time, or the next occurrence of this cron expression (5 fields, e.g. `0 9 * * *`, local time)."},
-	{Name: "dedupe_key", Type: TypeString,
+	{Name: "dedupe_key", Type: TypeString, MaxLength: maxDedupeKeyBytes,
 		Description: "Skip the enqueue while a message with this key is in the queue and not yet acked (counted in duplicates). With several messages, each gets key-INDEX unless an envelope sets its own."},
-	{Name: "group", Type: TypeString,
+	{Name: "group", Type: TypeString, MaxLength: maxGroupBytes,
 		Description: "Group key, for group_by and group on the consumer."},
 	{Name: "max_attempts", Type: TypeInteger, Default: 0, Min: bound(0), Max: bound(maxAttemptsCap),
 		Description: "Deliveries before the message goes to the dead letters. 0: the database default (5)."},
@@ -203,23 +208,12 @@ type queueConfig struct {
 	ids        []int64
 }
 
-func defaultQueueConfig() queueConfig {
-	return queueConfig{
-		Action:           ActionConsume,
-		Shell:            "sh",
-		BatchSize:        10,
-		Concurrency:      1,
-		Mode:             ModeDrain,
-		PollInterval:     time.Second,
-		Lease:            5 * time.Minute,
-		Backoff:          BackoffExponential,
-		BackoffBase:      time.Second,
-		BackoffMax:       time.Hour,
-		Grace:            3 * time.Second,
-		FailOn:           FailOnNever,
-		ProgressInterval: 5 * time.Second,
-	}
-}
+// defaultQueueConfig is a queue config holding the field table's defaults.
+var defaultQueueConfig = sync.OnceValue(func() queueConfig {
+	var c queueConfig
+	defaults(KindQueue, &c)
+	return c
+})
 
 type enqueueConfig struct {
 	Queue       string        `mapstructure:"queue"`
@@ -240,7 +234,12 @@ type enqueueConfig struct {
 	messages   [][]byte // message / messages, validated JSON
 }
 
-func defaultEnqueueConfig() enqueueConfig { return enqueueConfig{} }
+// defaultEnqueueConfig is an enqueue config holding the field table's defaults.
+var defaultEnqueueConfig = sync.OnceValue(func() enqueueConfig {
+	var c enqueueConfig
+	defaults(KindEnqueue, &c)
+	return c
+})
 
 // decodeConfig decodes raw into out (a pointer to a config struct holding
 // its defaults): unknown keys and wrong types become errors naming the key.
@@ -394,38 +393,6 @@ func secondsToDuration(f float64) (time.Duration, error) {
 	return time.Duration(f * float64(time.Second)), nil
 }
 
-// checkBounds validates integer and duration fields against Fields' bounds.
-func checkBounds(kind string, values map[string]float64, show map[string]string) []error {
-	var errs []error
-	for _, f := range Fields(kind) {
-		v, ok := values[f.Name]
-		if !ok || (f.Min == nil && f.Max == nil) {
-			continue
-		}
-		if (f.Min != nil && v < *f.Min) || (f.Max != nil && v > *f.Max) {
-			errs = append(errs, fmt.Errorf("%s must be %s, got %s", f.Name, rangeText(f), show[f.Name]))
-		}
-	}
-	return errs
-}
-
-func rangeText(f Field) string {
-	format := func(v float64) string {
-		if f.Type == TypeDuration {
-			return (time.Duration(v * float64(time.Second))).String()
-		}
-		return strconv.FormatFloat(v, 'f', -1, 64)
-	}
-	switch {
-	case f.Min != nil && f.Max != nil:
-		return format(*f.Min) + ".." + format(*f.Max)
-	case f.Min != nil:
-		return "at least " + format(*f.Min)
-	default:
-		return "at most " + format(*f.Max)
-	}
-}
-
 func oneOf(name, value string, allowed []string) error {
 	for _, a := range allowed {
 		if value == a {
@@ -435,10 +402,22 @@ func oneOf(name, value string, allowed []string) error {
 	return fmt.Errorf("%s must be one of %s, got %q", name, strings.Join(allowed, ", "), value)
 }
 
+// checkDBKey refuses an empty `db`: it would silently mean the default
+// database. A key with no value (nil) is the default, as for every key.
+func checkDBKey(raw map[string]any) error {
+	if db, ok := raw["db"].(string); ok && strings.TrimSpace(db) == "" {
+		return errors.New("db is empty: give a database file path, or leave db out for the default (DAGUQ_DB, else $DAGU_HOME/daguq/daguq.db, else $XDG_DATA_HOME/daguq/daguq.db)")
+	}
+	return nil
+}
+
 // parseQueueConfig decodes, defaults and validates a queue step's `with:`.
 func parseQueueConfig(raw map[string]any) (queueConfig, error) {
 	cfg := defaultQueueConfig()
 	if err := decodeConfig(KindQueue, raw, &cfg); err != nil {
+		return queueConfig{}, err
+	}
+	if err := checkDBKey(raw); err != nil {
 		return queueConfig{}, err
 	}
 	if err := cfg.validate(); err != nil {
@@ -452,8 +431,11 @@ func validateQueueField(queue string) error {
 	if queue == "" {
 		return errors.New("queue is required: the queue name")
 	}
+	if len(queue) > mustField(KindQueue, "queue").MaxLength {
+		return nil // checkFields names the length
+	}
 	if queuestore.ValidateQueueName(queue) != nil {
-		return fmt.Errorf("queue %q must be 1..128 letters, digits, '-', '_', '.'", queue)
+		return fmt.Errorf("queue %q must be %s", queue, queuestore.QueueNameRule)
 	}
 	return nil
 }
@@ -469,24 +451,7 @@ func (c *queueConfig) validate() error {
 			errs = append(errs, err)
 		}
 	}
-	secs := func(d time.Duration) float64 { return d.Seconds() }
-	values := map[string]float64{
-		"batch_size": float64(c.BatchSize), "max_bytes": float64(c.MaxBytes), "concurrency": float64(c.Concurrency),
-		"max_batches": float64(c.MaxBatches), "max_messages": float64(c.MaxMessages), "max_attempts": float64(c.MaxAttempts),
-		"max_wait": secs(c.MaxWait), "idle_timeout": secs(c.IdleTimeout), "poll_interval": secs(c.PollInterval),
-		"lease": secs(c.Lease), "backoff_base": secs(c.BackoffBase), "backoff_max": secs(c.BackoffMax),
-		"batch_timeout": secs(c.BatchTimeout), "grace": secs(c.Grace), "aging": secs(c.Aging),
-		"progress_interval": secs(c.ProgressInterval),
-	}
-	show := map[string]string{}
-	for k, v := range values {
-		if f, _ := fieldByName(KindQueue, k); f.Type == TypeDuration {
-			show[k] = time.Duration(v * float64(time.Second)).String()
-		} else {
-			show[k] = strconv.FormatFloat(v, 'f', -1, 64)
-		}
-	}
-	errs = append(errs, checkBounds(KindQueue, values, show)...)
+	errs = append(errs, checkFields(Fields(KindQueue), c)...)
 	if c.MinPriority != nil && c.MaxPriority != nil && *c.MinPriority > *c.MaxPriority {
 		errs = append(errs, fmt.Errorf("min_priority (%d) must be at most max_priority (%d)", *c.MinPriority, *c.MaxPriority))
 	}
@@ -507,9 +472,6 @@ func (c *queueConfig) validate() error {
 	}
 	if c.Group != "" && c.GroupBy {
 		errs = append(errs, errors.New("group and group_by are exclusive: group takes one named group, group_by one group per batch"))
-	}
-	if c.Group != "" && len(c.Group) > 1024 {
-		errs = append(errs, fmt.Errorf("group must be at most 1024 bytes, got %d", len(c.Group)))
 	}
 	if err := c.parseRun(); err != nil {
 		errs = append(errs, err)
@@ -663,6 +625,9 @@ func parseEnqueueConfig(raw map[string]any) (enqueueConfig, error) {
 	if err := decodeConfig(KindEnqueue, raw, &cfg); err != nil {
 		return enqueueConfig{}, err
 	}
+	if err := checkDBKey(raw); err != nil {
+		return enqueueConfig{}, err
+	}
 	_, cfg.hasMessage = raw["message"]
 	if cfg.Message == nil {
 		cfg.hasMessage = false
@@ -697,9 +662,7 @@ func (c *enqueueConfig) validate() error {
 	if c.Envelope && c.Raw {
 		errs = append(errs, errors.New("raw and envelope are exclusive: an envelope's body is a JSON value"))
 	}
-	values := map[string]float64{"priority": float64(c.Priority), "delay": c.Delay.Seconds(), "max_attempts": float64(c.MaxAttempts)}
-	show := map[string]string{"priority": strconv.FormatInt(c.Priority, 10), "delay": c.Delay.String(), "max_attempts": strconv.Itoa(c.MaxAttempts)}
-	errs = append(errs, checkBounds(KindEnqueue, values, show)...)
+	errs = append(errs, checkFields(Fields(KindEnqueue), c)...)
 	if c.Delay != 0 && c.NotBefore != "" {
 		errs = append(errs, errors.New("delay and not_before are exclusive"))
 	}
@@ -708,8 +671,10 @@ func (c *enqueueConfig) validate() error {
 			errs = append(errs, err)
 		}
 	}
-	if len(c.DedupeKey) > 1000 || len(c.Group) > 1024 {
-		errs = append(errs, errors.New("dedupe_key and group must be at most 1000 and 1024 bytes"))
+	for _, key := range []struct{ name, value string }{{"dedupe_key", c.DedupeKey}, {"group", c.Group}} {
+		if err := checkUTF8([]byte(key.value)); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key.name, err))
+		}
 	}
 	if c.hasMessage {
 		b, err := messageJSON(c.Message, c.Raw)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"time"
 
@@ -29,36 +28,57 @@ type ConsumeSummary struct {
 	Duration      string `json:"duration"`
 }
 
-// claimed is one leased message waiting in, or taken from, the accumulator.
+// claimed is one leased message of a batch.
 type claimed struct {
 	msg   queuestore.Message
-	lease *queuestore.Lease
-	at    time.Time // when it was claimed: the start of its linger
+	lease *queuestore.Lease // the batch's lease: its ID, Token and Queue only
+	at    time.Time         // when it was claimed: the start of its linger
 }
 
+// leaseState is one batch's lease as the consumer tracks it. A batch is
+// exactly one lease (claims that fill a lingering batch add to it), so a
+// queue's in-flight limit counts handler runs.
 type leaseState struct {
-	lease *queuestore.Lease
-	open  int // messages not yet finished
+	lease     *queuestore.Lease // ID, Token and Queue; never changed after the claim
+	ids       []int64           // every message claimed into it
+	open      int               // messages not yet finished
+	finishing bool              // the handler ended: the heartbeat leaves it alone
+	lost      map[int64]bool    // taken over by another claim, as the heartbeat saw
+}
+
+// batchLease is a private Lease value over ids of st, for one store call:
+// the store may set its ExpiresAt, and nothing else reads it.
+func batchLease(st *leaseState, ids []int64) *queuestore.Lease {
+	l := &queuestore.Lease{ID: st.lease.ID, Token: st.lease.Token, Queue: st.lease.Queue,
+		ExpiresAt: st.lease.ExpiresAt, Messages: make([]queuestore.Message, len(ids))}
+	for i, id := range ids {
+		l.Messages[i].ID = id
+	}
+	return l
 }
 
 // consumer runs the consume action: one claiming loop feeding up to
 // concurrency handler processes.
 type consumer struct {
-	e      *queueExecutor
-	cfg    *queueConfig
-	store  Store
-	stderr io.Writer // shared by handlers: writes are serialised
-	acc    *batching.Accumulator[claimed]
-	tmpDir string
-	script string // handler script file, for `script`
+	e       *queueExecutor
+	cfg     *queueConfig
+	store   Store
+	stderr  io.Writer // shared by handlers: writes are serialised
+	policy  batching.Policy
+	tmpDir  string
+	cleanup func() // removes tmpDir
+	script  string // handler script file, for `script`
 
-	slots    chan struct{} // one token per running or assembling batch
+	leased   chan struct{} // one token per batch leased: assembling, waiting or running
+	slots    chan struct{} // one token per running batch
 	finished chan struct{} // a handler finished
 	halt     chan struct{} // closed on a fatal store error
 	wg       sync.WaitGroup
 
 	mu        sync.Mutex
 	leases    map[int64]*leaseState
+	pending   []claimed // the batch being assembled: messages of one lease
+	bytesFull bool      // its last claim stopped at max_bytes
 	sum       ConsumeSummary
 	fatal     error
 	busy      int
@@ -72,26 +92,23 @@ func newConsumer(e *queueExecutor, store Store) *consumer {
 		e:        e,
 		cfg:      &e.cfg,
 		store:    store,
-		stderr:   &lockedWriter{w: e.stderr},
+		stderr:   e.stderr, // a lockedWriter (queueExecutor.run)
+		leased:   make(chan struct{}, e.cfg.Concurrency+1),
 		slots:    make(chan struct{}, e.cfg.Concurrency),
 		finished: make(chan struct{}, e.cfg.Concurrency),
 		halt:     make(chan struct{}),
 		leases:   map[int64]*leaseState{},
 		sum:      ConsumeSummary{Queue: e.cfg.Queue},
 	}
-	policy := batching.Policy{
+	c.policy = batching.Policy{
 		MaxSize:    e.cfg.BatchSize,
 		MaxBytes:   e.cfg.MaxBytes,
 		MaxWait:    e.cfg.MaxWait,
 		GroupByKey: e.cfg.GroupBy,
 	}
-	acc, err := batching.NewAccumulator(policy, func(m claimed) batching.Item {
-		return batching.Item{Key: m.msg.Group, Size: int64(len(m.msg.Body)), ReadyAt: m.at}
-	})
-	if err != nil {
+	if err := c.policy.Validate(); err != nil {
 		panic(fmt.Sprintf("executor: batching policy out of the validated range: %v", err))
 	}
-	c.acc = acc
 	return c
 }
 
@@ -102,7 +119,7 @@ func (c *consumer) run(ctx context.Context) error {
 		if err := c.prepare(); err != nil {
 			return usageError(err)
 		}
-		defer os.RemoveAll(c.tmpDir)
+		defer c.cleanup()
 
 		stopTickers := make(chan struct{})
 		var tickers sync.WaitGroup
@@ -111,7 +128,7 @@ func (c *consumer) run(ctx context.Context) error {
 		go func() { defer tickers.Done(); c.progress(start, stopTickers) }()
 
 		c.loop(ctx)
-		if held := c.acc.Drain(); len(held) > 0 {
+		if held := c.takePending(); len(held) > 0 {
 			c.finish(ctx, held, finishRelease, "", nil)
 		}
 		c.wg.Wait()
@@ -146,11 +163,13 @@ func (c *consumer) run(ctx context.Context) error {
 }
 
 // loop claims and dispatches batches until the mode, a limit, Kill or a
-// fatal error ends it.
+// fatal error ends it. While every handler slot is busy it claims the next
+// batch ahead (at most concurrency+1 batches leased), so a handler that ends
+// finds its next batch waiting instead of waiting for a claim.
 func (c *consumer) loop(ctx context.Context) {
 	for {
 		select {
-		case c.slots <- struct{}{}:
+		case c.leased <- struct{}{}:
 		case <-c.e.stopped:
 			return
 		case <-c.halt:
@@ -158,7 +177,18 @@ func (c *consumer) loop(ctx context.Context) {
 		}
 		batch := c.nextBatch(ctx)
 		if batch == nil {
-			<-c.slots
+			<-c.leased
+			return
+		}
+		select {
+		case c.slots <- struct{}{}:
+		case <-c.e.stopped:
+			c.finish(ctx, batch, finishRelease, "", nil)
+			<-c.leased
+			return
+		case <-c.halt:
+			c.finish(ctx, batch, finishRelease, "", nil)
+			<-c.leased
 			return
 		}
 		c.dispatch(ctx, batch)
@@ -169,14 +199,16 @@ func (c *consumer) loop(ctx context.Context) {
 }
 
 // nextBatch claims and lingers until a batch is ready; nil means the loop
-// should end.
+// should end. The batch is one lease: the first claim takes it, and claims
+// while the batch lingers add to it, within batch_size and max_bytes and,
+// with group_by, of its group.
 func (c *consumer) nextBatch(ctx context.Context) []claimed {
 	for {
 		if c.ending() {
 			return nil
 		}
 		c.mu.Lock()
-		room := c.cfg.BatchSize - c.acc.Len()
+		room := c.cfg.BatchSize - len(c.pending)
 		capped := false
 		if c.cfg.MaxMessages > 0 && c.cfg.MaxMessages-c.claimed < room {
 			room, capped = c.cfg.MaxMessages-c.claimed, true
@@ -185,29 +217,42 @@ func (c *consumer) nextBatch(ctx context.Context) []claimed {
 			c.mu.Unlock()
 			return nil
 		}
+		into := c.pendingLease()
 		c.mu.Unlock()
 
 		got := 0
-		if room > 0 {
-			lease, err := c.store.Claim(ctx, c.e.claimOptions(room))
-			if err != nil {
+		// A claim while batches of ours run may find nothing only because
+		// they hold the queue's in-flight limit.
+		busyAtClaim := c.running() > 0
+		if room > 0 && !c.bytesFull {
+			opts := c.e.claimOptions(room)
+			opts.MaxBytes = c.cfg.MaxBytes
+			opts.Into = into
+			lease, err := c.store.Claim(ctx, opts)
+			switch {
+			case err != nil && into != nil && errors.Is(err, queuestore.ErrLeaseLost):
+				// The lingering batch's lease ran out (a heartbeat could not
+				// reach the database in time): hand on what it holds; its
+				// finish names what was taken over.
+				c.bytesFull = true
+			case err != nil:
 				c.setFatal(err)
 				return nil
-			}
-			if lease != nil {
+			case lease != nil:
 				got = len(lease.Messages)
+				c.bytesFull = lease.BytesFull
 				c.track(lease)
 			}
 		}
 		now := time.Now()
-		if batch := c.acc.Take(now); batch != nil {
-			return batch
+		if c.batchReady(now) {
+			return c.takePending()
 		}
-		if c.acc.Len() > 0 { // lingering on a partial batch
+		if len(c.pending) > 0 { // lingering on a partial batch
 			if got > 0 && got == room {
 				continue // the queue may have more
 			}
-			wait := c.acc.Ready(now).Wait
+			wait := c.policy.Decide(len(c.pending), c.pendingBytes(), c.pending[0].at, now).Wait
 			if !capped || room > 0 {
 				wait = min(wait, c.cfg.PollInterval)
 			}
@@ -225,6 +270,9 @@ func (c *consumer) nextBatch(ctx context.Context) []claimed {
 				// A running batch may be retried at once: look again when it ends.
 				c.sleep(c.cfg.PollInterval, c.finished)
 				continue
+			}
+			if busyAtClaim {
+				continue // our batches have ended since: claim again before calling it drained
 			}
 			if skippedReason(ctx, c.store, c.cfg.Queue) == "limit" {
 				c.sleep(c.cfg.PollInterval, c.finished) // other consumers hold the limit
@@ -246,6 +294,51 @@ func (c *consumer) nextBatch(ctx context.Context) []claimed {
 			c.sleep(c.cfg.PollInterval, nil)
 		}
 	}
+}
+
+// batchReady says whether the pending batch goes to a handler now: full by
+// size or bytes, lingered long enough, or capped by max_messages or the
+// mode.
+func (c *consumer) batchReady(now time.Time) bool {
+	if len(c.pending) == 0 {
+		return false
+	}
+	if c.bytesFull || c.policy.Decide(len(c.pending), c.pendingBytes(), c.pending[0].at, now).Ready() {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfg.MaxMessages > 0 && c.claimed >= c.cfg.MaxMessages
+}
+
+func (c *consumer) pendingBytes() int64 {
+	var n int64
+	for _, m := range c.pending {
+		n += int64(len(m.msg.Body))
+	}
+	return n
+}
+
+// pendingLease is the pending batch's lease with its messages (bodies for
+// the byte count, groups for group_by), for a claim into it; nil when no
+// batch is pending. c.mu is held.
+func (c *consumer) pendingLease() *queuestore.Lease {
+	if len(c.pending) == 0 {
+		return nil
+	}
+	first := c.pending[0].lease
+	l := &queuestore.Lease{ID: first.ID, Token: first.Token, Queue: first.Queue, Consumer: first.Consumer}
+	for _, m := range c.pending {
+		l.Messages = append(l.Messages, m.msg)
+	}
+	return l
+}
+
+// takePending hands the pending batch on and starts a new one.
+func (c *consumer) takePending() []claimed {
+	batch := c.pending
+	c.pending, c.bytesFull = nil, false
+	return batch
 }
 
 func (c *consumer) ending() bool {
@@ -286,17 +379,25 @@ func (c *consumer) setFatal(err error) {
 	}
 }
 
-// track registers a new lease and holds its messages for batching.
+// track registers a claim (a new lease, or more messages for the pending
+// batch's lease) and adds its messages to the pending batch.
 func (c *consumer) track(lease *queuestore.Lease) {
 	now := time.Now()
 	c.mu.Lock()
-	c.leases[lease.ID] = &leaseState{lease: lease, open: len(lease.Messages)}
+	st := c.leases[lease.ID]
+	if st == nil {
+		own := &queuestore.Lease{ID: lease.ID, Token: lease.Token, Queue: lease.Queue, Consumer: lease.Consumer, ExpiresAt: lease.ExpiresAt}
+		st = &leaseState{lease: own}
+		c.leases[lease.ID] = st
+	}
+	for _, m := range lease.Messages {
+		st.ids = append(st.ids, m.ID)
+		st.open++
+		c.pending = append(c.pending, claimed{msg: m, lease: st.lease, at: now})
+	}
 	c.claimed += len(lease.Messages)
 	c.lastClaim = now
 	c.mu.Unlock()
-	for _, m := range lease.Messages {
-		c.acc.Add(claimed{msg: m, lease: lease, at: now})
-	}
 }
 
 func (c *consumer) dispatch(ctx context.Context, batch []claimed) {
@@ -314,6 +415,7 @@ func (c *consumer) dispatch(ctx context.Context, batch []claimed) {
 		c.busy--
 		c.mu.Unlock()
 		<-c.slots
+		<-c.leased
 		select {
 		case c.finished <- struct{}{}:
 		default:
@@ -329,86 +431,117 @@ const (
 	finishRelease
 )
 
-// finish acks, nacks or releases messages, lease by lease. failed, for
-// finishNack, maps some ids to their own error text.
+// finish acks, nacks or releases the messages of one batch (one lease).
+// failed, for finishNack, maps some ids to their own error text. Messages
+// that another claim took over are counted lost and named on stderr.
 func (c *consumer) finish(ctx context.Context, msgs []claimed, kind finishKind, errText string, failed map[int64]string) {
-	type part struct {
-		lease *queuestore.Lease
-		ids   []int64
+	if len(msgs) == 0 {
+		return
 	}
-	var parts []*part
-	byLease := map[int64]*part{}
-	for _, m := range msgs {
-		p := byLease[m.lease.ID]
-		if p == nil {
-			p = &part{lease: m.lease}
-			byLease[m.lease.ID] = p
-			parts = append(parts, p)
-		}
-		p.ids = append(p.ids, m.msg.ID)
+	leaseID := msgs[0].lease.ID
+	ids := make([]int64, len(msgs))
+	attempts := map[int64]int{}
+	for i, m := range msgs {
+		ids[i] = m.msg.ID
+		attempts[m.msg.ID] = m.msg.Attempt
 	}
-	for _, p := range parts {
-		var acked, retried, dead, released int
-		var err error
-		switch kind {
-		case finishAck:
-			if err = c.store.Ack(ctx, p.lease, p.ids...); err == nil {
-				acked = len(p.ids)
-			}
-		case finishRelease:
-			if err = c.store.Release(ctx, p.lease, p.ids...); err == nil {
-				released = len(p.ids)
-			}
-		case finishNack:
-			// One nack per distinct error text.
-			texts := map[string][]int64{}
-			var order []string
-			for _, id := range p.ids {
-				t := errText
-				if own, ok := failed[id]; ok && own != "" {
-					t = own
-				}
-				if _, seen := texts[t]; !seen {
-					order = append(order, t)
-				}
-				texts[t] = append(texts[t], id)
-			}
-			for _, t := range order {
-				res, nerr := c.store.Nack(ctx, p.lease, queuestore.NackOptions{IDs: texts[t], Error: t, MaxAttempts: c.cfg.MaxAttempts})
-				if nerr != nil {
-					err = errors.Join(err, nerr)
-					continue
-				}
-				retried += len(res.Retried)
-				dead += len(res.Dead)
-			}
-		}
-		lost := 0
-		if err != nil {
-			if leaseLost(err) {
-				lost = len(p.ids) - acked - retried - dead - released
-				fmt.Fprintf(c.stderr, "daguq: lease %s of queue %s was lost before it was finished: %d messages may be delivered again\n", p.lease.Token, c.cfg.Queue, lost)
-			} else {
-				c.setFatal(err)
-			}
-		}
-		c.mu.Lock()
-		c.sum.Acked += acked
-		c.sum.Retried += retried
-		c.sum.Dead += dead
-		c.sum.Released += released
-		c.sum.Lost += lost
-		if st := c.leases[p.lease.ID]; st != nil {
-			st.open -= len(p.ids)
-			if st.open <= 0 {
-				delete(c.leases, p.lease.ID)
-			}
-		}
-		c.mu.Unlock()
+	c.mu.Lock()
+	st := c.leases[leaseID]
+	st.finishing = true
+	lease := batchLease(st, ids)
+	c.mu.Unlock()
+	for i := range lease.Messages {
+		lease.Messages[i].Attempt = attempts[lease.Messages[i].ID]
 	}
+
+	var acked, retried, dead, released int
+	var err error
+	switch kind {
+	case finishAck:
+		err = c.store.Ack(ctx, lease)
+		acked = len(ids)
+	case finishRelease:
+		err = c.store.Release(ctx, lease)
+		released = len(ids)
+	case finishNack:
+		// One nack per distinct error text.
+		texts := map[string][]int64{}
+		var order []string
+		for _, id := range ids {
+			t := errText
+			if own, ok := failed[id]; ok && own != "" {
+				t = own
+			}
+			if _, seen := texts[t]; !seen {
+				order = append(order, t)
+			}
+			texts[t] = append(texts[t], id)
+		}
+		for _, t := range order {
+			res, nerr := c.store.Nack(ctx, lease, queuestore.NackOptions{IDs: texts[t], Error: t, MaxAttempts: c.cfg.MaxAttempts})
+			retried += len(res.Retried)
+			dead += len(res.Dead)
+			err = errors.Join(err, nerr)
+		}
+	}
+	lost := 0
+	var lostErr *queuestore.LostError
+	switch {
+	case err == nil:
+	case errors.As(err, &lostErr) || errors.Is(err, queuestore.ErrLeaseLost):
+		lost = lostCount(err, len(ids))
+		if kind == finishAck {
+			acked -= lost
+		} else if kind == finishRelease {
+			released -= lost
+		}
+		fmt.Fprintf(c.stderr, "daguq: batch of queue %s: %d of its %d messages were taken over by another claim after lease %s ran out: they were not finished here and may be delivered again (%v)\n",
+			c.cfg.Queue, lost, len(ids), lease.Token, err)
+	default:
+		c.setFatal(err)
+		acked, released = 0, 0
+	}
+	c.mu.Lock()
+	c.sum.Acked += acked
+	c.sum.Retried += retried
+	c.sum.Dead += dead
+	c.sum.Released += released
+	c.sum.Lost += lost
+	if st.open -= len(ids); st.open <= 0 {
+		delete(c.leases, leaseID)
+	}
+	c.mu.Unlock()
 }
 
-// heartbeat extends every held lease every lease/3 until stop closes.
+// lostCount is how many messages a finish error says were taken over: the
+// ids of every *LostError it joins, or all of them for a lease lost whole.
+func lostCount(err error, all int) int {
+	var n int
+	var found bool
+	var walk func(error)
+	walk = func(err error) {
+		var lost *queuestore.LostError
+		if joined, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range joined.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		if errors.As(err, &lost) {
+			n += len(lost.IDs)
+			found = true
+		}
+	}
+	walk(err)
+	if !found {
+		return all
+	}
+	return min(n, all)
+}
+
+// heartbeat extends the lease of every batch, pending or running, every
+// lease/3 until stop closes. A lease that another claim took over in part
+// is said on stderr at once; the batch's finish counts it.
 func (c *consumer) heartbeat(ctx context.Context, stop <-chan struct{}) {
 	t := time.NewTicker(max(c.cfg.Lease/3, 10*time.Millisecond))
 	defer t.Stop()
@@ -419,20 +552,48 @@ func (c *consumer) heartbeat(ctx context.Context, stop <-chan struct{}) {
 		case <-t.C:
 		}
 		c.mu.Lock()
-		leases := make([]*queuestore.Lease, 0, len(c.leases))
+		var leases []*queuestore.Lease
 		for _, st := range c.leases {
-			leases = append(leases, st.lease)
+			if st.finishing {
+				continue
+			}
+			var ids []int64
+			for _, id := range st.ids {
+				if !st.lost[id] {
+					ids = append(ids, id)
+				}
+			}
+			if len(ids) > 0 {
+				leases = append(leases, batchLease(st, ids))
+			}
 		}
 		c.mu.Unlock()
 		for _, l := range leases {
 			err := c.store.Extend(ctx, l, c.cfg.Lease)
-			if err == nil {
-				continue
-			}
+			var lost *queuestore.LostError
 			c.mu.Lock()
-			_, held := c.leases[l.ID]
+			st, held := c.leases[l.ID]
+			if held && !st.finishing && err == nil {
+				st.lease.ExpiresAt = l.ExpiresAt
+			}
+			newly := 0
+			if held && !st.finishing && errors.As(err, &lost) {
+				if st.lost == nil {
+					st.lost = map[int64]bool{}
+				}
+				for _, id := range lost.IDs {
+					if !st.lost[id] {
+						st.lost[id] = true
+						newly++
+					}
+				}
+			}
 			c.mu.Unlock()
-			if held { // not merely finished in the meantime
+			switch {
+			case err == nil || !held:
+			case newly > 0:
+				fmt.Fprintf(c.stderr, "daguq: lease %s of queue %s: %d messages were taken over by another claim after the lease ran out; the batch goes on, and they will not be finished by it\n", l.Token, c.cfg.Queue, newly)
+			case lost == nil:
 				fmt.Fprintf(c.stderr, "daguq: extend lease %s of queue %s: %v\n", l.Token, c.cfg.Queue, err)
 			}
 		}

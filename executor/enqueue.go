@@ -70,20 +70,17 @@ func (e *enqueueExecutor) run(ctx context.Context) error {
 	now := time.Now()
 	msgs, err := e.messages(now)
 	if err != nil {
-		return usageError(err)
+		return invalid(err)
 	}
 	path, _ := ResolveDB(e.cfg.DB, specGetenv(e.spec))
-	store, err := OpenStore(resolvePath(e.spec.Dir, path), StoreOptions{})
+	store, err := OpenStore(resolvePath(e.spec.Dir, path), StoreOptions{LockWaitNotice: e.stderr})
 	if err != nil {
-		return storeError(err)
+		return err
 	}
 	defer store.Close()
 	res, err := store.Enqueue(ctx, msgs...)
 	if err != nil {
-		if errors.Is(err, queuestore.ErrInvalid) {
-			return usageError(err)
-		}
-		return storeError(fmt.Errorf("enqueue to %q: nothing was enqueued: %w", e.cfg.Queue, err))
+		return fmt.Errorf("enqueue to %q: nothing was enqueued: %w", e.cfg.Queue, err)
 	}
 	sum := EnqueueSummary{Queue: e.cfg.Queue, Enqueued: res.Enqueued, Duplicates: res.Duplicates, IDs: []int64{}}
 	for _, id := range res.IDs {
@@ -181,6 +178,9 @@ func readJSONLines(r io.Reader, base queuestore.NewMessage, withEnvelope, raw bo
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
+		if err := checkUTF8(line); err != nil {
+			return nil, fmt.Errorf("line %d: %w", lineNo, err)
+		}
 		m := base
 		var err error
 		switch {
@@ -224,9 +224,11 @@ func applyEnvelope(m *queuestore.NewMessage, line []byte, now time.Time) error {
 		return fmt.Errorf("envelope body: %w", err)
 	}
 	m.Body = body
+	// The envelope's keys have the bounds of the step's keys (the field table).
+	field := func(name string) Field { return mustField(KindEnqueue, name) }
 	if env.Priority != nil {
-		if *env.Priority < -1<<31 || *env.Priority > 1<<31-1 {
-			return fmt.Errorf("envelope priority must be %d..%d, got %d", -1<<31, 1<<31-1, *env.Priority)
+		if err := field("priority").checkNumber(float64(*env.Priority), strconv.FormatInt(*env.Priority, 10)); err != nil {
+			return fmt.Errorf("envelope %w", err)
 		}
 		m.Priority = *env.Priority
 	}
@@ -237,8 +239,8 @@ func applyEnvelope(m *queuestore.NewMessage, line []byte, now time.Time) error {
 		m.Group = *env.Group
 	}
 	if env.MaxAttempts != nil {
-		if *env.MaxAttempts < 0 || *env.MaxAttempts > maxAttemptsCap {
-			return fmt.Errorf("envelope max_attempts must be 0..%d, got %d", maxAttemptsCap, *env.MaxAttempts)
+		if err := field("max_attempts").checkNumber(float64(*env.MaxAttempts), strconv.Itoa(*env.MaxAttempts)); err != nil {
+			return fmt.Errorf("envelope %w", err)
 		}
 		m.MaxAttempts = *env.MaxAttempts
 	}
@@ -263,8 +265,10 @@ func applyEnvelope(m *queuestore.NewMessage, line []byte, now time.Time) error {
 		}
 		m.NotBefore = t
 	}
-	if len(m.DedupeKey) > 1000 || len(m.Group) > 1024 {
-		return errors.New("envelope dedupe_key and group must be at most 1000 and 1024 bytes")
+	for _, key := range []struct{ name, value string }{{"dedupe_key", m.DedupeKey}, {"group", m.Group}} {
+		if err := field(key.name).checkLength(key.value); err != nil {
+			return fmt.Errorf("envelope %w", err)
+		}
 	}
 	return nil
 }

@@ -2,13 +2,11 @@ package executor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 )
 
 // The step types daguq adds to Dagu.
@@ -45,62 +43,6 @@ type StdinSetter interface {
 	SetStdin(io.Reader)
 }
 
-// Exit statuses of a step. Dagu reads them from the "exit status N" text of
-// the error Run returns (see ExitError).
-const (
-	ExitOK            = 0 // done: every batch acked, or retried / dead-lettered by policy
-	ExitHandlerFailed = 1 // fail_on asked to fail: a message went dead (or was nacked)
-	ExitUsage         = 2 // bad configuration or input: nothing was changed
-	ExitStore         = 3 // the database could not be opened, read or written
-	ExitStopped       = 4 // stopped by Kill or a cancelled context before finishing
-	ExitWaitTimeout   = 5 // pool: wait_timeout passed before the slots were free
-)
-
-// ExitError is the error Run and New return: an exit status and its cause.
-// Its text starts with "exit status N: " which Dagu parses.
-type ExitError struct {
-	Code int
-	Err  error
-}
-
-func (e *ExitError) Error() string {
-	if e.Err == nil {
-		return fmt.Sprintf("exit status %d", e.Code)
-	}
-	return fmt.Sprintf("exit status %d: %v", e.Code, e.Err)
-}
-
-func (e *ExitError) Unwrap() error { return e.Err }
-
-// ExitCode reports the exit status for err: 0 for nil, the code of an
-// ExitError, else ExitStore.
-func ExitCode(err error) int {
-	if err == nil {
-		return ExitOK
-	}
-	var ee *ExitError
-	if errors.As(err, &ee) {
-		return ee.Code
-	}
-	return ExitStore
-}
-
-// exitStatus remembers the exit status of the last Run for Dagu, which asks
-// an executor for ExitCode() before it parses the error text.
-type exitStatus struct{ code atomic.Int32 }
-
-// ExitCode is the exit status of the last Run (0 before any).
-func (s *exitStatus) ExitCode() int { return int(s.code.Load()) }
-
-func (s *exitStatus) record(err error) error {
-	s.code.Store(int32(ExitCode(err)))
-	return err
-}
-
-func usageError(err error) error   { return &ExitError{Code: ExitUsage, Err: err} }
-func storeError(err error) error   { return &ExitError{Code: ExitStore, Err: err} }
-func stoppedError(err error) error { return &ExitError{Code: ExitStopped, Err: err} }
-
 // New builds the executor of kind from spec: it parses and validates the
 // configuration (the error names the field and is an *ExitError with
 // ExitUsage) but opens no database; Run does.
@@ -130,21 +72,22 @@ func New(kind string, spec Spec) (Executor, error) {
 // Validate checks a `with:` map of kind with the parser New uses: Dagu's
 // step validator. A `queue` consume step must name its handler in config
 // (run or script), as step_types call sites have no command or script.
+// Its error is a *ConfigError: ExitCode gives ExitUsage for it.
 func Validate(kind string, config map[string]any) error {
 	switch kind {
 	case KindQueue:
 		cfg, err := parseQueueConfig(config)
 		if err != nil {
-			return err
+			return invalid(err)
 		}
-		return cfg.resolveHandler(Spec{})
+		return invalid(cfg.resolveHandler(Spec{}))
 	case KindEnqueue:
 		_, err := parseEnqueueConfig(config)
-		return err
+		return invalid(err)
 	case KindPool:
-		return validatePool(config)
+		return invalid(validatePool(config))
 	}
-	return unknownKind(kind)
+	return invalid(unknownKind(kind))
 }
 
 func unknownKind(kind string) error {

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Field types as Fields reports them.
@@ -19,8 +22,10 @@ const (
 	TypeList         = "list"           // a list; a string is parsed as a JSON array
 )
 
-// Field describes one `with:` key of a step type. Fields drives the config
-// decoder's messages, the JSON schema, the docs table and the CLI flags.
+// Field describes one `with:` key of a step type: the one source of its
+// default, bounds and length. Fields drives the config defaults, their
+// validation, the decoder's messages, the JSON schema, the docs table and
+// the CLI flags.
 type Field struct {
 	Name        string
 	Type        string // one of the Type constants
@@ -28,7 +33,11 @@ type Field struct {
 	Default     any      // nil: no default (unset)
 	Enum        []string // allowed values of a string field
 	Min, Max    *float64 // inclusive bounds; durations in seconds
-	Required    bool
+	// MaxLength is the longest value of a string field, in bytes (0: no
+	// limit). The JSON schema's maxLength carries it (which counts
+	// characters, so the parser is the stricter check).
+	MaxLength int
+	Required  bool
 	// Items is the JSON Schema type of a list's items ("" for any).
 	Items string
 	// Actions, for the queue kind, lists the actions the key applies to
@@ -125,6 +134,9 @@ func fieldSchema(f Field) map[string]any {
 		if len(f.Enum) > 0 {
 			s["enum"] = f.Enum
 		}
+		if f.MaxLength > 0 {
+			s["maxLength"] = f.MaxLength
+		}
 	case TypeInteger, TypeNumber:
 		s["type"] = f.Type
 		if f.Min != nil {
@@ -206,6 +218,8 @@ func MarkdownTable(kind string) string {
 			allowed = "`" + strings.Join(f.Enum, "`, `") + "`"
 		case f.Min != nil || f.Max != nil:
 			allowed = rangeText(f)
+		case f.MaxLength > 0:
+			allowed = lengthText(f)
 		}
 		desc := f.Description
 		if len(f.Actions) > 0 && kind == KindQueue {
@@ -214,4 +228,119 @@ func MarkdownTable(kind string) string {
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", f.Name, f.Type, def, allowed, strings.ReplaceAll(desc, "|", "\\|"))
 	}
 	return b.String()
+}
+
+// defaults decodes every field's Default into out, a pointer to the zero
+// config struct of kind: the table is the only place defaults are written.
+func defaults(kind string, out any) {
+	values := map[string]any{}
+	for _, f := range Fields(kind) {
+		if f.Default != nil {
+			values[f.Name] = f.Default
+		}
+	}
+	if err := decodeConfig(kind, values, out); err != nil {
+		panic(fmt.Sprintf("executor: a %s field default does not decode: %v", kind, err))
+	}
+}
+
+// checkFields checks every bounded field of cfg (a config struct, or a
+// pointer to one) against its Field: Min and Max for numbers and durations
+// (in seconds), MaxLength for strings. The struct field is found by its
+// mapstructure tag, so a new bounded key is checked with no code here.
+func checkFields(fields []Field, cfg any) []error {
+	v := reflect.Indirect(reflect.ValueOf(cfg))
+	var errs []error
+	for _, f := range fields {
+		if f.Min == nil && f.Max == nil && f.MaxLength == 0 {
+			continue
+		}
+		fv, ok := structField(v, f.Name)
+		if !ok {
+			panic(fmt.Sprintf("executor: bounded field %s has no struct field tagged %q", f.Name, f.Name))
+		}
+		if err := f.check(fv); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// structField is the field of struct v whose mapstructure tag is name.
+func structField(v reflect.Value, name string) (reflect.Value, bool) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		if t.Field(i).Tag.Get("mapstructure") == name {
+			return v.Field(i), true
+		}
+	}
+	return reflect.Value{}, false
+}
+
+// check validates one value of f: nil (unset) passes.
+func (f Field) check(v reflect.Value) error {
+	if v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
+	switch {
+	case v.Type() == durationType:
+		d := time.Duration(v.Int())
+		return f.checkNumber(d.Seconds(), d.String())
+	case v.CanInt():
+		return f.checkNumber(float64(v.Int()), strconv.FormatInt(v.Int(), 10))
+	case v.CanUint():
+		return f.checkNumber(float64(v.Uint()), strconv.FormatUint(v.Uint(), 10))
+	case v.CanFloat():
+		return f.checkNumber(v.Float(), strconv.FormatFloat(v.Float(), 'f', -1, 64))
+	case v.Kind() == reflect.String:
+		return f.checkLength(v.String())
+	}
+	return nil
+}
+
+// checkNumber checks x (shown as shown) against f's bounds.
+func (f Field) checkNumber(x float64, shown string) error {
+	if (f.Min != nil && x < *f.Min) || (f.Max != nil && x > *f.Max) {
+		return fmt.Errorf("%s must be %s, got %s", f.Name, rangeText(f), shown)
+	}
+	return nil
+}
+
+// checkLength checks s against f's MaxLength.
+func (f Field) checkLength(s string) error {
+	if f.MaxLength > 0 && len(s) > f.MaxLength {
+		return fmt.Errorf("%s must be %s, got %d bytes", f.Name, lengthText(f), len(s))
+	}
+	return nil
+}
+
+func lengthText(f Field) string { return fmt.Sprintf("at most %d bytes", f.MaxLength) }
+
+func rangeText(f Field) string {
+	format := func(v float64) string {
+		if f.Type == TypeDuration {
+			return (time.Duration(v * float64(time.Second))).String()
+		}
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	switch {
+	case f.Min != nil && f.Max != nil:
+		return format(*f.Min) + ".." + format(*f.Max)
+	case f.Min != nil:
+		return "at least " + format(*f.Min)
+	default:
+		return "at most " + format(*f.Max)
+	}
+}
+
+// mustField is field name of kind; a missing one is a programmer error.
+func mustField(kind, name string) Field {
+	f, ok := fieldByName(kind, name)
+	if !ok {
+		panic("executor: no field " + kind + "." + name)
+	}
+	return f
 }

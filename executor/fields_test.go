@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated tables in docs/executors.md")
@@ -181,6 +182,17 @@ func TestDocs(t *testing.T) {
 			if !strings.Contains(fresh, "| `"+f.Name+"` |") {
 				t.Errorf("%s: key %s.%s is not documented", docsPath, kind, f.Name)
 			}
+			// The row shows the table's default, bounds and length.
+			row := docsRow(fresh[i:], f.Name)
+			if d := f.DefaultText(); d != "" && !f.Required && !strings.Contains(row, "`"+d+"`") {
+				t.Errorf("%s: %s.%s row lacks its default %q: %s", docsPath, kind, f.Name, d, row)
+			}
+			if (f.Min != nil || f.Max != nil) && !strings.Contains(row, rangeText(f)) {
+				t.Errorf("%s: %s.%s row lacks its bounds %q: %s", docsPath, kind, f.Name, rangeText(f), row)
+			}
+			if f.MaxLength > 0 && !strings.Contains(row, lengthText(f)) {
+				t.Errorf("%s: %s.%s row lacks its length %q: %s", docsPath, kind, f.Name, lengthText(f), row)
+			}
 		}
 	}
 	if fresh == doc {
@@ -194,6 +206,16 @@ func TestDocs(t *testing.T) {
 		return
 	}
 	t.Fatalf("%s is stale: run `go test ./executor -run TestDocs -update`", docsPath)
+}
+
+// docsRow is the first table row of key in doc.
+func docsRow(doc, key string) string {
+	i := strings.Index(doc, "| `"+key+"` |")
+	if i < 0 {
+		return ""
+	}
+	row, _, _ := strings.Cut(doc[i:], "\n")
+	return row
 }
 
 // TestSchemaDefaultsValidate: Dagu fills every schema default into `with:`
@@ -224,5 +246,127 @@ func TestSchemaDefaultsValidate(t *testing.T) {
 		if err := Validate(tc.kind, cfg); err != nil {
 			t.Errorf("%s with schema defaults %v: %v", tc.kind, tc.extra, err)
 		}
+	}
+}
+
+// TestBoundsNeedNoMapping: a bounded field is checked from the table alone,
+// found by its mapstructure tag; no list of keys to keep in step.
+func TestBoundsNeedNoMapping(t *testing.T) {
+	type probe struct {
+		Count   int            `mapstructure:"count"`
+		Wait    time.Duration  `mapstructure:"wait"`
+		Name    string         `mapstructure:"name"`
+		Level   *int64         `mapstructure:"level"`
+		Unset   *int64         `mapstructure:"unset"`
+		Free    int            `mapstructure:"free"`
+		Handler any            `mapstructure:"handler"`
+		Extra   map[string]int `mapstructure:"extra"`
+	}
+	fields := []Field{
+		{Name: "count", Type: TypeInteger, Min: bound(1), Max: bound(10)},
+		{Name: "wait", Type: TypeDuration, Max: bound(60)},
+		{Name: "name", Type: TypeString, MaxLength: 4},
+		{Name: "level", Type: TypeInteger, Min: bound(0)},
+		{Name: "unset", Type: TypeInteger, Min: bound(0)},
+		{Name: "free", Type: TypeInteger},
+		{Name: "handler", Type: TypeStringOrList, MaxLength: 3},
+		{Name: "extra", Type: TypeJSON},
+	}
+	level := int64(-2)
+	bad := probe{Count: 11, Wait: 2 * time.Minute, Name: "toolong", Level: &level, Free: -5, Handler: "abcd"}
+	var got []string
+	for _, err := range checkFields(fields, &bad) {
+		got = append(got, err.Error())
+	}
+	want := []string{
+		"count must be 1..10, got 11",
+		"wait must be at most 1m0s, got 2m0s",
+		"name must be at most 4 bytes, got 7 bytes",
+		"level must be at least 0, got -2",
+		"handler must be at most 3 bytes, got 4 bytes",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("checkFields:\n got %q\nwant %q", got, want)
+	}
+	if errs := checkFields(fields, probe{Count: 1, Name: "ok"}); len(errs) != 0 {
+		t.Errorf("in-bounds probe refused: %v", errs)
+	}
+}
+
+// TestEveryBoundIsChecked: for every key with a bound or a length, a value
+// just past it is refused by Validate with an error naming the key.
+func TestEveryBoundIsChecked(t *testing.T) {
+	base := map[string]map[string]any{
+		KindQueue:   {"queue": "q", "run": "./h.sh"},
+		KindEnqueue: {"queue": "q", "message": 1},
+	}
+	checked := 0
+	for _, kind := range Kinds() {
+		for _, f := range Fields(kind) {
+			var past []any
+			switch f.Type {
+			case TypeInteger:
+				if f.Min != nil {
+					past = append(past, int64(*f.Min)-1)
+				}
+				if f.Max != nil {
+					past = append(past, int64(*f.Max)+1)
+				}
+			case TypeDuration:
+				if f.Min != nil {
+					past = append(past, time.Duration((*f.Min)*float64(time.Second)-1).String())
+				}
+				if f.Max != nil {
+					past = append(past, time.Duration((*f.Max)*float64(time.Second)+1).String())
+				}
+			case TypeString:
+				if f.MaxLength > 0 {
+					past = append(past, strings.Repeat("a", f.MaxLength+1))
+				}
+			}
+			for _, v := range past {
+				config := map[string]any{f.Name: v}
+				for k, bv := range base[kind] {
+					if k != f.Name {
+						config[k] = bv
+					}
+				}
+				err := Validate(kind, config)
+				if err == nil || !strings.Contains(err.Error(), f.Name+" must be") {
+					t.Errorf("%s.%s = %v: error %v, want it refused by name", kind, f.Name, v, err)
+				}
+				checked++
+			}
+		}
+	}
+	if checked < 30 {
+		t.Errorf("only %d bounds checked: the table lost its bounds?", checked)
+	}
+}
+
+// TestSchemaCarriesBoundsAndLengths: the input_schema has every bound and
+// length of the table, so Dagu refuses at load what the parser refuses.
+func TestSchemaCarriesBoundsAndLengths(t *testing.T) {
+	for _, kind := range Kinds() {
+		props := InputSchema(kind)["properties"].(map[string]any)
+		for _, f := range Fields(kind) {
+			p := props[f.Name].(map[string]any)
+			if f.MaxLength > 0 && p["maxLength"] != f.MaxLength {
+				t.Errorf("%s.%s: maxLength %v, want %d", kind, f.Name, p["maxLength"], f.MaxLength)
+			}
+			if f.Type == TypeInteger {
+				if f.Min != nil && p["minimum"] != jsonNumber(*f.Min) {
+					t.Errorf("%s.%s: minimum %v, want %v", kind, f.Name, p["minimum"], *f.Min)
+				}
+				if f.Max != nil && p["maximum"] != jsonNumber(*f.Max) {
+					t.Errorf("%s.%s: maximum %v, want %v", kind, f.Name, p["maximum"], *f.Max)
+				}
+			}
+		}
+	}
+	group := InputSchema(KindEnqueue)["properties"].(map[string]any)["group"].(map[string]any)
+	dedupe := InputSchema(KindEnqueue)["properties"].(map[string]any)["dedupe_key"].(map[string]any)
+	if group["maxLength"] != 1024 || dedupe["maxLength"] != 1000 {
+		t.Errorf("group maxLength %v, dedupe_key %v: want 1024 and 1000", group["maxLength"], dedupe["maxLength"])
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/daguq/daguq/queuestore"
 )
@@ -118,8 +119,8 @@ func FuzzEnqueueJSONLines(f *testing.F) {
 			t.Fatalf("%d messages from %d non-blank lines", len(msgs), nonBlank)
 		}
 		for i, m := range msgs {
-			if !json.Valid(m.Body) {
-				t.Fatalf("message %d body is not JSON: %q", i, m.Body)
+			if !json.Valid(m.Body) || !utf8.Valid(m.Body) {
+				t.Fatalf("message %d body is not JSON in valid UTF-8: %q", i, m.Body)
 			}
 			if m.MaxAttempts < 0 || m.MaxAttempts > maxAttemptsCap || m.NotBefore.Before(now) && !m.NotBefore.IsZero() && !envelope {
 				t.Fatalf("message %d out of range: %+v", i, m)

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/daguq/daguq/internal/proctree"
 )
 
 // Environment variables a handler gets, besides the step's own.
@@ -68,15 +70,19 @@ func checkProgram(dir, field, prog string) error {
 
 // prepare makes the run's temporary directory and the script file.
 func (c *consumer) prepare() error {
-	dir, err := os.MkdirTemp("", "daguq-")
+	dir, unlock, err := newRunDir()
 	if err != nil {
 		return fmt.Errorf("temporary directory for batch files: %w", err)
 	}
 	c.tmpDir = dir
+	c.cleanup = func() {
+		os.RemoveAll(dir)
+		unlock()
+	}
 	if c.cfg.Script != "" {
 		c.script = filepath.Join(dir, "handler.sh")
 		if err := os.WriteFile(c.script, []byte(c.cfg.Script), 0o700); err != nil {
-			os.RemoveAll(dir)
+			c.cleanup()
 			return fmt.Errorf("script: write handler file: %w", err)
 		}
 	}
@@ -139,6 +145,7 @@ func (c *consumer) handle(ctx context.Context, batch []claimed) {
 	case res.exitCode == 0:
 		failed, err := readResultFile(resultFile, batch)
 		if err != nil {
+			fmt.Fprintf(c.stderr, "daguq: batch of queue %s: result file %s: %v: the whole batch is nacked\n", c.cfg.Queue, resultFile, err)
 			c.finish(ctx, batch, finishNack, "result file: "+err.Error(), nil)
 			return
 		}
@@ -213,18 +220,21 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// runHandler runs one handler process in its own process group, with the
-// batch file as stdin and its output on the step's stderr. It returns when
-// the process has exited: on Kill the group gets Kill's signal, on
-// batch_timeout SIGTERM, and SIGKILL after grace in both cases.
+// runHandler runs one handler as a process tree (internal/proctree): on
+// Linux under a small supervisor that ends every process the handler
+// started when the handler exits, when it is stopped, and when daguq itself
+// dies. The batch file is its stdin, its output goes to the step's stderr.
+// It returns when no process of the tree is left: on Kill the handler's
+// group gets Kill's signal, on batch_timeout SIGTERM, and the whole tree
+// gets SIGKILL after grace in both cases.
 func (c *consumer) runHandler(argv []string, env []string, stdinFile string) handlerResult {
 	stdin, err := os.Open(stdinFile)
 	if err != nil {
 		return handlerResult{startErr: err}
 	}
 	defer stdin.Close()
-	// Our own pipe for the handler's output, so that Wait returns when the
-	// handler exits even if a child of it still holds the pipe.
+	// Our own pipe for the handler's output, so that no process but the
+	// tree's holds its write end: the copy ends when the tree is gone.
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return handlerResult{startErr: err}
@@ -235,26 +245,23 @@ func (c *consumer) runHandler(argv []string, env []string, stdinFile string) han
 		defer close(copied)
 		io.Copy(&teeWriter{a: c.stderr, b: tail}, outR)
 	}()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = c.e.spec.Dir
-	cmd.Env = env
-	cmd.Stdin = stdin
-	cmd.Stdout = outW
-	cmd.Stderr = outW
-	cmd.SysProcAttr = handlerSysProcAttr()
-	err = cmd.Start()
+	var tree *proctree.Tree
+	lookup := exec.Command(argv[0], argv[1:]...) // finds the program as os/exec does
+	if err = lookup.Err; err == nil {
+		tree, err = proctree.Start(proctree.Cmd{Path: lookup.Path, Args: argv, Dir: c.e.spec.Dir, Env: env,
+			Stdin: stdin, Output: outW, Cleanup: c.tmpDir})
+	}
 	outW.Close()
 	if err != nil {
 		outR.Close()
 		<-copied
 		return handlerResult{startErr: err}
 	}
-	pgid := cmd.Process.Pid
-	c.e.addGroup(pgid)
-	defer c.e.removeGroup(pgid)
+	c.e.addTree(tree)
+	defer c.e.removeTree(tree)
 
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := make(chan int, 1)
+	go func() { done <- tree.Wait() }()
 
 	var res handlerResult
 	var timeout <-chan time.Time
@@ -276,13 +283,10 @@ func (c *consumer) runHandler(argv []string, env []string, stdinFile string) han
 	stopped := c.e.stopped
 	for {
 		select {
-		case err := <-done:
-			if res.stopped || res.timedOut {
-				// The process we started may be a wrapper (sh -c ./h.sh):
-				// give the rest of its group the grace period too.
-				awaitGroup(pgid, killAfter)
-			}
-			// Output of children that outlive the handler is cut short.
+		case code := <-done:
+			// The tree is gone, and the copy ends with it. Without a
+			// supervisor (not Linux) a process that left the handler's
+			// group may still hold the pipe: its output is cut short.
 			select {
 			case <-copied:
 			case <-time.After(outputDrainTime):
@@ -291,56 +295,27 @@ func (c *consumer) runHandler(argv []string, env []string, stdinFile string) han
 			}
 			outR.Close()
 			res.tail = tail.String()
-			var ee *exec.ExitError
-			switch {
-			case err == nil:
-			case errors.As(err, &ee):
-				res.exitCode = ee.ExitCode()
-			default:
-				res.exitCode = -1
-			}
+			res.exitCode = code
 			return res
 		case <-stopped:
 			stopped = nil
-			res.stopped = true // Kill has signalled the group
+			res.stopped = true // Kill has signalled the tree
 			startGrace()
 		case <-timeout:
 			timeout = nil
 			res.timedOut = true
 			fmt.Fprintf(c.stderr, "daguq: batch of queue %s ran past batch_timeout %s: sending SIGTERM to the handler\n", c.cfg.Queue, c.cfg.BatchTimeout)
-			signalGroup(pgid, syscall.SIGTERM)
+			tree.Signal(syscall.SIGTERM)
 			startGrace()
 		case <-killAfter:
 			killAfter = nil
-			signalGroup(pgid, syscall.SIGKILL)
+			tree.Signal(syscall.SIGKILL)
 		}
 	}
 }
 
-// awaitGroup waits until no process is left in the group, sending SIGKILL
-// when killAfter fires (nil: SIGKILL was sent already).
-func awaitGroup(pgid int, killAfter <-chan time.Time) {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	var giveUp <-chan time.Time
-	if killAfter == nil {
-		giveUp = time.After(time.Second)
-	}
-	for syscall.Kill(-pgid, 0) == nil {
-		select {
-		case <-killAfter:
-			killAfter = nil
-			signalGroup(pgid, syscall.SIGKILL)
-			giveUp = time.After(time.Second) // zombies nobody reaps
-		case <-giveUp:
-			return
-		case <-tick.C:
-		}
-	}
-}
-
-// outputDrainTime is how long output is still copied after a handler exits,
-// from children it left running.
+// outputDrainTime is how long output is still copied after the tree has
+// ended, from processes that escaped it (without a supervisor only).
 const outputDrainTime = time.Second
 
 // writeBatchFile writes the batch as JSON Lines.

@@ -3,10 +3,10 @@ package executor
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/robfig/cron/v3"
 )
@@ -14,21 +14,89 @@ import (
 // messageJSON turns a configured message into the JSON text stored as its
 // body. A string is JSON text unless raw is set, when it becomes a JSON
 // string; any other value (a YAML map, list, number, boolean) is marshalled.
+//
+// Text that is not valid UTF-8 is refused, whatever its form: daguq neither
+// stores bytes that a JSON reader would replace nor replaces them itself.
 func messageJSON(v any, raw bool) ([]byte, error) {
 	if j, ok := v.(json.RawMessage); ok { // already JSON: an item of a JSON array
+		if err := checkUTF8(j); err != nil {
+			return nil, err
+		}
 		return compactJSON(j)
 	}
 	if s, ok := v.(string); ok {
+		if err := checkUTF8([]byte(s)); err != nil {
+			return nil, err
+		}
 		if raw {
 			return json.Marshal(s)
 		}
 		return compactJSON([]byte(s))
+	}
+	if err := checkUTF8Value(v); err != nil {
+		return nil, err
 	}
 	b, err := json.Marshal(normalizeYAML(v))
 	if err != nil {
 		return nil, fmt.Errorf("cannot be stored as JSON: %v", err)
 	}
 	return b, nil
+}
+
+// checkUTF8 refuses text that is not valid UTF-8, naming the offset of the
+// first bad byte (0 is the first byte of the text or line).
+func checkUTF8(text []byte) error {
+	if utf8.Valid(text) {
+		return nil
+	}
+	for i := 0; i < len(text); {
+		r, size := utf8.DecodeRune(text[i:])
+		if r == utf8.RuneError && size == 1 {
+			return fmt.Errorf("invalid UTF-8 at byte offset %d: daguq stores text only as valid UTF-8", i)
+		}
+		i += size
+	}
+	return nil
+}
+
+// checkUTF8Value refuses a string (or map key) that is not valid UTF-8
+// anywhere in a YAML value: encoding/json would replace its bytes silently.
+func checkUTF8Value(v any) error {
+	check := func(s string) error {
+		if err := checkUTF8([]byte(s)); err != nil {
+			return fmt.Errorf("string %s: %w", preview([]byte(s)), err)
+		}
+		return nil
+	}
+	switch x := v.(type) {
+	case string:
+		return check(x)
+	case map[string]any:
+		for k, val := range x {
+			if err := check(k); err != nil {
+				return err
+			}
+			if err := checkUTF8Value(val); err != nil {
+				return err
+			}
+		}
+	case map[any]any:
+		for k, val := range x {
+			if err := checkUTF8Value(k); err != nil {
+				return err
+			}
+			if err := checkUTF8Value(val); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, val := range x {
+			if err := checkUTF8Value(val); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // compactJSON checks that text holds exactly one JSON value and compacts it.
@@ -84,6 +152,9 @@ func messagesList(v any) ([]any, error) {
 	case []any:
 		return x, nil
 	case string:
+		if err := checkUTF8([]byte(x)); err != nil {
+			return nil, fmt.Errorf("messages: %w", err)
+		}
 		var list []json.RawMessage
 		if err := json.Unmarshal([]byte(x), &list); err != nil {
 			return nil, fmt.Errorf("messages must be a list, or a string holding a JSON array, got %s", describeValue(x))
@@ -114,5 +185,3 @@ func parseNotBefore(s string, now time.Time) (time.Time, error) {
 	}
 	return next, nil
 }
-
-var errEmptyInput = errors.New("no messages")

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -25,8 +24,8 @@ import (
 // lease runs out.
 
 var poolFields = []Field{
-	{Name: "pool", Type: TypeString, Required: true,
-		Description: "Pool name: 1..128 letters, digits, '-', '_', '.'. Set its capacity first: `daguq pool set NAME CAPACITY`."},
+	{Name: "pool", Type: TypeString, Required: true, MaxLength: 128,
+		Description: "Pool name: " + queuestore.QueueNameRule + ". Set its capacity first: `daguq pool set NAME CAPACITY`."},
 	{Name: "slots", Type: TypeInteger, Default: 1, Min: bound(1), Max: bound(queuestore.MaxPoolCapacity),
 		Description: "Slots the command holds while it runs (its weight); at most the pool's capacity."},
 	{Name: "run", Type: TypeStringOrList, Verbatim: true,
@@ -35,7 +34,7 @@ var poolFields = []Field{
 		Description: "The command as a script body, written to a temporary file and run as `shell FILE`. Exclusive with run."},
 	{Name: "shell", Type: TypeString, Default: "sh", Verbatim: true,
 		Description: "Program (and arguments, split on spaces) that runs a string `run` (with -c) or a `script` file."},
-	{Name: "priority", Type: TypeInteger, Default: 0, Min: bound(math.MinInt32), Max: bound(math.MaxInt32),
+	{Name: "priority", Type: TypeInteger, Default: 0, Min: bound(queuestore.MinPriority), Max: bound(queuestore.MaxPriority),
 		Description: "Waiting steps are served by priority (higher first), then in the order they arrived."},
 	{Name: "wait_timeout", Type: TypeDuration, Default: "0s", Min: bound(0),
 		Description: "Give up waiting for the slots after this long: the step ends with exit status 5 and the command does not run. 0s: wait as long as it takes."},
@@ -83,14 +82,11 @@ func (c *poolConfig) validate() error {
 	switch {
 	case c.Pool == "":
 		errs = append(errs, errors.New("pool is required: the pool name (set its capacity with `daguq pool set NAME CAPACITY`)"))
+	case len(c.Pool) > mustField(KindPool, "pool").MaxLength: // checkFields names the length
 	case queuestore.ValidatePoolName(c.Pool) != nil:
-		errs = append(errs, fmt.Errorf("pool %q must be 1..128 letters, digits, '-', '_', '.'", c.Pool))
+		errs = append(errs, fmt.Errorf("pool %q must be %s", c.Pool, queuestore.QueueNameRule))
 	}
-	values := map[string]float64{"slots": float64(c.Slots), "priority": float64(c.Priority),
-		"wait_timeout": c.WaitTimeout.Seconds(), "lease": c.Lease.Seconds(), "grace": c.Grace.Seconds()}
-	show := map[string]string{"slots": strconv.Itoa(c.Slots), "priority": strconv.FormatInt(c.Priority, 10),
-		"wait_timeout": c.WaitTimeout.String(), "lease": c.Lease.String(), "grace": c.Grace.String()}
-	errs = append(errs, checkBounds(KindPool, values, show)...)
+	errs = append(errs, checkFields(Fields(KindPool), c)...)
 	// The command: run, script and shell as the queue step reads them.
 	c.cmd = queueConfig{Action: ActionConsume, Run: c.Run, Script: c.Script, Shell: c.Shell}
 	if err := c.cmd.parseRun(); err != nil {
@@ -213,7 +209,7 @@ func (e *poolExecutor) Kill(sig os.Signal) error {
 func (e *poolExecutor) signalLocked(s syscall.Signal) {
 	switch {
 	case e.target > 0:
-		signalGroup(e.target, s)
+		_ = syscall.Kill(-e.target, s)
 	case e.target < 0:
 		_ = syscall.Kill(-e.target, s)
 	}
@@ -262,7 +258,7 @@ func (e *poolExecutor) run(ctx context.Context) error {
 	defer opened.Close()
 	store, ok := opened.(PoolStore)
 	if !ok {
-		return storeError(fmt.Errorf("db %q: this backend has no pools", path))
+		return storeError(&DatabaseError{DB: path, Err: errors.New("pools are kept in a SQLite database only so far: give a file path")})
 	}
 
 	grant, err := e.acquire(storeCtx, store)

@@ -66,7 +66,7 @@ func (e *poolExecutor) runCommand(argv, env []string) commandResult {
 			if res.stopped && group {
 				// The command may be a wrapper (sh -c ...): give the rest
 				// of its group the grace period too.
-				awaitGroup(pid, killAfter)
+				awaitPoolGroup(pid, killAfter)
 			}
 			var ee *exec.ExitError
 			if err != nil && !errors.As(err, &ee) && !errors.Is(err, exec.ErrWaitDelay) {
@@ -93,6 +93,28 @@ func (e *poolExecutor) runCommand(argv, env []string) commandResult {
 			e.mu.Lock()
 			e.signalLocked(syscall.SIGKILL)
 			e.mu.Unlock()
+		}
+	}
+}
+
+// awaitPoolGroup waits until no process is left in the group, sending
+// SIGKILL when killAfter fires (nil: SIGKILL was sent already).
+func awaitPoolGroup(pgid int, killAfter <-chan time.Time) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var giveUp <-chan time.Time
+	if killAfter == nil {
+		giveUp = time.After(time.Second)
+	}
+	for syscall.Kill(-pgid, 0) == nil {
+		select {
+		case <-killAfter:
+			killAfter = nil
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			giveUp = time.After(time.Second) // zombies nobody reaps
+		case <-giveUp:
+			return
+		case <-tick.C:
 		}
 	}
 }

@@ -159,7 +159,7 @@ func TestPoolStepBadConfig(t *testing.T) {
 		{"run and script", map[string]any{"pool": "db", "run": "x", "script": "y"}, []string{"run and script are exclusive"}},
 		{"wait_timeout negative", map[string]any{"pool": "db", "run": "x", "wait_timeout": "-1s"}, []string{"wait_timeout must be at least 0s"}},
 		{"lease zero", map[string]any{"pool": "db", "run": "x", "lease": 0}, []string{"lease must be 1s..168h0m0s, got 0s"}},
-		{"priority range", map[string]any{"pool": "db", "run": "x", "priority": int64(1) << 40}, []string{"priority must be -2147483648..2147483647"}},
+		{"priority range", map[string]any{"pool": "db", "run": "x", "priority": int64(1) << 40}, []string{"priority must be -1000000..1000000"}},
 		{"grace", map[string]any{"pool": "db", "run": "x", "grace": "2h"}, []string{"grace must be 0s..1h0m0s"}},
 		{"shell empty", map[string]any{"pool": "db", "run": "x", "shell": " "}, []string{"shell must name a program"}},
 	} {

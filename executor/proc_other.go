@@ -2,10 +2,13 @@
 
 package executor
 
-import "syscall"
+import "os"
 
-// handlerSysProcAttr puts a handler in its own process group, so that a stop
-// reaches its children.
-func handlerSysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true}
+const runDirPrefix = "daguq-consume-"
+
+// newRunDir makes the consumer's temporary directory. Here nothing removes
+// it after a kill -9 of the consumer (Linux sweeps it: proc_linux.go).
+func newRunDir() (dir string, unlock func(), err error) {
+	dir, err = os.MkdirTemp("", runDirPrefix)
+	return dir, func() {}, err
 }

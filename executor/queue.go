@@ -2,7 +2,6 @@ package executor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/daguq/daguq/internal/proctree"
 	"github.com/daguq/daguq/queuestore"
 )
 
@@ -21,9 +21,10 @@ type queueExecutor struct {
 	stderr io.Writer
 
 	mu      sync.Mutex
-	stopSig syscall.Signal
-	stopped chan struct{} // closed by the first Kill
-	groups  map[int]bool  // process groups of running handlers
+	stopSig syscall.Signal          // the signal of the first Kill
+	lastSig syscall.Signal          // the signal of the latest Kill
+	stopped chan struct{}           // closed by the first Kill
+	trees   map[*proctree.Tree]bool // running handlers
 
 	exitStatus
 }
@@ -32,16 +33,17 @@ var _ Executor = (*queueExecutor)(nil)
 
 func newQueueExecutor(spec Spec, cfg queueConfig) *queueExecutor {
 	return &queueExecutor{spec: spec, cfg: cfg, stdout: io.Discard, stderr: io.Discard,
-		stopped: make(chan struct{}), groups: map[int]bool{}}
+		stopped: make(chan struct{}), trees: map[*proctree.Tree]bool{}}
 }
 
 func (e *queueExecutor) SetStdout(w io.Writer) { e.stdout = w }
 func (e *queueExecutor) SetStderr(w io.Writer) { e.stderr = w }
 
-// Kill stops the step: it claims no more, sends sig to the process group of
-// every running handler (SIGKILL follows after grace), and gives the leases
-// of unfinished batches back. Run returns soon after. Kill may be called
-// many times (each call forwards sig again) and before Run.
+// Kill stops the step: it claims no more, sends sig to every running
+// handler's process tree (SIGKILL follows after grace), and gives the
+// leases of unfinished batches back. Run returns soon after. Kill may be
+// called many times (each call forwards sig again; SIGKILL ends every
+// handler tree at once) and before Run.
 func (e *queueExecutor) Kill(sig os.Signal) error {
 	s, ok := sig.(syscall.Signal)
 	if !ok || s == 0 {
@@ -55,8 +57,9 @@ func (e *queueExecutor) Kill(sig os.Signal) error {
 		e.stopSig = s
 		close(e.stopped)
 	}
-	for pgid := range e.groups {
-		signalGroup(pgid, s)
+	e.lastSig = s
+	for t := range e.trees {
+		t.Signal(s)
 	}
 	return nil
 }
@@ -78,31 +81,23 @@ func (e *queueExecutor) signal() syscall.Signal {
 	return e.stopSig
 }
 
-// addGroup registers a running handler's process group; it reports false,
-// after signalling the group, when the step is already stopping.
-func (e *queueExecutor) addGroup(pgid int) bool {
+// addTree registers a running handler; when the step is already stopping
+// the tree gets the latest signal of Kill at once.
+func (e *queueExecutor) addTree(t *proctree.Tree) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.groups[pgid] = true
+	e.trees[t] = true
 	select {
 	case <-e.stopped:
-		signalGroup(pgid, e.stopSig)
-		return false
+		t.Signal(e.lastSig)
 	default:
-		return true
 	}
 }
 
-func (e *queueExecutor) removeGroup(pgid int) {
+func (e *queueExecutor) removeTree(t *proctree.Tree) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	delete(e.groups, pgid)
-}
-
-func signalGroup(pgid int, sig syscall.Signal) {
-	if pgid > 0 {
-		_ = syscall.Kill(-pgid, sig)
-	}
+	delete(e.trees, t)
 }
 
 // Run runs the configured action. A cancelled context (Dagu's step
@@ -128,8 +123,10 @@ func (e *queueExecutor) run(ctx context.Context) error {
 			return usageError(err)
 		}
 	}
+	// One writer for the store's notices, the consumer and its handlers.
+	e.stderr = &lockedWriter{w: e.stderr}
 	path, _ := ResolveDB(e.cfg.DB, specGetenv(e.spec))
-	store, err := OpenStore(resolvePath(e.spec.Dir, path), StoreOptions{Backoff: e.cfg.backoffFunc()})
+	store, err := OpenStore(resolvePath(e.spec.Dir, path), StoreOptions{Backoff: e.cfg.backoffFunc(), LockWaitNotice: e.stderr})
 	if err != nil {
 		return storeError(err)
 	}
@@ -197,6 +194,3 @@ func skippedReason(ctx context.Context, store Store, queue string) string {
 	}
 	return "empty"
 }
-
-// leaseLost reports an error that means another consumer holds the messages.
-func leaseLost(err error) bool { return errors.Is(err, queuestore.ErrLeaseLost) }

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -75,24 +74,6 @@ func (e *env) daguq(stdin io.Reader, args ...string) result {
 		e.tb.Fatalf("daguq %s: %s", strings.Join(args, " "), r)
 	}
 	return r
-}
-
-// background starts a command and kills its process group at cleanup.
-func (e *env) background(name string, args ...string) (*exec.Cmd, *bytes.Buffer) {
-	e.tb.Helper()
-	cmd := e.command(name, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		e.tb.Fatalf("start %s: %v", name, err)
-	}
-	e.tb.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			cmd.Wait()
-		}
-	})
-	return cmd, &out
 }
 
 // openStore opens a database file for assertions; closed at cleanup.
@@ -220,5 +201,3 @@ func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool
 }
 
 func handler(name string) string { return filepath.Join(repoRoot, "dags", "handlers", name) }
-
-func jsonl(bodies ...string) string { return strings.Join(bodies, "\n") + "\n" }

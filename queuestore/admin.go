@@ -3,7 +3,9 @@ package queuestore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -52,7 +54,7 @@ type Stats struct {
 	Dead           int64         `json:"dead"`
 	Acked          int64         `json:"acked"` // retained acks only
 	OldestReadyAge time.Duration `json:"oldest_ready_age_ns"`
-	Leases         int64         `json:"leases"`          // live leases
+	Leases         int64         `json:"leases"`          // live leases (batches in flight)
 	InFlightLimit  int64         `json:"in_flight_limit"` // live leases at most; 0: no limit
 	Paused         bool          `json:"paused"`
 }
@@ -75,26 +77,98 @@ func (s *Store) Queues(ctx context.Context) ([]string, error) {
 	return names, rows.Err()
 }
 
-// Stats counts queue's messages by state.
+// QueueExists reports whether queue is known: it has had messages (its
+// counts stay after a drain) or settings (a pause flag or an in-flight
+// limit, even one set back).
+func (s *Store) QueueExists(ctx context.Context, queue string) (bool, error) {
+	if err := ValidateQueueName(queue); err != nil {
+		return false, err
+	}
+	var found bool
+	if err := s.readRow(ctx, sqlQueueExists, []any{queue}, &found); err != nil {
+		return false, fmt.Errorf("look up queue %q: %w", queue, err)
+	}
+	return found, nil
+}
+
+// Stats counts queue's messages by state, from the counts the store keeps
+// (no count of rows, however many there are).
 func (s *Store) Stats(ctx context.Context, queue string) (Stats, error) {
 	if err := ValidateQueueName(queue); err != nil {
 		return Stats{}, err
 	}
 	st := Stats{Queue: queue}
 	now := s.now()
-	var oldest sql.NullInt64
-	err := s.readRow(ctx, sqlStats, []any{queue, now}, &st.Ready, &st.Delayed, &st.InFlight, &st.Dead, &st.Acked, &oldest)
+	var readySet, waiting, waitingLeased, dead, acked, oldestDue sql.NullInt64
+	var dueFree, dueLeased int64
+	err := s.readRow(ctx, sqlStats, []any{queue, now}, &readySet, &waiting, &waitingLeased, &dead, &acked,
+		&dueFree, &dueLeased, &oldestDue)
 	if err != nil {
 		return Stats{}, fmt.Errorf("stats of %q: %w", queue, err)
 	}
+	var oldestReady sql.NullInt64
+	if readySet.Int64 > 0 {
+		if oldestReady, err = s.oldestReady(ctx, queue); err != nil {
+			return Stats{}, fmt.Errorf("stats of %q: %w", queue, err)
+		}
+	}
+	st.Ready = readySet.Int64 + dueFree + dueLeased
+	st.Delayed = waiting.Int64 - waitingLeased.Int64 - dueFree
+	st.InFlight = waitingLeased.Int64 - dueLeased
+	st.Dead, st.Acked = dead.Int64, acked.Int64
+	oldest := oldestReady
+	if oldestDue.Valid && (!oldest.Valid || oldestDue.Int64 < oldest.Int64) {
+		oldest = oldestDue
+	}
 	if oldest.Valid {
-		st.OldestReadyAge = time.Duration(now-oldest.Int64) * time.Millisecond
+		st.OldestReadyAge = time.Duration(max(now-oldest.Int64, 0)) * time.Millisecond
 	}
 	err = s.readRow(ctx, sqlQueueRow, []any{queue, now}, &st.Paused, &st.InFlightLimit, &st.Leases)
 	if err != nil {
 		return Stats{}, fmt.Errorf("stats of %q: %w", queue, err)
 	}
 	return st, nil
+}
+
+// oldestReadyHeads bounds the index seeks of oldestReady.
+const oldestReadyHeads = 64
+
+// oldestReady is when the oldest message of the ready set became ready,
+// read from the claim index without an index of its own (which would cost
+// every claim a write). Without aging the ready set is in priority bands,
+// each oldest first: the head of each band, up to oldestReadyHeads bands,
+// gives the exact answer. With aging, older messages move to the front of
+// the claim order: the oldest among the first 1,000 is the answer
+// (docs/lifecycle.md).
+func (s *Store) oldestReady(ctx context.Context, queue string) (sql.NullInt64, error) {
+	var aging int64
+	if err := s.readRow(ctx, sqlAgingOf, []any{queue}, &aging); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return sql.NullInt64{}, err
+	}
+	var oldest sql.NullInt64
+	if aging > 0 {
+		err := s.readRow(ctx, sqlOldestOfHead, []any{queue, 1000}, &oldest)
+		return oldest, err
+	}
+	key := int64(math.MinInt64)
+	for range oldestReadyHeads {
+		var priority, visible int64
+		err := s.readRow(ctx, sqlBandHead, []any{queue, key}, &priority, &visible)
+		if errors.Is(err, sql.ErrNoRows) {
+			break
+		}
+		if err != nil {
+			return oldest, err
+		}
+		if !oldest.Valid || visible < oldest.Int64 {
+			oldest = sql.NullInt64{Int64: visible, Valid: true}
+		}
+		if priority <= MinPriority {
+			break
+		}
+		key = -(priority - 1) * noAgingStep // the next lower priority's band
+	}
+	return oldest, nil
 }
 
 // PeekOptions say which messages Peek lists.
@@ -123,7 +197,11 @@ func (s *Store) Peek(ctx context.Context, queue string, opts PeekOptions) ([]Mes
 	var err error
 	switch opts.State {
 	case "", StateReady:
-		rows, err = s.query(ctx, sqlPeekReady, queue, now, opts.Limit)
+		var aging int64
+		if err := s.readRow(ctx, sqlAgingOf, []any{queue}, &aging); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("peek %q: %w", queue, err)
+		}
+		rows, err = s.query(ctx, sqlPeekReady, queue, now, opts.Limit, sortStep(aging))
 	case StateDelayed, StateInFlight:
 		rows, err = s.query(ctx, sqlPeekPending, queue, now, opts.Limit)
 	case StateDead:
@@ -158,29 +236,33 @@ func (s *Store) Peek(ctx context.Context, queue string, opts PeekOptions) ([]Mes
 // Redrive puts dead messages of queue (all of them when ids is empty) back
 // to ready with their attempts reset. It returns how many moved.
 func (s *Store) Redrive(ctx context.Context, queue string, ids ...int64) (int64, error) {
+	moved := func(n int64) counts { return counts{dead: -n, waiting: n, redriven: n} }
 	if len(ids) == 0 {
-		return s.change(ctx, "redrive dead letters of", queue, []string{sqlRedriveAll}, queue, s.now())
+		return s.change(ctx, "redrive dead letters of", queue, moved, []string{sqlRedriveAll}, queue, s.now())
 	}
-	return s.change(ctx, "redrive dead letters of", queue, []string{sqlRedriveIDs}, queue, s.now(), jsonIDs(ids))
+	return s.change(ctx, "redrive dead letters of", queue, moved, []string{sqlRedriveIDs}, queue, s.now(), jsonIDs(ids))
 }
 
 // PurgeDead deletes dead messages of queue (all when ids is empty).
 func (s *Store) PurgeDead(ctx context.Context, queue string, ids ...int64) (int64, error) {
+	gone := func(n int64) counts { return counts{dead: -n, purged: n} }
 	if len(ids) == 0 {
-		return s.change(ctx, "purge dead letters of", queue, []string{sqlPurgeDeadBodies, sqlPurgeDead}, queue)
+		return s.change(ctx, "purge dead letters of", queue, gone, []string{sqlPurgeDeadBodies, sqlPurgeDead}, queue)
 	}
-	return s.change(ctx, "purge dead letters of", queue, []string{sqlPurgeDeadIDsBodies, sqlPurgeDeadIDs}, queue, jsonIDs(ids))
+	return s.change(ctx, "purge dead letters of", queue, gone, []string{sqlPurgeDeadIDsBodies, sqlPurgeDeadIDs}, queue, jsonIDs(ids))
 }
 
 // Purge deletes every message of queue, in flight ones included, and its
 // leases. It returns how many messages went.
 func (s *Store) Purge(ctx context.Context, queue string) (int64, error) {
-	return s.change(ctx, "purge queue", queue, []string{sqlPurgeQueueBodies, sqlPurgeQueue, sqlPurgeQueueLeases}, queue)
+	gone := func(n int64) counts { return counts{purged: n} }
+	return s.change(ctx, "purge queue", queue, gone, []string{sqlPurgeQueueBodies, sqlPurgeQueue, sqlPurgeQueueLeases, sqlZeroStateCounts}, queue)
 }
 
 // change runs statements in one transaction and returns the rows affected by
-// the last messages statement (the second one when there are several).
-func (s *Store) change(ctx context.Context, op, queue string, stmts []string, args ...any) (int64, error) {
+// the last messages statement (the second one when there are several);
+// counted says what that changes in the queue's counts.
+func (s *Store) change(ctx context.Context, op, queue string, counted func(n int64) counts, stmts []string, args ...any) (int64, error) {
 	if err := ValidateQueueName(queue); err != nil {
 		return 0, err
 	}
@@ -195,7 +277,8 @@ func (s *Store) change(ctx context.Context, op, queue string, stmts []string, ar
 				n, _ = res.RowsAffected()
 			}
 		}
-		return nil
+		change := counted(n)
+		return change.flush(ctx, tx, queue)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("%s %q: %w", op, queue, err)

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,7 +50,7 @@ func benchSetup() {
 }
 
 // The naive baseline: one table, the body inline, so the claim rewrites the
-// whole row (SQLITE-NOTES.md). Same driver, WAL, synchronous=NORMAL,
+// whole row. Same driver, WAL, synchronous=NORMAL,
 // immediate transactions and one connection as the store; SQLite's own busy
 // handler waits for the write lock.
 const naiveSchema = `
@@ -430,4 +431,63 @@ func benchConsume(args procArgs) error {
 	}
 	procOutput("done", total, slowest.Microseconds(), written)
 	return nil
+}
+
+// BenchmarkClaimBehindDelayed times single claims (with their acks) of ready
+// messages in a queue that also holds delayed messages of every priority
+// (delayed=N), next to the same queue without them (delayed=0), and reports
+// the claim's p50 and p99. Delayed messages wait outside the ready set, so
+// the two should match. DAGUQ_BENCH_DELAYED sets N (default 1,000,000).
+func BenchmarkClaimBehindDelayed(b *testing.B) {
+	delayed := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("DAGUQ_BENCH_DELAYED")); err == nil {
+		delayed = v
+	}
+	for _, n := range []int{0, delayed} {
+		b.Run(fmt.Sprintf("delayed=%d", n), func(b *testing.B) {
+			ctx := context.Background()
+			s, err := Open(filepath.Join(b.TempDir(), "bench.db"), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			later := time.Now().Add(24 * time.Hour)
+			msgs := make([]NewMessage, 0, 1000)
+			for sent := 0; sent < n; sent += len(msgs) {
+				msgs = msgs[:0]
+				for i := range min(1000, n-sent) {
+					msgs = append(msgs, NewMessage{Queue: benchQueue, Body: benchBody, Priority: int64(i % 10), NotBefore: later})
+				}
+				if _, err := s.Enqueue(ctx, msgs...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ready := make([]NewMessage, 0, b.N)
+			for range b.N {
+				ready = append(ready, NewMessage{Queue: benchQueue, Body: benchBody})
+			}
+			for start := 0; start < len(ready); start += 1000 {
+				if _, err := s.Enqueue(ctx, ready[start:min(start+1000, len(ready))]...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			took := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for range b.N {
+				t0 := time.Now()
+				l, err := s.Claim(ctx, ClaimOptions{Queue: benchQueue, Max: 1, Lease: time.Minute})
+				took = append(took, time.Since(t0))
+				if err != nil || l == nil {
+					b.Fatal("claim", l, err)
+				}
+				if err := s.Ack(ctx, l); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			slices.Sort(took)
+			b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99-ms")
+		})
+	}
 }

@@ -3,6 +3,7 @@ package queuestore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 )
 
@@ -54,7 +55,19 @@ func (s *Store) enqueue(ctx context.Context, tx querier, msgs []NewMessage) (Enq
 		return EnqueueResult{}, fmt.Errorf("enqueue: %w", err)
 	}
 	now := s.now()
-	args := make([]any, 0, 9*bulkSizes[0])
+	steps := map[string]int64{} // each queue's sort key step
+	for _, m := range msgs {
+		if _, ok := steps[m.Queue]; ok {
+			continue
+		}
+		var aging int64
+		err := tx.QueryRowContext(ctx, sqlAgingOf, m.Queue).Scan(&aging)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return EnqueueResult{}, fmt.Errorf("enqueue: %w", err)
+		}
+		steps[m.Queue] = sortStep(aging)
+	}
+	args := make([]any, 0, 11*bulkSizes[0])
 	for start := 0; start < len(msgs); {
 		size, chunk := bulkChunk(len(msgs) - start)
 		dedupe := false
@@ -70,8 +83,12 @@ func (s *Store) enqueue(ctx context.Context, tx querier, msgs []NewMessage) (Enq
 				maxAttempts = s.opts.MaxAttempts
 			}
 			dedupe = dedupe || m.DedupeKey != ""
-			args = append(args, lastID+1+int64(i), m.Queue, m.Priority, m.Priority, visibleAt, maxAttempts,
-				nullString(m.Group), nullString(m.DedupeKey), now)
+			state := codeReady
+			if visibleAt > now {
+				state = codeWaiting
+			}
+			args = append(args, lastID+1+int64(i), m.Queue, state, m.Priority, visibleAt-m.Priority*steps[m.Queue],
+				visibleAt, maxAttempts, nullString(m.Group), nullString(m.DedupeKey), now, len(m.Body))
 		}
 		if dedupe {
 			if err := insertReturningIDs(ctx, tx, sqlInsertMessagesDedupe[chunk], args, res.IDs, lastID+1); err != nil {
@@ -102,6 +119,19 @@ func (s *Store) enqueue(ctx context.Context, tx querier, msgs []NewMessage) (Enq
 		stored = append(stored, i)
 	}
 	res.Enqueued = len(stored)
+	changes := queueCounts{}
+	for _, i := range stored {
+		c := changes.of(msgs[i].Queue)
+		c.enqueued++
+		if msgs[i].NotBefore.UnixMilli() > now {
+			c.waiting++
+		} else {
+			c.readySet++
+		}
+	}
+	if err := changes.flush(ctx, tx); err != nil {
+		return EnqueueResult{}, fmt.Errorf("enqueue: %w", err)
+	}
 	for start := 0; start < len(stored); {
 		size, chunk := bulkChunk(len(stored) - start)
 		args = args[:0]

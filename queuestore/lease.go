@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"sort"
 	"strconv"
@@ -22,6 +22,11 @@ type ClaimOptions struct {
 	Queue string
 	// Max is how many messages to take at most: 1..MaxClaim.
 	Max int
+	// MaxBytes, when positive, caps the total body bytes of what the lease
+	// holds (Into's messages included): the claim stops before the first
+	// message that would not fit and sets Lease.BytesFull. A claim for an
+	// empty lease takes one message even when it alone is larger.
+	MaxBytes int64
 	// Lease is how long the messages stay invisible to other claims unless
 	// extended. Default 30s.
 	Lease time.Duration
@@ -31,15 +36,35 @@ type ClaimOptions struct {
 	// any group).
 	Group string
 	// OneGroup takes only messages of the group of the first message in claim
-	// order: the oldest ready group at the highest rank.
+	// order (with Into: the group of Into's messages).
 	OneGroup bool
 	// Consumer names the claimer in stats and leases.
 	Consumer string
-	// Aging, when set, raises a ready message's rank by one for every Aging
-	// interval it has waited, so low priorities still move under a steady
-	// stream of high ones (docs/lifecycle.md).
+	// Aging, when set, becomes the queue's aging interval: a ready message
+	// ranks one priority level higher for every interval it has waited
+	// (docs/lifecycle.md). Zero keeps the queue's setting.
 	Aging time.Duration
+	// Into, when set, adds the messages to this live lease of the caller
+	// instead of taking a new one: a batch that lingers for more messages
+	// stays one lease, and so takes one slot of the queue's in-flight limit.
+	// The returned Lease has Into's id and token and only the new messages.
+	Into *Lease
 }
+
+// Priority bounds: the claim order packs a priority and a time into one
+// integer key (migrations/0002_ready_set.sql).
+const (
+	MinPriority = -1_000_000
+	MaxPriority = 1_000_000
+)
+
+// noAgingStep is the sort key's step per priority level when a queue has no
+// aging: 2^42 ms, longer than any wait, so priority decides first.
+const noAgingStep = int64(1) << 42
+
+// promoteBatch bounds how many due waiting messages one claim moves into the
+// ready set.
+const promoteBatch = 1000
 
 func (o *ClaimOptions) validate() error {
 	if err := ValidateQueueName(o.Queue); err != nil {
@@ -47,6 +72,9 @@ func (o *ClaimOptions) validate() error {
 	}
 	if o.Max < 1 || o.Max > MaxClaim {
 		return fmt.Errorf("%w: claim max must be 1..%d, got %d", ErrInvalid, MaxClaim, o.Max)
+	}
+	if o.MaxBytes < 0 {
+		return fmt.Errorf("%w: claim max_bytes must be 0 (no limit) or more, got %d", ErrInvalid, o.MaxBytes)
 	}
 	if o.Lease == 0 {
 		o.Lease = 30 * time.Second
@@ -60,24 +88,51 @@ func (o *ClaimOptions) validate() error {
 	if o.Aging < 0 {
 		return fmt.Errorf("%w: aging must be >= 0, got %s", ErrInvalid, o.Aging)
 	}
+	if o.Into != nil && o.Into.Queue != o.Queue {
+		return fmt.Errorf("%w: claim into lease %s of queue %q from queue %q", ErrInvalid, o.Into.Token, o.Into.Queue, o.Queue)
+	}
 	return nil
 }
 
-// Claim leases up to opts.Max ready messages of one queue, highest rank
-// first, then in the order they became ready. It returns nil and no error
-// when nothing is ready, the queue is paused, or its in-flight limit is
-// reached. Every claimed message's attempt count goes up by one.
+// band is a claim's priority band, clamped to the priority bounds.
+func (o *ClaimOptions) band() (lo, hi int64) {
+	lo, hi = MinPriority, MaxPriority
+	if o.MinPriority != nil {
+		lo = max(lo, min(*o.MinPriority, MaxPriority+1))
+	}
+	if o.MaxPriority != nil {
+		hi = min(hi, max(*o.MaxPriority, MinPriority-1))
+	}
+	return lo, hi
+}
+
+// keyRange is the sort key range that holds the band [lo, hi] on a queue
+// without aging (keys of priority p lie in [-p*step, -(p-1)*step)); with
+// aging, keys of different priorities mix and the band filters instead.
+func keyRange(lo, hi, aging int64) (from, to int64) {
+	if aging > 0 || lo > hi {
+		return math.MinInt64, math.MaxInt64
+	}
+	return -hi * noAgingStep, -(lo - 1) * noAgingStep
+}
+
+// claimSettings is a queue's row as a claim reads it.
+type claimSettings struct {
+	paused       bool
+	limit, aging int64
+	live         int64 // live leases, counted only when limit > 0
+}
+
+// Claim leases up to opts.Max ready messages of one queue in claim order:
+// by sort key (priority, then how long they have waited ready, with aging
+// mixing the two), then by id. It returns nil and no error when nothing is
+// ready, the queue is paused, or its in-flight limit is reached. Every
+// claimed message's attempt count goes up by one.
 func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	minPriority, maxPriority := int64(math.MinInt64), int64(math.MaxInt64)
-	if opts.MinPriority != nil {
-		minPriority = *opts.MinPriority
-	}
-	if opts.MaxPriority != nil {
-		maxPriority = *opts.MaxPriority
-	}
+	minPriority, maxPriority := opts.band()
 	if !s.wasFull(opts.Queue) {
 		ready, err := s.anyReady(ctx, opts, minPriority, maxPriority)
 		if err != nil {
@@ -87,59 +142,85 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 			return nil, nil
 		}
 	}
-	secret := newSecret()
 	var lease *Lease
 	err := s.withTx(ctx, func(ctx context.Context, tx querier) error {
 		lease = nil
 		now := s.now()
-		var paused bool
-		var limit, agedAt, live int64
-		err := tx.QueryRowContext(ctx, sqlQueueSettings, opts.Queue, now).Scan(&paused, &limit, &agedAt, &live)
+		var set claimSettings
+		err := tx.QueryRowContext(ctx, sqlQueueSettings, opts.Queue, now).Scan(&set.paused, &set.limit, &set.aging, &set.live)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) { // no row: default settings
 			return err
 		}
-		if paused || (limit > 0 && live >= limit) {
+		if set.paused || (opts.Into == nil && set.limit > 0 && set.live >= set.limit) {
 			return errRollback
+		}
+		if aging := opts.Aging.Milliseconds(); aging > 0 && aging != set.aging {
+			if _, err := tx.ExecContext(ctx, sqlRekey, opts.Queue, aging); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, sqlSetAging, opts.Queue, aging); err != nil {
+				return err
+			}
+			set.aging = aging
+		}
+		var change counts
+		if err := s.promote(ctx, tx, &change, opts.Queue, now, set.aging); err != nil {
+			return err
 		}
 		if s.due(s.nextLeaseSwep, opts.Queue, now, 10*time.Second) {
 			if _, err := tx.ExecContext(ctx, sqlSweepLeases, opts.Queue, now); err != nil {
 				return err
 			}
 		}
-		if aging := opts.Aging.Milliseconds(); aging > 0 && now-agedAt >= aging {
-			if _, err := tx.ExecContext(ctx, sqlAge, opts.Queue, now-aging); err != nil {
-				return err
+		picked, bytesFull, err := s.pickCandidates(ctx, tx, &opts, set.aging, minPriority, maxPriority)
+		if err != nil {
+			return err
+		}
+		if len(picked) == 0 {
+			if bytesFull {
+				lease = &Lease{BytesFull: true}
 			}
-			if _, err := tx.ExecContext(ctx, sqlSetAgedAt, opts.Queue, now); err != nil {
-				return err
-			}
+			// Commit what the promotion moved, if anything.
+			return change.flush(ctx, tx, opts.Queue)
 		}
 		expires := now + opts.Lease.Milliseconds()
-		inserted, err := tx.ExecContext(ctx, sqlInsertLease, secret, opts.Queue, opts.Consumer, now, expires)
-		if err != nil {
-			return err
-		}
-		leaseID, err := inserted.LastInsertId()
-		if err != nil {
-			return err
-		}
-		var rows *sql.Rows
-		switch {
-		case opts.OneGroup:
-			var head sql.NullString
-			err = tx.QueryRowContext(ctx, sqlHeadGroup, opts.Queue, now, minPriority, maxPriority).Scan(&head)
-			if errors.Is(err, sql.ErrNoRows) {
-				return errRollback
-			}
-			if err != nil {
+		n := int64(len(picked)) // all ready: the claim holds the write lock
+		change.readySet -= n
+		change.waiting += n
+		change.waitingLeased += n
+		change.claimed += n
+		var leaseID int64
+		if opts.Into != nil {
+			leaseID = opts.Into.ID
+			var live bool
+			if err := tx.QueryRowContext(ctx, sqlLeaseLive, leaseID, now).Scan(&live); err != nil {
 				return err
 			}
-			rows, err = tx.QueryContext(ctx, sqlClaimGroup, leaseID, expires, opts.Queue, now, minPriority, maxPriority, opts.Max, head)
-		case opts.Group != "":
-			rows, err = tx.QueryContext(ctx, sqlClaimGroup, leaseID, expires, opts.Queue, now, minPriority, maxPriority, opts.Max, opts.Group)
-		default:
-			rows, err = tx.QueryContext(ctx, sqlClaim, leaseID, expires, opts.Queue, now, minPriority, maxPriority, opts.Max)
+			if !live {
+				return fmt.Errorf("lease %s: %w (expired before more messages were added)", opts.Into.Token, ErrLeaseLost)
+			}
+			if _, err := tx.ExecContext(ctx, sqlStretchLease, leaseID, expires); err != nil {
+				return err
+			}
+			if err := change.flush(ctx, tx, opts.Queue); err != nil {
+				return err
+			}
+		} else {
+			// The fencing token comes from the queue's claim counter, in the
+			// counts row the claim writes anyway: no row per lease, except
+			// for a queue with an in-flight limit, which counts them.
+			var row, claimed int64
+			if err := change.flushReturning(ctx, tx, opts.Queue, &row, &claimed); err != nil {
+				return err
+			}
+			leaseID = newLeaseID(claimed, row)
+			if set.limit > 0 {
+				if _, err := tx.ExecContext(ctx, sqlInsertLease, leaseID, opts.Queue, opts.Consumer, now, expires); err != nil {
+					return err
+				}
+			}
 		}
+		rows, err := tx.QueryContext(ctx, sqlLeaseMessages, leaseID, expires, jsonIDs(picked))
 		if err != nil {
 			return err
 		}
@@ -147,11 +228,12 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 		if err != nil {
 			return err
 		}
-		if len(msgs) == 0 {
-			return errRollback
+		inPickOrder(msgs, picked)
+		lease = &Lease{ID: leaseID, Token: strconv.FormatInt(leaseID, 10), Queue: opts.Queue,
+			Consumer: opts.Consumer, ExpiresAt: msTime(expires), Messages: msgs, BytesFull: bytesFull}
+		if opts.Into != nil {
+			lease.Token, lease.Consumer = opts.Into.Token, opts.Into.Consumer
 		}
-		lease = &Lease{ID: leaseID, Token: formatToken(leaseID, secret), Queue: opts.Queue,
-			Consumer: opts.Consumer, ExpiresAt: msTime(expires), Messages: msgs}
 		if len(msgs) <= bodiesInTx {
 			return readBodies(ctx, tx, lease)
 		}
@@ -163,11 +245,104 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("claim from %q: %w", opts.Queue, err)
 	}
-	if lease != nil && len(lease.Messages) == 0 {
+	if lease != nil && len(lease.Messages) == 0 && !lease.BytesFull {
 		lease = nil
 	}
 	s.setFull(opts.Queue, lease != nil && len(lease.Messages) == opts.Max)
 	return lease, nil
+}
+
+// promote moves up to promoteBatch due waiting messages of queue into the
+// ready set, counting the leases that ran out.
+func (s *Store) promote(ctx context.Context, tx querier, change *counts, queue string, now, aging int64) error {
+	rows, err := tx.QueryContext(ctx, sqlPromote, queue, now, sortStep(aging), promoteBatch)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var leased bool
+		if err := rows.Scan(&leased); err != nil {
+			return err
+		}
+		change.waiting--
+		change.readySet++
+		if leased {
+			change.waitingLeased--
+			change.settled[settledExpired]++
+		}
+	}
+	return rows.Err()
+}
+
+// sortStep is the sort key's step per priority level for a queue's aging.
+func sortStep(aging int64) int64 {
+	if aging > 0 {
+		return aging
+	}
+	return noAgingStep
+}
+
+// pickCandidates walks the ready set in claim order and picks what the
+// claim takes: up to opts.Max messages, of one group with OneGroup, within
+// opts.MaxBytes. bytesFull says the walk stopped at the byte limit.
+func (s *Store) pickCandidates(ctx context.Context, tx querier, opts *ClaimOptions, aging, minPriority, maxPriority int64) (picked []int64, bytesFull bool, err error) {
+	from, to := keyRange(minPriority, maxPriority, aging)
+	var held int64 // bytes the lease holds already
+	group, oneGroup := opts.Group, opts.Group != "" && !opts.OneGroup
+	if opts.Into != nil {
+		for _, m := range opts.Into.Messages {
+			held += int64(len(m.Body))
+		}
+		if opts.OneGroup && len(opts.Into.Messages) > 0 {
+			group, oneGroup = opts.Into.Messages[0].Group, true
+		}
+	}
+	if opts.OneGroup && !oneGroup {
+		var head sql.NullString
+		err := tx.QueryRowContext(ctx, sqlCandidates, opts.Queue, from, to, minPriority, maxPriority, 1).Scan(new(int64), new(int64), &head)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		group, oneGroup = head.String, true
+	}
+	var rows *sql.Rows
+	if oneGroup {
+		rows, err = tx.QueryContext(ctx, sqlCandidatesGroup, opts.Queue, from, to, minPriority, maxPriority, opts.Max, nullString(group))
+	} else {
+		rows, err = tx.QueryContext(ctx, sqlCandidates, opts.Queue, from, to, minPriority, maxPriority, opts.Max)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, size int64
+		var g sql.NullString
+		if err := rows.Scan(&id, &size, &g); err != nil {
+			return nil, false, err
+		}
+		if opts.MaxBytes > 0 && held+size > opts.MaxBytes && (held > 0 || len(picked) > 0 || opts.Into != nil) {
+			bytesFull = true
+			break
+		}
+		held += size
+		picked = append(picked, id)
+	}
+	return picked, bytesFull, rows.Err()
+}
+
+// inPickOrder sorts claimed messages into the order they were picked in
+// (RETURNING gives no order).
+func inPickOrder(msgs []Message, picked []int64) {
+	at := make(map[int64]int, len(picked))
+	for i, id := range picked {
+		at[id] = i
+	}
+	sort.Slice(msgs, func(i, j int) bool { return at[msgs[i].ID] < at[msgs[j].ID] })
 }
 
 // wasFull and setFull keep whether the last claim from a queue got all it
@@ -250,55 +425,34 @@ func readBodies(ctx context.Context, q querier, lease *Lease) error {
 // with a read that takes no lock: an idle consumer polling an empty queue
 // does not queue up for the write lock that producers and busy consumers
 // need. Whether the queue is paused or at its limit is left to the claim.
+// The key range is left open: the read does not know the queue's aging.
 func (s *Store) anyReady(ctx context.Context, opts ClaimOptions, minPriority, maxPriority int64) (bool, error) {
 	var ready bool
-	var err error
-	if opts.Group != "" && !opts.OneGroup {
-		err = s.readRow(ctx, sqlAnyReadyGroup, []any{opts.Queue, s.now(), minPriority, maxPriority, opts.Group}, &ready)
-	} else {
-		err = s.readRow(ctx, sqlAnyReady, []any{opts.Queue, s.now(), minPriority, maxPriority}, &ready)
-	}
+	err := s.readRow(ctx, sqlAnyReady, []any{opts.Queue, s.now(), int64(math.MinInt64), int64(math.MaxInt64), minPriority, maxPriority}, &ready)
 	return ready, err
 }
 
-// scanLeased reads claimed rows, with the body as the last column when
-// withBody, and puts them in claim order (RETURNING gives no order).
+// scanLeased reads leased rows, with the body as the last column when
+// withBody.
 func scanLeased(rows *sql.Rows, queue string, expires int64, withBody bool) ([]Message, error) {
 	defer rows.Close()
-	type ranked struct {
-		Message
-		rank int64
-	}
-	var out []ranked
+	var out []Message
 	for rows.Next() {
-		var r ranked
+		var m Message
 		var group, dedupe sql.NullString
-		var enqueued int64
-		dest := []any{&r.ID, &r.Priority, &r.rank, &r.Attempt, &r.MaxAttempts, &group, &dedupe, &enqueued, &r.Body}
+		var enqueued, size int64
+		dest := []any{&m.ID, &m.Priority, &m.Attempt, &m.MaxAttempts, &group, &dedupe, &enqueued, &size, &m.Body}
 		if !withBody {
 			dest = dest[:len(dest)-1]
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
-		r.Queue, r.Group, r.DedupeKey = queue, group.String, dedupe.String
-		r.EnqueuedAt, r.VisibleAt, r.State = msTime(enqueued), msTime(expires), StateInFlight
-		out = append(out, r)
+		m.Queue, m.Group, m.DedupeKey = queue, group.String, dedupe.String
+		m.EnqueuedAt, m.VisibleAt, m.State = msTime(enqueued), msTime(expires), StateInFlight
+		out = append(out, m)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].rank != out[j].rank {
-			return out[i].rank > out[j].rank
-		}
-		return out[i].ID < out[j].ID
-	})
-	msgs := make([]Message, len(out))
-	for i := range out {
-		msgs[i] = out[i].Message
-	}
-	return msgs, nil
+	return out, rows.Err()
 }
 
 // due reports whether a periodic chore for queue should run now, and if so
@@ -314,38 +468,44 @@ func (s *Store) due(next map[string]time.Time, queue string, nowMs int64, every 
 	return true
 }
 
-func newSecret() string {
-	b := make([]byte, 8)
-	rand.Read(b)
-	return hex.EncodeToString(b)
+// newLeaseID makes a lease id, the fencing token, from the queue's claim
+// counter after this claim (it grows with every claim), the queue's row in
+// queue_counts (so that ids of different queues differ) and 8 random bits
+// (so that a mistyped token rarely names a live lease):
+//
+//	claimed << 24 | row & 0xFFFF << 8 | random
+//
+// Later claims of a queue get larger ids. 2^39 messages claimed per queue
+// fit.
+func newLeaseID(claimed, row int64) int64 {
+	var b [1]byte
+	rand.Read(b[:])
+	return claimed<<24 | (row&0xFFFF)<<8 | int64(b[0])
 }
-
-func formatToken(id int64, secret string) string { return fmt.Sprintf("%d.%s", id, secret) }
 
 // LeaseByToken loads the lease a token names, with the messages it still
 // holds, so another process can finish it (the claim, fan out, ack pattern).
 func (s *Store) LeaseByToken(ctx context.Context, token string) (*Lease, error) {
-	idText, secret, ok := strings.Cut(token, ".")
+	// Tokens of schema 1 read "id.secret": the id alone names the lease.
+	idText, _, _ := strings.Cut(token, ".")
 	id, err := strconv.ParseInt(idText, 10, 64)
-	if !ok || err != nil || secret == "" {
-		return nil, fmt.Errorf("%w: lease token %q: want the token a claim printed, like 42.9f86d081884c7d65", ErrInvalid, token)
+	if err != nil || id <= 0 {
+		return nil, fmt.Errorf("%w: lease token %q: want the token a claim printed, like 3221225473", ErrInvalid, token)
 	}
 	lease := &Lease{ID: id, Token: token}
-	var stored string
-	var expires int64
-	err = s.readRow(ctx, sqlLeaseByID, []any{id}, &stored, &lease.Queue, &lease.Consumer, &expires)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && stored != secret) {
+	var expires sql.NullInt64
+	if err := s.readRow(ctx, sqlLeaseByID, []any{id}, &lease.Queue, &expires); err != nil {
+		return nil, err
+	}
+	if lease.Queue == "" {
 		return nil, fmt.Errorf("lease %s: %w (finished, or expired and claimed again)", token, ErrLeaseLost)
 	}
+	lease.ExpiresAt = msTime(expires.Int64)
+	rows, err := s.query(ctx, sqlLeaseHeld, id)
 	if err != nil {
 		return nil, err
 	}
-	lease.ExpiresAt = msTime(expires)
-	rows, err := s.query(ctx, sqlLeaseMessages, id)
-	if err != nil {
-		return nil, err
-	}
-	if lease.Messages, err = scanLeased(rows, lease.Queue, expires, true); err != nil {
+	if lease.Messages, err = scanLeased(rows, lease.Queue, expires.Int64, true); err != nil {
 		return nil, err
 	}
 	if len(lease.Messages) == 0 {
@@ -381,48 +541,155 @@ func idList(lease *Lease, ids []int64) ([]int64, string, error) {
 	return ids, jsonIDs(ids), nil
 }
 
+// scanIDs reads a column of ids into a set.
+func scanIDs(rows *sql.Rows) (map[int64]bool, error) {
+	defer rows.Close()
+	done := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		done[id] = true
+	}
+	return done, rows.Err()
+}
+
+// leaseStates reads the state of each message among list that the lease
+// holds.
+func leaseStates(ctx context.Context, tx querier, leaseID int64, list string) (map[int64]int, error) {
+	rows, err := tx.QueryContext(ctx, sqlLeaseStates, leaseID, list)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	states := map[int64]int{}
+	for rows.Next() {
+		var id int64
+		var state int
+		if err := rows.Scan(&id, &state); err != nil {
+			return nil, err
+		}
+		states[id] = state
+	}
+	return states, rows.Err()
+}
+
+// lostOf is the *LostError for the ids that were not done, or nil.
+func lostOf(lease *Lease, ids []int64, done map[int64]bool) error {
+	var lost []int64
+	for _, id := range ids {
+		if !done[id] {
+			lost = append(lost, id)
+		}
+	}
+	if len(lost) == 0 {
+		return nil
+	}
+	return &LostError{Lease: lease.Token, IDs: lost}
+}
+
+// finishTx runs a finishing transaction of lease: like withTx, but while the
+// lease has not ended it waits for another process's write lock longer
+// than Options.BusyTimeout, so that a handler's finished work is not given
+// up merely because the lock was busy.
+func (s *Store) finishTx(ctx context.Context, lease *Lease, fn func(context.Context, querier) error) error {
+	deadline := time.Now().Add(s.opts.BusyTimeout)
+	if end := lease.ExpiresAt; end.After(deadline) {
+		deadline = end
+	}
+	return s.retryBusyUntil(ctx, deadline, func() error { return s.tryTx(ctx, fn) })
+}
+
 // Ack finishes messages of the lease as done (all of them when ids is
-// empty). If the lease no longer holds every one of them it returns
-// ErrLeaseLost and changes nothing.
+// empty). It acks those the lease still holds; when another claim has taken
+// some, it returns a *LostError (errors.Is ErrLeaseLost) naming them.
 func (s *Store) Ack(ctx context.Context, lease *Lease, ids ...int64) error {
 	ids, list, err := idList(lease, ids)
 	if err != nil {
 		return err
 	}
-	err = s.withTx(ctx, func(ctx context.Context, tx querier) error {
+	var done map[int64]bool
+	err = s.finishTx(ctx, lease, func(ctx context.Context, tx querier) error {
 		now := s.now()
-		var res sql.Result
+		var change counts
+		done = map[int64]bool{}
+		acked := func(rows *sql.Rows, err error) error {
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id, enqueued int64
+				var state int
+				if err := rows.Scan(&id, &state, &enqueued); err != nil {
+					return err
+				}
+				done[id] = true
+				change.leaveLive(state, true)
+				change.settled[settledAcked]++
+				change.ackWait(now - enqueued)
+			}
+			return rows.Err()
+		}
 		if s.opts.AckRetention > 0 {
-			res, err = tx.ExecContext(ctx, sqlAckRetain, lease.ID, list, now)
-		} else {
-			res, err = tx.ExecContext(ctx, sqlAckDelete, lease.ID, list)
-		}
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n != int64(len(ids)) {
-			return ErrLeaseLost
-		}
-		if s.opts.AckRetention > 0 {
+			// One statement per old state: RETURNING shows only the new one.
+			for _, state := range []int{codeReady, codeWaiting} {
+				if err := acked(tx.QueryContext(ctx, sqlAckRetain, lease.ID, list, now, state)); err != nil {
+					return err
+				}
+			}
+			change.acked += int64(len(done))
 			if s.due(s.nextAckPurge, lease.Queue, now, time.Minute) {
 				cutoff := now - s.opts.AckRetention.Milliseconds()
 				if _, err := tx.ExecContext(ctx, sqlPurgeAckedBodies, lease.Queue, cutoff); err != nil {
 					return err
 				}
-				if _, err := tx.ExecContext(ctx, sqlPurgeAcked, lease.Queue, cutoff); err != nil {
+				res, err := tx.ExecContext(ctx, sqlPurgeAcked, lease.Queue, cutoff)
+				if err != nil {
+					return err
+				}
+				n, _ := res.RowsAffected()
+				change.acked -= n
+			}
+		} else {
+			if err := acked(tx.QueryContext(ctx, sqlAckDelete, lease.ID, list)); err != nil {
+				return err
+			}
+			if len(done) > 0 {
+				if _, err := tx.ExecContext(ctx, sqlAckBodies, jsonIDs(setIDs(ids, done))); err != nil {
 					return err
 				}
 			}
-		} else if _, err := tx.ExecContext(ctx, sqlAckBodies, list); err != nil {
+		}
+		if err := change.flush(ctx, tx, lease.Queue); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, sqlDropLeaseIfEmpty, lease.ID)
 		return err
 	})
+	if err == nil {
+		s.maybeReclaim(ctx)
+		err = lostOf(lease, ids, done)
+	}
 	if err != nil {
 		return fmt.Errorf("ack lease %s: %w", lease.Token, err)
 	}
 	return nil
+}
+
+// setIDs is the ids in done, in the order of ids.
+func setIDs(ids []int64, done map[int64]bool) []int64 {
+	if len(done) == len(ids) {
+		return ids
+	}
+	out := make([]int64, 0, len(done))
+	for _, id := range ids {
+		if done[id] {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // NackOptions say how a failed delivery is retried.
@@ -434,7 +701,8 @@ type NackOptions struct {
 	// Delay before the retry: zero uses the store's backoff for the
 	// message's attempt count; negative retries at once.
 	Delay time.Duration
-	// MaxAttempts, when positive, replaces each message's own limit.
+	// MaxAttempts, when positive, replaces each message's own limit (and is
+	// recorded as the limit that applied).
 	MaxAttempts int
 }
 
@@ -446,10 +714,10 @@ type NackResult struct {
 
 // Nack finishes messages of the lease as failed: each is retried after a
 // delay, or goes to the dead letter state when it has used all its attempts.
-// If the lease no longer holds every one of them it returns ErrLeaseLost and
-// changes nothing.
+// It nacks those the lease still holds; when another claim has taken some,
+// it returns the result with a *LostError naming them.
 func (s *Store) Nack(ctx context.Context, lease *Lease, opts NackOptions) (NackResult, error) {
-	ids, _, err := idList(lease, opts.IDs)
+	ids, list, err := idList(lease, opts.IDs)
 	if err != nil {
 		return NackResult{}, err
 	}
@@ -458,10 +726,21 @@ func (s *Store) Nack(ctx context.Context, lease *Lease, opts NackOptions) (NackR
 		attempts[m.ID] = m.Attempt
 	}
 	var res NackResult
-	err = s.withTx(ctx, func(ctx context.Context, tx querier) error {
+	done := map[int64]bool{}
+	err = s.finishTx(ctx, lease, func(ctx context.Context, tx querier) error {
 		res = NackResult{}
+		clear(done)
 		now := s.now()
+		states, err := leaseStates(ctx, tx, lease.ID, list)
+		if err != nil {
+			return err
+		}
+		var change counts
 		for _, id := range ids {
+			old, held := states[id]
+			if !held {
+				continue
+			}
 			delay := opts.Delay
 			if delay == 0 {
 				delay = s.opts.Backoff(attempts[id])
@@ -470,70 +749,133 @@ func (s *Store) Nack(ctx context.Context, lease *Lease, opts NackOptions) (NackR
 			var state int
 			err := tx.QueryRowContext(ctx, sqlNack, id, lease.ID, nullString(opts.Error), opts.MaxAttempts, now, retryAt).Scan(&state)
 			if errors.Is(err, sql.ErrNoRows) {
-				return ErrLeaseLost
+				continue
 			}
 			if err != nil {
 				return err
 			}
+			done[id] = true
+			change.leaveLive(old, true)
 			if state == codeDead {
 				res.Dead = append(res.Dead, id)
+				change.dead++
+				change.settled[settledDead]++
 			} else {
 				res.Retried = append(res.Retried, id)
+				change.waiting++
+				change.settled[settledRetried]++
 			}
 		}
-		_, err := tx.ExecContext(ctx, sqlDropLeaseIfEmpty, lease.ID)
+		if err := change.flush(ctx, tx, lease.Queue); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, sqlDropLeaseIfEmpty, lease.ID)
 		return err
 	})
 	if err != nil {
 		return NackResult{}, fmt.Errorf("nack lease %s: %w", lease.Token, err)
 	}
+	if err := lostOf(lease, ids, done); err != nil {
+		return res, fmt.Errorf("nack lease %s: %w", lease.Token, err)
+	}
 	return res, nil
 }
 
-// Extend pushes the end of the lease to d from now (a heartbeat).
-func (s *Store) Extend(ctx context.Context, lease *Lease, d time.Duration) error {
+// Extend pushes the end of the lease to d from now (a heartbeat), for its
+// messages among ids (all of them when ids is empty). It keeps those the
+// lease still holds; when another claim has taken some, it returns a
+// *LostError naming them, so that a takeover of part of a batch is seen at
+// once.
+func (s *Store) Extend(ctx context.Context, lease *Lease, d time.Duration, ids ...int64) error {
 	if lease == nil || d <= 0 {
 		return fmt.Errorf("%w: extend needs a lease and a positive duration", ErrInvalid)
 	}
+	ids, list, err := idList(lease, ids)
+	if err != nil {
+		return err
+	}
 	var expires int64
-	err := s.withTx(ctx, func(ctx context.Context, tx querier) error {
+	var done map[int64]bool
+	err = s.withTx(ctx, func(ctx context.Context, tx querier) error {
 		expires = s.now() + d.Milliseconds()
-		res, err := tx.ExecContext(ctx, sqlExtendMessages, lease.ID, expires)
+		rows, err := tx.QueryContext(ctx, sqlExtendMessages, lease.ID, expires, list, codeWaiting)
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrLeaseLost
+		if done, err = scanIDs(rows); err != nil {
+			return err
 		}
-		_, err = tx.ExecContext(ctx, sqlExtendLease, lease.ID, expires)
+		// Messages whose lease ran out and that a claim moved into the
+		// ready set, but no other claim took: the lease gets them back.
+		rows, err = tx.QueryContext(ctx, sqlExtendMessages, lease.ID, expires, list, codeReady)
+		if err != nil {
+			return err
+		}
+		revived, err := scanIDs(rows)
+		if err != nil {
+			return err
+		}
+		if n := int64(len(revived)); n > 0 {
+			maps.Copy(done, revived)
+			change := counts{readySet: -n, waiting: n, waitingLeased: n}
+			if err := change.flush(ctx, tx, lease.Queue); err != nil {
+				return err
+			}
+		}
+		if len(done) > 0 {
+			_, err = tx.ExecContext(ctx, sqlExtendLease, lease.ID, expires)
+		}
 		return err
 	})
+	if err == nil && len(done) > 0 {
+		lease.ExpiresAt = msTime(expires)
+	}
+	if err == nil {
+		err = lostOf(lease, ids, done)
+	}
 	if err != nil {
 		return fmt.Errorf("extend lease %s: %w", lease.Token, err)
 	}
-	lease.ExpiresAt = msTime(expires)
 	return nil
 }
 
 // Release gives messages of the lease back (all of them when ids is empty):
 // ready again at once, and the attempt the claim counted is not spent. For
-// a consumer that stops before handling them.
+// a consumer that stops before handling them. Like Ack, it releases what the
+// lease still holds and names the rest in a *LostError.
 func (s *Store) Release(ctx context.Context, lease *Lease, ids ...int64) error {
 	ids, list, err := idList(lease, ids)
 	if err != nil {
 		return err
 	}
-	err = s.withTx(ctx, func(ctx context.Context, tx querier) error {
-		res, err := tx.ExecContext(ctx, sqlRelease, lease.ID, list, s.now())
+	var done map[int64]bool
+	err = s.finishTx(ctx, lease, func(ctx context.Context, tx querier) error {
+		states, err := leaseStates(ctx, tx, lease.ID, list)
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n != int64(len(ids)) {
-			return ErrLeaseLost
+		rows, err := tx.QueryContext(ctx, sqlRelease, lease.ID, list, s.now())
+		if err != nil {
+			return err
+		}
+		if done, err = scanIDs(rows); err != nil {
+			return err
+		}
+		var change counts
+		for id := range done {
+			change.leaveLive(states[id], true)
+			change.waiting++
+			change.settled[settledReleased]++
+		}
+		if err := change.flush(ctx, tx, lease.Queue); err != nil {
+			return err
 		}
 		_, err = tx.ExecContext(ctx, sqlDropLeaseIfEmpty, lease.ID)
 		return err
 	})
+	if err == nil {
+		err = lostOf(lease, ids, done)
+	}
 	if err != nil {
 		return fmt.Errorf("release lease %s: %w", lease.Token, err)
 	}

@@ -19,9 +19,10 @@ const (
 
 // Stored state codes (messages.state).
 const (
-	codeLive  = 0
-	codeDead  = 2
-	codeAcked = 3
+	codeReady   = 0 // in the ready set, which claims walk
+	codeWaiting = 1 // delayed, retrying or leased until visible_at
+	codeDead    = 2
+	codeAcked   = 3
 )
 
 // NewMessage is a message to enqueue.
@@ -47,6 +48,9 @@ func (m NewMessage) validate(i int, queueChecked bool) error {
 		if err := ValidateQueueName(m.Queue); err != nil {
 			return fmt.Errorf("message %d: %w", i, err)
 		}
+	}
+	if m.Priority < MinPriority || m.Priority > MaxPriority {
+		return fmt.Errorf("%w: message %d: priority must be %d..%d, got %d", ErrInvalid, i, MinPriority, MaxPriority, m.Priority)
 	}
 	if m.MaxAttempts < 0 {
 		return fmt.Errorf("%w: message %d: max_attempts must be >= 1 (0 for the default), got %d", ErrInvalid, i, m.MaxAttempts)
@@ -81,6 +85,9 @@ type Lease struct {
 	Consumer  string
 	ExpiresAt time.Time
 	Messages  []Message
+	// BytesFull says the claim stopped at ClaimOptions.MaxBytes: more was
+	// ready, but the next message would not have fitted.
+	BytesFull bool
 }
 
 // IDs returns the ids of the leased messages in order.

@@ -295,15 +295,23 @@ func mpConsume(args procArgs) error {
 	var stale []abandoned
 	claims, delivered, emptyPolls := 0, 0, 0
 	record := func(l *Lease, leaseFor time.Duration, ackErr error) error {
-		result := "acked"
+		// An ack acks what the lease still holds and names the rest.
+		lost := map[int64]bool{}
+		var lostErr *LostError
 		switch {
-		case errors.Is(ackErr, ErrLeaseLost):
-			result = "lost"
+		case errors.As(ackErr, &lostErr):
+			for _, id := range lostErr.IDs {
+				lost[id] = true
+			}
 		case ackErr != nil:
 			return ackErr
 		}
 		ackedAt := time.Now().UnixMilli()
 		for _, m := range l.Messages {
+			result := "acked"
+			if lost[m.ID] {
+				result = "lost"
+			}
 			uid, err := bodyUID(m.Body)
 			if err != nil {
 				return err

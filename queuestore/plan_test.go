@@ -10,32 +10,44 @@ import (
 	"time"
 )
 
-// The claim must walk messages_claim in its own order: a sort step (a temp
-// B-tree) per claim costs time that grows with the queue (SQLITE-NOTES.md).
+// The claim must walk messages_ready in its own order: a sort step (a temp
+// B-tree) per claim costs time that grows with the queue, and so does a
+// walk past delayed or leased rows.
 // ANALYZE gives the planner statistics that can change its choice, so the
 // plans are checked on a fresh file and again after ANALYZE on a file
 // whose statistics argue for other indexes.
 func TestClaimPlansUseClaimIndex(t *testing.T) {
 	statements := map[string]string{
-		"claim":             sqlClaim,
-		"claim one group":   sqlClaimGroup,
-		"head group":        sqlHeadGroup,
-		"any ready":         sqlAnyReady,
-		"any ready (group)": sqlAnyReadyGroup,
+		"claim":           sqlCandidates,
+		"claim one group": sqlCandidatesGroup,
+		"any ready":       sqlAnyReady,
+		"band head":       sqlBandHead,
+		"oldest of head":  sqlOldestOfHead,
+	}
+	waiting := map[string]string{
+		"promote": sqlPromote,
+		"stats":   sqlStats,
 	}
 	b := setupPlanStore(t)
 	check := func(when string) {
 		t.Helper()
 		for name, stmt := range statements {
 			plan := explain(t, b, stmt)
-			if !strings.Contains(plan, "USING INDEX messages_claim") && !strings.Contains(plan, "USING COVERING INDEX messages_claim") {
-				t.Errorf("%s, %s: plan does not use messages_claim:\n%s", when, name, plan)
+			if !strings.Contains(plan, "INDEX messages_ready") {
+				t.Errorf("%s, %s: plan does not use messages_ready:\n%s", when, name, plan)
 			}
 			if strings.Contains(plan, "TEMP B-TREE") {
 				t.Errorf("%s, %s: plan sorts in a temp B-tree:\n%s", when, name, plan)
 			}
 			if strings.Contains(plan, "SCAN messages") {
 				t.Errorf("%s, %s: plan scans the messages table:\n%s", when, name, plan)
+			}
+		}
+		for name, stmt := range waiting {
+			plan := explain(t, b, stmt)
+			if !strings.Contains(plan, "INDEX messages_waiting") || strings.Contains(plan, "TEMP B-TREE") ||
+				strings.Contains(plan, "SCAN messages") {
+				t.Errorf("%s, %s: plan does not walk messages_waiting in order:\n%s", when, name, plan)
 			}
 		}
 	}

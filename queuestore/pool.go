@@ -43,7 +43,7 @@ const MaxPoolCapacity = 1_000_000
 // characters as a queue name.
 func ValidatePoolName(name string) error {
 	if !queueNamePattern.MatchString(name) {
-		return fmt.Errorf("%w: pool name %q: want 1..128 characters of letters, digits, '-', '_', '.'", ErrInvalid, name)
+		return fmt.Errorf("%w: pool name %q: want %s", ErrInvalid, name, QueueNameRule)
 	}
 	return nil
 }

@@ -50,6 +50,9 @@ type Options struct {
 	SynchronousFull bool
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// LockWaitNotice, when set, is told when a write has waited a second for
+	// another process's write lock, and every 10 seconds after.
+	LockWaitNotice io.Writer
 }
 
 func (o Options) withDefaults() Options {
@@ -80,6 +83,7 @@ type Store struct {
 	mu            sync.Mutex
 	nextLeaseSwep map[string]time.Time // per queue: when to drop finished leases next
 	nextAckPurge  map[string]time.Time // per queue: when to purge retained acks next
+	nextReclaim   map[string]time.Time // when to look for free pages to give back (key "")
 	lastFull      map[string]bool      // per queue: the last claim took as many as it asked for
 }
 
@@ -105,7 +109,7 @@ func Open(path string, opts Options) (*Store, error) {
 	s := &Store{db: db, path: path, opts: opts,
 		// PRAGMA takes no bound parameters; the value is an integer of ours.
 		sqlBusyTimeout: fmt.Sprintf(sqlBusyTimeoutFormat, opts.BusyTimeout.Milliseconds()),
-		nextLeaseSwep:  map[string]time.Time{}, nextAckPurge: map[string]time.Time{}, lastFull: map[string]bool{}}
+		nextLeaseSwep:  map[string]time.Time{}, nextAckPurge: map[string]time.Time{}, nextReclaim: map[string]time.Time{}, lastFull: map[string]bool{}}
 	if err := s.migrate(context.Background()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database %q: %w", path, err)
@@ -167,8 +171,10 @@ func checkSQLiteHeader(path string) error {
 
 // dsn is the one place that builds the connection string.
 func dsn(path string, opts Options) string {
+	// No _journal_mode: setting it writes to the file, and Open must not
+	// write to a file before it knows the file is daguq's. A new file is
+	// switched to WAL by migrate; the mode is kept in the file.
 	params := url.Values{}
-	params.Set("_journal_mode", "WAL")
 	params.Set("_busy_timeout", fmt.Sprint(opts.BusyTimeout.Milliseconds()))
 	// Immediate write transactions: deferred ones in two processes fail with
 	// SQLITE_BUSY at once, bypassing the busy timeout.
@@ -233,36 +239,81 @@ func SchemaVersion() int {
 	return m[len(m)-1].version
 }
 
-// migrate applies the missing migrations in one transaction.
+// schemaInfo is what a file says about whose it is and its schema.
+type schemaInfo struct {
+	appID, version, objects int
+}
+
+func readSchemaInfo(ctx context.Context, q querier) (schemaInfo, error) {
+	var info schemaInfo
+	if err := q.QueryRowContext(ctx, `PRAGMA application_id`).Scan(&info.appID); err != nil {
+		return info, classifyOpenError(err)
+	}
+	if err := q.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&info.version); err != nil {
+		return info, err
+	}
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema`).Scan(&info.objects)
+	return info, err
+}
+
+// check says whether the file needs migrating, or refuses it.
+func (info schemaInfo) check(latest int) (migrate bool, err error) {
+	switch {
+	case info.appID == 0 && info.version == 0 && info.objects == 0: // new file
+		return true, nil
+	case info.appID != applicationID:
+		return false, fmt.Errorf("%w (application_id %#x, %d schema objects)", ErrNotDaguqDatabase, info.appID, info.objects)
+	case info.version > latest:
+		return false, fmt.Errorf("%w: file has version %d, this build knows up to %d: upgrade daguq", ErrSchemaTooNew, info.version, latest)
+	}
+	return info.version < latest, nil
+}
+
+// migrate brings the schema to the newest version. It reads first, without
+// any lock that blocks writers, so that opening a current database never
+// waits for another process's write transaction, and another application's
+// file is refused before anything is written to it. Only a new or older
+// file is migrated: in one write transaction that checks again.
 func (s *Store) migrate(ctx context.Context) error {
 	migrations, err := loadMigrations()
 	if err != nil {
 		return err
 	}
 	latest := migrations[len(migrations)-1].version
+	var info schemaInfo
+	err = s.retryBusy(ctx, func() error {
+		var err error
+		info, err = readSchemaInfo(ctx, s.db)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if need, err := info.check(latest); err != nil || !need {
+		return err
+	}
+	if info.objects == 0 {
+		// A new file: free pages can be given back in steps (space.go),
+		// which must be chosen before the first table; WAL, so that readers
+		// never wait for writers. Neither can change inside a transaction;
+		// both are kept in the file.
+		if err := s.retryBusy(ctx, func() error {
+			_, err := s.db.ExecContext(ctx, `PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL`)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
 	return s.withTx(ctx, func(ctx context.Context, tx querier) error {
-		var appID, version, tables int
-		if err := tx.QueryRowContext(ctx, `PRAGMA application_id`).Scan(&appID); err != nil {
-			return classifyOpenError(err)
-		}
-		if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		info, err := readSchemaInfo(ctx, tx)
+		if err != nil {
 			return err
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema`).Scan(&tables); err != nil {
+		if need, err := info.check(latest); err != nil || !need {
 			return err
-		}
-		switch {
-		case appID == 0 && version == 0 && tables == 0: // new file
-		case appID != applicationID:
-			return fmt.Errorf("%w (application_id %#x, %d schema objects)", ErrNotDaguqDatabase, appID, tables)
-		case version > latest:
-			return fmt.Errorf("%w: file has version %d, this build knows up to %d: upgrade daguq", ErrSchemaTooNew, version, latest)
-		}
-		if version == latest {
-			return nil
 		}
 		for _, m := range migrations {
-			if m.version <= version {
+			if m.version <= info.version {
 				continue
 			}
 			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
@@ -273,7 +324,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA application_id = %d`, applicationID)); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, latest))
+		_, err = tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, latest))
 		return err
 	})
 }
@@ -332,15 +383,38 @@ func (s *Store) withTx(ctx context.Context, fn func(context.Context, querier) er
 // transactions wait here for another process's write lock; reads wait in
 // SQLite (rarely: only while another process rebuilds the WAL index).
 func (s *Store) retryBusy(ctx context.Context, op func() error) error {
-	deadline := time.Now().Add(s.opts.BusyTimeout)
+	return s.retryBusyUntil(ctx, time.Now().Add(s.opts.BusyTimeout), op)
+}
+
+// Lock waits longer than lockWaitNotice are said on Options.LockWaitNotice,
+// then again every lockWaitRepeat.
+const (
+	lockWaitNotice = time.Second
+	lockWaitRepeat = 10 * time.Second
+)
+
+// retryBusyUntil is retryBusy with its own deadline.
+func (s *Store) retryBusyUntil(ctx context.Context, deadline time.Time, op func() error) error {
+	start := time.Now()
+	nextNotice := start.Add(lockWaitNotice)
 	pause := busyPauseMin
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		err := op()
-		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+		if err == nil || !isBusy(err) {
 			return classifyOpenError(err)
+		}
+		now := time.Now()
+		if now.After(deadline) {
+			return fmt.Errorf("%w: waited %s for another process to release the write lock of %s: %v",
+				ErrBusy, now.Sub(start).Round(time.Millisecond), s.path, err)
+		}
+		if now.After(nextNotice) && s.opts.LockWaitNotice != nil {
+			fmt.Fprintf(s.opts.LockWaitNotice, "daguq: waiting %s for the write lock of %s: another process holds it\n",
+				now.Sub(start).Round(time.Second), s.path)
+			nextNotice = now.Add(lockWaitRepeat)
 		}
 		s.busyRetries.Add(1)
 		wait := time.NewTimer(pause/2 + rand.N(pause))
@@ -427,12 +501,16 @@ func isBusy(err error) bool {
 	return errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked)
 }
 
-var queueNamePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+// QueueNameRule says in words what ValidateQueueName accepts. A name starts
+// with a letter or digit, so that it is never ".", ".." or taken for a flag.
+const QueueNameRule = "1..128 letters, digits, '-', '_' or '.', starting with a letter or digit"
+
+var queueNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // ValidateQueueName reports whether name is a valid queue name.
 func ValidateQueueName(name string) error {
 	if !queueNamePattern.MatchString(name) {
-		return fmt.Errorf("%w: queue name %q: want 1..128 characters of letters, digits, '-', '_', '.'", ErrInvalid, name)
+		return fmt.Errorf("%w: queue name %q: want %s", ErrInvalid, name, QueueNameRule)
 	}
 	return nil
 }

@@ -120,9 +120,10 @@ func TestValidateQueueName(t *testing.T) {
 			t.Errorf("%q: %v", name, err)
 		}
 	}
-	for _, name := range []string{"", " ", "a b", "a/b", "ä", "a\n", strings.Repeat("x", 129), "$Q"} {
+	// A name starts with a letter or digit: never ".", ".." or a flag.
+	for _, name := range []string{"", " ", "a b", "a/b", "ä", "a\n", strings.Repeat("x", 129), "$Q", ".", "..", "-dash", "_x", ".hidden"} {
 		err := ValidateQueueName(name)
-		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "1..128 characters") {
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), QueueNameRule) {
 			t.Errorf("%q: error %v, want ErrInvalid naming the rule", name, err)
 		}
 	}

@@ -1,17 +1,20 @@
 package cli_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/daguq/daguq/queuestore"
 )
 
 func TestHelpHasExamples(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	commands := [][]string{{}, {"enqueue"}, {"consume"}, {"stats"}, {"peek"}, {"dlq"}, {"dlq", "list"},
-		{"dlq", "redrive"}, {"dlq", "purge"}, {"pause"}, {"resume"}, {"limit"}, {"purge"}, {"migrate"}, {"dagu-config"}}
+		{"dlq", "redrive"}, {"dlq", "purge"}, {"pause"}, {"resume"}, {"limit"}, {"purge"}, {"migrate"}, {"vacuum"}, {"dagu-config"}, {"version"}}
 	for _, c := range commands {
 		r := e.ok(nil, append(c, "--help")...)
 		if !strings.Contains(r.Stdout, "Examples:") || !strings.Contains(r.Stdout, "Usage:") {
@@ -52,7 +55,7 @@ func TestStatsNamesDatabaseAndRule(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			args, w := tt.setup(e)
-			e.ok(nil, append(args, "pause", "q1")...) // creates the file
+			e.ok(nil, append(args, "pause", "q1", "--create")...) // creates the file
 			if _, err := os.Stat(w.path); err != nil {
 				t.Fatalf("pause did not create %s: %v", w.path, err)
 			}
@@ -82,8 +85,12 @@ func TestStatsDoesNotCreateDatabase(t *testing.T) {
 	if !strings.Contains(r.Stdout, "no database file yet") {
 		t.Errorf("stats on a missing file:\n%s", r)
 	}
-	e.ok(nil, "peek", "q")
-	e.ok(nil, "dlq", "list", "q")
+	// No database, no queue: refused (exit 2), and still no file.
+	for _, args := range [][]string{{"peek", "q"}, {"dlq", "list", "q"}, {"limit", "q"}} {
+		if r := e.run(nil, args...); r.Code != 2 {
+			t.Errorf("daguq %s on a missing file: %s", strings.Join(args, " "), r)
+		}
+	}
 	if _, err := os.Stat(e.db); !os.IsNotExist(err) {
 		t.Errorf("a read-only command created %s (%v)", e.db, err)
 	}
@@ -116,7 +123,7 @@ func TestPauseResume(t *testing.T) {
 func TestLimit(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	if r := e.ok(nil, "limit", "jobs", "1"); !strings.Contains(r.Stdout, "at most 1") {
+	if r := e.ok(nil, "limit", "jobs", "1", "--create"); !strings.Contains(r.Stdout, "at most 1") {
 		t.Errorf("limit jobs 1: %s", r)
 	}
 	if s := e.stats("jobs"); s.InFlightLimit != 1 {
@@ -168,7 +175,7 @@ func TestMigrate(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	r := e.ok(nil, "migrate")
-	if !strings.Contains(r.Stdout, "schema version ") || !strings.Contains(r.Stdout, e.db) {
+	if !strings.Contains(r.Stdout, fmt.Sprintf("schema version %d", queuestore.SchemaVersion())) || !strings.Contains(r.Stdout, e.db) {
 		t.Errorf("migrate: %s", r)
 	}
 	info, err := os.Stat(e.db)

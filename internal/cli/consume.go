@@ -25,9 +25,11 @@ exit nacks it (retry with backoff, dead letter after max attempts). To fail
 only some messages, write their ids, one per line, to $DAGUQ_RESULT_FILE and
 exit 0: the rest are acked.
 
-While the handler runs, its lease is extended by a heartbeat. SIGTERM or
-SIGINT stops claiming, passes the signal to running handlers, and gives the
-leases of unfinished batches back (ready again, no attempt spent).
+While the handler runs, its lease is extended by a heartbeat. When the
+handler exits, whatever it left running is killed. SIGTERM or SIGINT stops
+claiming, passes the signal to running handlers (SIGKILL after --grace), and
+gives the leases of unfinished batches back (ready again, no attempt spent);
+a second SIGTERM or SIGINT kills the handlers at once.
 
 A JSON summary goes to stdout ({"queue", "batches", "messages", "acked",
 "retried", "dead", ...}); progress and handler output go to stderr.

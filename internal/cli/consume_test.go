@@ -161,8 +161,8 @@ func TestEnqueueRawAndStdin(t *testing.T) {
 	if r.Code != 2 || !strings.Contains(r.Stderr, "line 2") {
 		t.Errorf("bad JSON line: want exit 2 naming line 2\n%s", r)
 	}
-	if r := e.ok(nil, "stats", "--json", "json"); strings.Contains(r.Stdout, `"ready": 1`) || strings.Contains(r.Stdout, `"ready": 2`) {
-		t.Errorf("a failed bulk enqueue stored messages: %s", r.Stdout)
+	if s := e.stats("json"); s.Ready != 0 {
+		t.Errorf("a failed bulk enqueue stored messages: %+v", s)
 	}
 	r = e.ok(strings.NewReader(jsonLines(500)), "enqueue", "--queue", "json", "--file", "-")
 	if s := decode[enqueueSummary](t, r); s.Enqueued != 500 {
@@ -184,7 +184,8 @@ func TestDeadLetters(t *testing.T) {
 		t.Fatalf("consume: %s", r)
 	}
 	list := e.ok(nil, "dlq", "list", "jobs")
-	if !strings.Contains(list.Stdout, `{"poison":true}`) || !strings.Contains(list.Stdout, "failed") {
+	// ATTEMPT shows the limit the message died under: the consumer's 2.
+	if !strings.Contains(list.Stdout, `{"poison":true}`) || !strings.Contains(list.Stdout, "failed") || !strings.Contains(list.Stdout, " 2/2 ") {
 		t.Errorf("dlq list:\n%s", list.Stdout)
 	}
 	listJSON := e.ok(nil, "dlq", "list", "jobs", "--json")
@@ -267,6 +268,57 @@ func TestConsumeStopsOnSIGTERM(t *testing.T) {
 	r := e.ok(nil, "peek", "slow", "--json")
 	if strings.Count(r.Stdout, `"attempt":0`) != 3 {
 		t.Errorf("released messages spent an attempt:\n%s", r.Stdout)
+	}
+}
+
+// A second SIGTERM or SIGINT forces the stop: the handler ignores the
+// first, grace is an hour, yet daguq exits 4 at once after the second, with
+// the handler's whole tree gone and the batch released, attempt not spent.
+func TestSecondSignalStopsAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			cmd, done, stderr := startLeaveBehind(t, e, "--grace", "1h")
+			pids := treePids(t, e.dir)
+			t.Cleanup(func() { killTree(pids) })
+
+			cmd.Process.Signal(sig)
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				if b, _ := os.ReadFile(filepath.Join(e.dir, "term")); len(b) > 0 {
+					break // the handler got the first signal and carries on
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the handler did not get the first %s\n%s", sig, stderr)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			select {
+			case <-done:
+				t.Fatalf("daguq exited (%v) after one signal while its handler runs and grace is 1h\n%s", cmd.ProcessState, stderr)
+			case <-time.After(100 * time.Millisecond):
+			}
+			cmd.Process.Signal(sig)
+			select {
+			case <-done:
+			case <-time.After(15 * time.Second):
+				t.Fatalf("daguq still runs 15 s after a second %s\n%s", sig, stderr)
+			}
+			if code := cmd.ProcessState.ExitCode(); code != 4 {
+				t.Errorf("exit %d, want 4\n%s", code, stderr)
+			}
+			if alive := aliveOf(pids); len(alive) > 0 {
+				t.Errorf("after daguq exited: still alive: %v", alive)
+			}
+			if s := e.stats("tree"); s.Ready != 3 || s.InFlight != 0 {
+				t.Errorf("after stop: %+v, want 3 ready", s)
+			}
+			if r := e.ok(nil, "peek", "tree", "--json"); strings.Count(r.Stdout, `"attempt":0`) != 3 {
+				t.Errorf("released messages spent an attempt:\n%s", r.Stdout)
+			}
+		})
 	}
 }
 

@@ -1,15 +1,18 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/daguq/daguq/executor"
+	"github.com/daguq/daguq/internal/storeopen"
 	"github.com/daguq/daguq/queuestore"
 )
 
@@ -19,9 +22,10 @@ func (a *app) dbPath() (path, source string) {
 	return executor.ResolveDB(a.db, a.getenv)
 }
 
-// describeDB names the file and its rule for messages: `"/x/q.db" (from DAGUQ_DB)`.
+// describeDB names the database and its rule for messages: `"/x/q.db" (from
+// DAGUQ_DB)`, a URL without its password.
 func describeDB(path, source string) string {
-	return fmt.Sprintf("%q (from %s)", path, describeSource(source))
+	return fmt.Sprintf("%q (from %s)", storeopen.Redact(path), describeSource(source))
 }
 
 func describeSource(source string) string {
@@ -31,22 +35,19 @@ func describeSource(source string) string {
 	return source
 }
 
-// openStore opens (creating and migrating when needed) the chosen database.
-func (a *app) openStore() (*queuestore.Store, error) {
+// openStore opens (creating and migrating when needed) the chosen database,
+// the way the executors do: a SQLite file, or a PostgreSQL database for a
+// postgres:// URL. Its error names the rule that chose the database;
+// executor.ExitCode gives it exit status 3.
+func (a *app) openStore() (queuestore.Backend, error) {
 	path, source := a.dbPath()
-	if scheme, _, ok := strings.Cut(path, "://"); ok {
-		// Never print the URL: it may hold a password.
-		return nil, usageError("database from %s: a %s:// URL, but this build stores queues in a SQLite file only: give a file path", describeSource(source), scheme)
-	}
-	st, err := queuestore.Open(path, queuestore.Options{})
+	st, err := executor.OpenBackend(path, executor.StoreOptions{})
 	if err != nil {
-		// The store names the path too: say it once, with its rule.
-		msg := strings.Replace(err.Error(), fmt.Sprintf("database path %q: ", path), "", 1)
-		code := exitStore
-		if errors.Is(err, queuestore.ErrInvalid) {
-			code = exitUsage
+		var de *executor.DatabaseError
+		if errors.As(err, &de) {
+			de.From = "database from " + describeSource(source)
 		}
-		return nil, &executor.ExitError{Code: code, Err: fmt.Errorf("database %s: %s", describeDB(path, source), msg)}
+		return nil, err
 	}
 	return st, nil
 }
@@ -54,39 +55,25 @@ func (a *app) openStore() (*queuestore.Store, error) {
 // openExisting opens the database for a read-only command. It returns nil and
 // no error when the file does not exist yet: nothing was ever enqueued there,
 // and a look must not create it.
-func (a *app) openExisting() (*queuestore.Store, error) {
+func (a *app) openExisting() (queuestore.Backend, error) {
 	path, _ := a.dbPath()
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && !strings.Contains(path, "://") {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && !isURL(path) {
 		return nil, nil
 	}
 	return a.openStore()
 }
 
-// storeError gives err its exit code: 2 for input the store refused, 3 for
-// everything else the database did.
-// withStore opens the database (creating it when missing), runs fn on it
-// and closes it; an error of fn gets the exit status storeError gives it.
-func (a *app) withStore(fn func(*queuestore.Store) error) error {
-	st, err := a.openStore()
-	if err != nil {
-		return err
+// isURL reports a database given as a URL (scheme://...).
+func isURL(path string) bool {
+	for i := 0; i < len(path); i++ {
+		switch c := path[i]; {
+		case c == ':':
+			return i > 0 && len(path) > i+2 && path[i+1] == '/' && path[i+2] == '/'
+		case c == '/':
+			return false
+		}
 	}
-	defer st.Close()
-	return storeError(fn(st))
-}
-
-func storeError(err error) error {
-	if err == nil {
-		return nil
-	}
-	var ee *executor.ExitError
-	if errors.As(err, &ee) {
-		return err
-	}
-	if errors.Is(err, queuestore.ErrInvalid) {
-		return &executor.ExitError{Code: exitUsage, Err: err}
-	}
-	return &executor.ExitError{Code: exitStore, Err: err}
+	return false
 }
 
 // queueArgs accepts exactly the positional arguments named, checks the first
@@ -99,20 +86,87 @@ func queueArgs(names ...string) cobra.PositionalArgs {
 		if len(args) > len(names) {
 			return usageError("unexpected argument %q (usage: %s)", args[len(names)], cmd.UseLine())
 		}
-		if err := queuestore.ValidateQueueName(args[0]); err != nil {
-			return usageError("QUEUE argument: %s", trimStorePrefix(err))
-		}
-		return nil
+		return checkQueueArg(args[0])
 	}
 }
 
-// trimStorePrefix drops the sentinel text "queuestore: invalid input: " that
-// means nothing to a command-line user.
-func trimStorePrefix(err error) string {
-	s := err.Error()
-	const p = "queuestore: invalid input: "
-	if len(s) > len(p) && s[:len(p)] == p {
-		return s[len(p):]
+// checkQueueArg refuses a QUEUE argument that is not a valid queue name.
+func checkQueueArg(name string) error {
+	if queuestore.ValidateQueueName(name) != nil {
+		return usageError("QUEUE argument %q: want %s", name, queuestore.QueueNameRule)
 	}
-	return s
+	return nil
+}
+
+// checkDBFlag refuses an empty --db: it would silently mean the default.
+func (a *app) checkDBFlag(cmd *cobra.Command) error {
+	if fl := cmd.Flag("db"); fl != nil && fl.Changed && strings.TrimSpace(a.db) == "" {
+		return usageError("--db is empty: give a database file path, or leave --db out for the default ($DAGUQ_DB, else under $DAGU_HOME, else under the XDG data directory)")
+	}
+	return nil
+}
+
+// requireQueues refuses queues the database does not know (no messages, no
+// settings): an admin command on a mistyped name must not create a queue or
+// report zeros. st nil is a database file that does not exist yet. hint,
+// when not empty, says how to go ahead anyway.
+func (a *app) requireQueues(ctx context.Context, st queuestore.Backend, hint string, queues ...string) error {
+	path, source := a.dbPath()
+	for _, q := range queues {
+		known := false
+		if st != nil {
+			var err error
+			if known, err = queueExists(ctx, st, q); err != nil {
+				return err
+			}
+		}
+		if known {
+			continue
+		}
+		where := fmt.Sprintf("database %s has no messages and no settings for it", describeDB(path, source))
+		if st == nil {
+			where = fmt.Sprintf("database %s does not exist yet", describeDB(path, source))
+		}
+		msg := fmt.Sprintf("unknown queue %q: %s; \"daguq stats\" lists the known queues", q, where)
+		if hint != "" {
+			msg += ", " + hint
+		}
+		return usageError("%s", msg)
+	}
+	return nil
+}
+
+// withQueue runs fn on the database with queue checked known (requireQueues)
+// unless create is set; then a missing database file is created. Nothing is
+// created for a refused queue.
+func (a *app) withQueue(ctx context.Context, queue string, create bool, hint string, fn func(queuestore.Backend) error) error {
+	st, err := a.openExisting()
+	if err == nil && st == nil && create {
+		st, err = a.openStore()
+	}
+	if err != nil {
+		return err
+	}
+	if st != nil {
+		defer st.Close()
+	}
+	if !create {
+		if err := a.requireQueues(ctx, st, hint, queue); err != nil {
+			return err
+		}
+	}
+	return fn(st)
+}
+
+// queueExists asks the store whether it knows queue: its QueueExists when it
+// has one, else whether Queues lists it (the same rule: messages or
+// settings).
+func queueExists(ctx context.Context, st queuestore.Backend, queue string) (bool, error) {
+	if qe, ok := st.(interface {
+		QueueExists(context.Context, string) (bool, error)
+	}); ok {
+		return qe.QueueExists(ctx, queue)
+	}
+	names, err := st.Queues(ctx)
+	return slices.Contains(names, queue), err
 }

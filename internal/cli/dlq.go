@@ -15,7 +15,8 @@ func (a *app) newDLQCmd() *cobra.Command {
 		Long: `A message that failed max_attempts deliveries goes to the dead letter state:
 it stays in its queue, is never claimed again, and keeps its last error. These
 commands list such messages, put them back to ready with their attempts reset
-(redrive), or delete them (purge).`,
+(redrive), or delete them (purge). An unknown queue (no messages, no settings)
+is refused.`,
 		Example: `  daguq dlq list emails
   daguq dlq redrive emails --id 42 --id 43
   daguq dlq purge emails --yes`,
@@ -46,19 +47,13 @@ one JSON object per line.`,
 			if limit < 1 || limit > queuestore.MaxClaim {
 				return usageError("--limit must be 1..%d, got %d", queuestore.MaxClaim, limit)
 			}
-			st, err := a.openExisting()
-			if err != nil || st == nil {
-				if err == nil && !asJSON {
-					return printMessages(a.stdout, nil, false, true)
+			return a.withQueue(cmd.Context(), args[0], false, "", func(st queuestore.Backend) error {
+				msgs, err := st.Peek(cmd.Context(), args[0], queuestore.PeekOptions{State: queuestore.StateDead, Limit: limit})
+				if err != nil {
+					return err
 				}
-				return err
-			}
-			defer st.Close()
-			msgs, err := st.Peek(cmd.Context(), args[0], queuestore.PeekOptions{State: queuestore.StateDead, Limit: limit})
-			if err != nil {
-				return storeError(err)
-			}
-			return printMessages(a.stdout, msgs, asJSON, true)
+				return printMessages(a.stdout, msgs, asJSON, true)
+			})
 		},
 	}
 	cmd.Flags().IntVar(&limit, "limit", 100, fmt.Sprintf("list at most this many (1..%d)", queuestore.MaxClaim))
@@ -78,7 +73,7 @@ many moved; ids that are not dead letters of the queue are skipped.`,
   daguq dlq redrive emails --id 42 --id 43`,
 		Args: queueArgs("QUEUE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withStore(func(st *queuestore.Store) error {
+			return a.withQueue(cmd.Context(), args[0], false, "", func(st queuestore.Backend) error {
 				n, err := st.Redrive(cmd.Context(), args[0], ids...)
 				if err != nil {
 					return err
@@ -110,7 +105,7 @@ touched.`,
 			if !yes {
 				return usageError("refusing to delete dead letters of %q without --yes", args[0])
 			}
-			return a.withStore(func(st *queuestore.Store) error {
+			return a.withQueue(cmd.Context(), args[0], false, "", func(st queuestore.Backend) error {
 				n, err := st.PurgeDead(cmd.Context(), args[0], ids...)
 				if err != nil {
 					return err

@@ -17,17 +17,23 @@ func (a *app) newEnqueueCmd() *cobra.Command {
 		Long: `Add messages to a queue, exactly as the Dagu step "type: enqueue" does: the
 flags are its with: keys in kebab-case (dedupe_key is --dedupe-key).
 
-The messages: one JSON value in --message, a JSON array in --messages, or JSON
-Lines (one message per line, blank lines skipped) in the file named by --file,
-or on stdin with --file - (also taken when no message flag is given and stdin
-is a pipe or a file). With --raw the text is stored as a JSON string:
---message's whole text, or each line of the file. With --envelope each line is
+The messages: one JSON value in --message (repeat it for several, enqueued in
+the order given), a JSON array in --messages, or JSON Lines (one message per
+line, blank lines skipped) in the file named by --file, or on stdin with
+--file - (also taken when no message flag is given and stdin is a pipe or a
+file). With --raw the text is stored as a JSON string: --message's whole text,
+or each line of the file. With --envelope each line is
 {"body", "priority", "dedupe_key", "group", "delay", "not_before",
 "max_attempts"}. All the messages of one call are enqueued in one transaction:
 all or none.
 
+Text must be valid UTF-8, JSON or --raw alike: a message, a file line, a
+--group or --dedupe-key with another encoding is refused (exit status 2,
+naming the line and the byte offset of the first bad byte), never altered.
+
 A JSON summary goes to stdout: {"queue", "enqueued", "duplicates", "ids"}.`,
 		Example: `  daguq enqueue --queue emails --message '{"to":"a@example.com"}'
+  daguq enqueue --queue emails --message '{"to":"a@example.com"}' --message '{"to":"b@example.com"}'
   daguq enqueue --queue emails --file batch.jsonl --priority 10
   printf '{"n":1}\n{"n":2}\n' | daguq enqueue --queue numbers --file -
   ls *.csv | daguq enqueue --queue files --raw
@@ -38,6 +44,16 @@ A JSON summary goes to stdout: {"queue", "enqueued", "duplicates", "ids"}.`,
 			config, err := flags.config()
 			if err != nil {
 				return err
+			}
+			if msgs := flags.values("message"); len(msgs) > 1 {
+				// Every --message, in order, in one transaction: the
+				// messages key of the step, each text read as --message's.
+				if flags.set("messages") {
+					return usageError("--message given %d times and --messages: give the messages one way", len(msgs))
+				}
+				delete(config, "message")
+				config["messages"] = anyList(msgs)
+				flags.flagOf["messages"] = "message"
 			}
 			_, hasMessage := config["message"]
 			_, hasMessages := config["messages"]
@@ -56,6 +72,8 @@ A JSON summary goes to stdout: {"queue", "enqueued", "duplicates", "ids"}.`,
 		},
 	}
 	flags = addConfigFlags(cmd.Flags(), executor.KindEnqueue, "db")
+	message := cmd.Flags().Lookup("message")
+	message.Usage += " Repeat --message for several messages: they are enqueued in the order given, in one transaction."
 	return cmd
 }
 

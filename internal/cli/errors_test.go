@@ -36,8 +36,6 @@ func TestBadInputNamesTheFlag(t *testing.T) {
 		{"with not JSON", []string{"enqueue", "--with", "{queue: q}"}, "--with"},
 		{"with unknown key", []string{"enqueue", "--with", `{"queue":"q","message":1,"colour":"red"}`}, `"colour"`},
 		{"with bad value", []string{"consume", "--with", `{"queue":"q","run":"true","batch_size":"lots"}`}, "batch_size"},
-		{"database URL", []string{"--db", "postgres://u:secret@host/db", "pause", "q"}, "postgres:// URL"},
-		{"database URL stats", []string{"--db", "postgres://u:secret@host/db", "stats"}, "SQLite file only"},
 		{"peek state", []string{"peek", "q", "--state", "lost"}, "--state"},
 		{"peek limit", []string{"peek", "q", "--limit", "0"}, "--limit"},
 		{"peek no queue", []string{"peek"}, "QUEUE"},
@@ -105,5 +103,46 @@ func TestUnwritableDatabasePath(t *testing.T) {
 	e.setenv("DAGUQ_DB", bad)
 	if r := e.run(nil, "migrate"); r.Code != 3 || !strings.Contains(r.Stderr, "DAGUQ_DB") {
 		t.Errorf("DAGUQ_DB unwritable: want exit 3 naming DAGUQ_DB\n%s", r)
+	}
+}
+
+// One classifier (executor.ExitCode) gives every command and the executors
+// the same exit status for the same database problem: 3, with the rule that
+// chose the database named, and never a password.
+func TestDatabaseErrorsExitThreeEverywhere(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	notSQLite := filepath.Join(e.dir, "notes.txt")
+	if err := os.WriteFile(notSQLite, []byte("hello, this is not a database file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, db := range []struct{ name, path, want string }{
+		{"a directory", e.dir, "is a directory"},
+		{"an unreachable PostgreSQL", "postgres://u:secret@127.0.0.1:1/db?connect_timeout=5", "u:xxxxx@127.0.0.1:1"},
+		{"a URL of no backend", "mysql://u:secret@host/db", "database backend not available"},
+		{"not SQLite", notSQLite, "not a daguq database"},
+	} {
+		for _, args := range [][]string{
+			{"migrate"},
+			{"pause", "q"},
+			{"stats"},
+			{"enqueue", "--queue", "q", "--message", "1"},
+			{"consume", "--queue", "q", "--", "true"},
+			{"consume", "--with", `{"queue":"q","run":"true","db":"` + db.path + `"}`},
+		} {
+			if len(args) < 2 || args[1] != "--with" {
+				args = append([]string{"--db", db.path}, args...)
+			}
+			r := e.run(nil, args...)
+			if r.Code != 3 || !strings.Contains(r.Stderr, db.want) {
+				t.Errorf("%s: daguq %s: want exit 3 naming %q\n%s", db.name, strings.Join(args, " "), db.want, r)
+			}
+			if strings.Contains(r.Stderr, "secret") || strings.Contains(r.Stderr, "invalid input") {
+				t.Errorf("%s: daguq %s: stderr shows a password or calls the path input:\n%s", db.name, strings.Join(args, " "), r.Stderr)
+			}
+			if lines := strings.Count(strings.TrimSpace(r.Stderr), "\n") + 1; lines != 1 {
+				t.Errorf("%s: daguq %s: stderr has %d lines, want one:\n%s", db.name, strings.Join(args, " "), lines, r.Stderr)
+			}
+		}
 	}
 }

@@ -23,17 +23,21 @@ import (
 type configFlags struct {
 	fields []executor.Field
 	flags  *pflag.FlagSet
-	scalar map[string]*string   // by field name
-	list   map[string]*[]string // by field name
-	with   string               // --with: the whole `with:` map as JSON
+	scalar map[string]*textValue // by field name
+	list   map[string]*[]string  // by field name
+	with   string                // --with: the whole `with:` map as JSON
 	// verbatim: the keys whose string value --with does not expand (the
 	// handler's shell text).
 	verbatim map[string]bool
+	// flagOf names the flag for a config key in error messages when it is
+	// not the key's own (repeated --message goes to messages).
+	flagOf map[string]string
 }
 
 // addConfigFlags defines a flag for every field of kind except those in skip.
 func addConfigFlags(flags *pflag.FlagSet, kind string, skip ...string) *configFlags {
-	c := &configFlags{flags: flags, scalar: map[string]*string{}, list: map[string]*[]string{}, verbatim: map[string]bool{}}
+	c := &configFlags{flags: flags, scalar: map[string]*textValue{}, list: map[string]*[]string{},
+		verbatim: map[string]bool{}, flagOf: map[string]string{}}
 	skipped := map[string]bool{}
 	for _, s := range skip {
 		skipped[s] = true
@@ -55,9 +59,9 @@ func addConfigFlags(flags *pflag.FlagSet, kind string, skip ...string) *configFl
 			c.list[f.Name] = v
 			flags.StringArrayVar(v, name, nil, fieldUsage(f))
 		default:
-			v := new(string)
+			v := &textValue{typ: typeName(f.Type)}
 			c.scalar[f.Name] = v
-			flags.Var(&textValue{p: v, typ: typeName(f.Type)}, name, fieldUsage(f))
+			flags.Var(v, name, fieldUsage(f))
 			fl := flags.Lookup(name)
 			fl.DefValue = f.DefaultText()
 			if f.Type == executor.TypeBoolean {
@@ -76,14 +80,20 @@ func addConfigFlags(flags *pflag.FlagSet, kind string, skip ...string) *configFl
 // flagName is the flag of a config key: batch_size -> batch-size.
 func flagName(field string) string { return strings.ReplaceAll(field, "_", "-") }
 
-// textValue is a flag kept as the text typed; typ names it in help.
+// textValue is a flag kept as the text typed; typ names it in help. The
+// last value given counts; all keeps every one, in order.
 type textValue struct {
-	p   *string
+	all []string
 	typ string
 }
 
-func (v *textValue) String() string     { return *v.p }
-func (v *textValue) Set(s string) error { *v.p = s; return nil }
+func (v *textValue) String() string {
+	if len(v.all) == 0 {
+		return ""
+	}
+	return v.all[len(v.all)-1]
+}
+func (v *textValue) Set(s string) error { v.all = append(v.all, s); return nil }
 func (v *textValue) Type() string       { return v.typ }
 
 // typeName is the placeholder help shows after a flag: --batch-size int.
@@ -128,6 +138,9 @@ func fieldUsage(f executor.Field) string {
 	case f.Max != nil:
 		notes = append(notes, "<= "+num(*f.Max))
 	}
+	if f.MaxLength > 0 {
+		notes = append(notes, fmt.Sprintf("at most %d bytes", f.MaxLength))
+	}
 	switch f.Type {
 	case executor.TypeDuration:
 		notes = append(notes, "like 500ms, 30s, 5m; a bare number is seconds")
@@ -138,6 +151,14 @@ func fieldUsage(f executor.Field) string {
 		fmt.Fprintf(&b, " (%s)", strings.Join(notes, "; "))
 	}
 	return b.String()
+}
+
+// values is every value the user gave the flag of a scalar field, in order.
+func (c *configFlags) values(field string) []string {
+	if v, ok := c.scalar[field]; ok {
+		return v.all
+	}
+	return nil
 }
 
 // set reports whether the user gave the flag of field.
@@ -166,7 +187,7 @@ func (c *configFlags) config() (map[string]any, error) {
 				config[f.Name] = anyList(vs)
 			}
 		default:
-			config[f.Name] = *c.scalar[f.Name]
+			config[f.Name] = c.scalar[f.Name].String()
 		}
 	}
 	return config, nil
@@ -234,7 +255,11 @@ func (c *configFlags) withFlagHint(err error) string {
 	for i, line := range lines {
 		if w := leadingWord.FindString(line); names[w] {
 			// "message: not valid JSON" -> "--message: not valid JSON"
-			lines[i] = "--" + flagName(w) + ": " + strings.TrimPrefix(line, w+": ")
+			flag := flagName(w)
+			if f, ok := c.flagOf[w]; ok {
+				flag = f
+			}
+			lines[i] = "--" + flag + ": " + strings.TrimPrefix(line, w+": ")
 		}
 		lines[i] = strings.ReplaceAll(lines[i], "set raw: true", "use --raw")
 	}

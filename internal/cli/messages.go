@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -38,8 +39,8 @@ func viewOf(m queuestore.Message) messageView {
 		EnqueuedAt: m.EnqueuedAt, VisibleAt: m.VisibleAt, LastError: m.LastError, Body: body}
 }
 
-// printMessages writes msgs as JSON Lines or as a table with bodies cut to
-// bodyWidth characters.
+// printMessages writes msgs as JSON Lines, exactly, or as a table with every
+// text made printable and bodies cut to bodyWidth characters.
 func printMessages(w io.Writer, msgs []queuestore.Message, asJSON bool, withError bool) error {
 	if asJSON {
 		enc := json.NewEncoder(w)
@@ -62,13 +63,13 @@ func printMessages(w io.Writer, msgs []queuestore.Message, asJSON bool, withErro
 	fmt.Fprintln(tw, header)
 	for _, m := range msgs {
 		v := viewOf(m)
-		group := v.Group
+		group := cut(v.Group, 40)
 		if group == "" {
 			group = "-"
 		}
 		col := v.VisibleAt.Local().Format(time.DateTime)
 		if withError {
-			col = cut(v.LastError, 40)
+			col = cutLeft(lastLine(v.LastError), 40)
 			if col == "" {
 				col = "-"
 			}
@@ -81,12 +82,36 @@ func printMessages(w io.Writer, msgs []queuestore.Message, asJSON bool, withErro
 
 const bodyWidth = 60
 
-// cut shortens s to n characters on one line, marking the cut with "...".
+// cut makes s printable (one line, no control characters) and shortens it to
+// n characters, marking the cut with "...".
 func cut(s string, n int) string {
-	s = oneLine(s)
+	s = printable(s)
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
 	r := []rune(s)
 	return string(r[:n-3]) + "..."
+}
+
+// cutLeft is cut from the other end: it keeps the last n characters, marking
+// the cut with "..." in front.
+func cutLeft(s string, n int) string {
+	s = printable(s)
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return "..." + string(r[len(r)-(n-3):])
+}
+
+// lastLine is the last line of s that is not blank: where a handler's error
+// output (a traceback, a log) says what went wrong.
+func lastLine(s string) string {
+	lines := strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' })
+	for i := len(lines) - 1; i >= 0; i-- {
+		if line := strings.TrimSpace(lines[i]); line != "" {
+			return line
+		}
+	}
+	return ""
 }

@@ -24,7 +24,7 @@ is counted.
 take them), delayed or in_flight (both: by the time they become claimable),
 dead or acked (newest first; acked messages are kept only with an ack
 retention). The table cuts bodies; --json prints every message in full as one
-JSON object per line.`,
+JSON object per line. An unknown queue (no messages, no settings) is refused.`,
 		Example: `  daguq peek emails
   daguq peek emails --state delayed --limit 50
   daguq peek emails --json | jq -c .body`,
@@ -38,19 +38,13 @@ JSON object per line.`,
 			if limit < 1 || limit > queuestore.MaxClaim {
 				return usageError("--limit must be 1..%d, got %d", queuestore.MaxClaim, limit)
 			}
-			st, err := a.openExisting()
-			if err != nil || st == nil {
-				if err == nil && !asJSON {
-					return printMessages(a.stdout, nil, false, false)
+			return a.withQueue(cmd.Context(), args[0], false, "", func(st queuestore.Backend) error {
+				msgs, err := st.Peek(cmd.Context(), args[0], queuestore.PeekOptions{State: queuestore.State(state), Limit: limit})
+				if err != nil {
+					return err
 				}
-				return err
-			}
-			defer st.Close()
-			msgs, err := st.Peek(cmd.Context(), args[0], queuestore.PeekOptions{State: queuestore.State(state), Limit: limit})
-			if err != nil {
-				return storeError(err)
-			}
-			return printMessages(a.stdout, msgs, asJSON, state == string(queuestore.StateDead))
+				return printMessages(a.stdout, msgs, asJSON, state == string(queuestore.StateDead))
+			})
 		},
 	}
 	cmd.Flags().StringVar(&state, "state", "ready", "which messages: ready, delayed, in_flight, dead or acked")

@@ -43,6 +43,35 @@ docs/pools.md.`,
 	return cmd
 }
 
+// poolAdmin is what the pool commands need of a store: the SQLite store
+// has pools, the PostgreSQL store not yet.
+type poolAdmin interface {
+	SetPool(ctx context.Context, name string, capacity int) error
+	RemovePool(ctx context.Context, name string, force bool) (holders, waiters int, err error)
+	Pools(ctx context.Context) ([]queuestore.PoolStatus, error)
+	Pool(ctx context.Context, name string) (queuestore.PoolStatus, error)
+}
+
+var _ poolAdmin = (*queuestore.Store)(nil)
+
+// errNoPools: the database's backend has no pools.
+var errNoPools = &executor.DatabaseError{Err: errors.New("pools are kept in a SQLite database only so far: give a file path")}
+
+// withPools opens the database (creating it when missing) and runs fn on
+// it; executor.ExitCode gives fn's error its exit status.
+func (a *app) withPools(fn func(poolAdmin) error) error {
+	opened, err := a.openStore()
+	if err != nil {
+		return err
+	}
+	defer opened.Close()
+	st, ok := opened.(poolAdmin)
+	if !ok {
+		return errNoPools
+	}
+	return fn(st)
+}
+
 // poolArgs accepts exactly the positional arguments named and checks that
 // the first is a valid pool name.
 func poolArgs(names ...string) cobra.PositionalArgs {
@@ -53,8 +82,8 @@ func poolArgs(names ...string) cobra.PositionalArgs {
 		if len(args) > len(names) {
 			return usageError("unexpected argument %q (usage: %s)", args[len(names)], cmd.UseLine())
 		}
-		if err := queuestore.ValidatePoolName(args[0]); err != nil {
-			return usageError("NAME argument: %s", trimStorePrefix(err))
+		if name := args[0]; queuestore.ValidatePoolName(name) != nil {
+			return usageError("NAME argument %q: want %s", name, queuestore.QueueNameRule)
 		}
 		return nil
 	}
@@ -76,7 +105,7 @@ A waiter asking for more slots than the new capacity fails (exit status 2).`, qu
 			if err != nil || n < 1 || n > queuestore.MaxPoolCapacity {
 				return usageError("CAPACITY argument must be an integer 1..%d, got %q (remove a pool with daguq pool rm)", queuestore.MaxPoolCapacity, args[1])
 			}
-			return a.withStore(func(st *queuestore.Store) error {
+			return a.withPools(func(st poolAdmin) error {
 				if err := st.SetPool(cmd.Context(), args[0], n); err != nil {
 					return err
 				}
@@ -99,7 +128,7 @@ without slots and the waiters end with exit status 2 (pool not set).`,
   daguq pool rm warehouse-db --force`,
 		Args: poolArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withStore(func(st *queuestore.Store) error {
+			return a.withPools(func(st poolAdmin) error {
 				holders, waiters, err := st.RemovePool(cmd.Context(), args[0], force)
 				switch {
 				case errors.Is(err, queuestore.ErrPoolNotFound):
@@ -145,9 +174,9 @@ out.`,
   daguq pool list warehouse-db
   daguq pool list --json | jq '.pools[] | {pool, used, capacity}'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			for _, n := range args {
-				if err := queuestore.ValidatePoolName(n); err != nil {
-					return usageError("NAME argument: %s", trimStorePrefix(err))
+			for _, name := range args {
+				if queuestore.ValidatePoolName(name) != nil {
+					return usageError("NAME argument %q: want %s", name, queuestore.QueueNameRule)
 				}
 			}
 			return a.poolList(cmd.Context(), args, asJSON)
@@ -160,19 +189,23 @@ out.`,
 func (a *app) poolList(ctx context.Context, names []string, asJSON bool) error {
 	path, source := a.dbPath()
 	report := poolReport{DB: path, DBSource: source, Pools: []queuestore.PoolStatus{}}
-	st, err := a.openExisting()
+	opened, err := a.openExisting()
 	if err != nil {
 		return err
 	}
-	if st == nil && len(names) > 0 {
+	if opened == nil && len(names) > 0 {
 		return usageError("pool %q is not set (no database file yet)", names[0])
 	}
-	if st != nil {
-		defer st.Close()
+	if opened != nil {
+		defer opened.Close()
+		st, ok := opened.(poolAdmin)
+		if !ok {
+			return errNoPools
+		}
 		if len(names) == 0 {
 			pools, err := st.Pools(ctx)
 			if err != nil {
-				return storeError(err)
+				return err
 			}
 			report.Pools = append(report.Pools, pools...)
 		}
@@ -182,7 +215,7 @@ func (a *app) poolList(ctx context.Context, names []string, asJSON bool) error {
 				return usageError("pool %q is not set", n)
 			}
 			if err != nil {
-				return storeError(err)
+				return err
 			}
 			report.Pools = append(report.Pools, p)
 		}
@@ -298,8 +331,8 @@ its capacity; 3 database error; 4 stopped while waiting; 5 wait timeout.`,
 			case len(named) > 1:
 				return usageError("unexpected argument %q: put the command after \"--\" (daguq pool run NAME -- COMMAND)", named[1])
 			case len(named) == 1:
-				if err := queuestore.ValidatePoolName(named[0]); err != nil {
-					return usageError("NAME argument: %s", trimStorePrefix(err))
+				if name := named[0]; queuestore.ValidatePoolName(name) != nil {
+					return usageError("NAME argument %q: want %s", name, queuestore.QueueNameRule)
 				}
 				if given, ok := config["pool"].(string); ok && given != named[0] {
 					return usageError("pool %q in --with and %q as NAME: give it once", given, named[0])

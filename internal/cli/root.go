@@ -13,11 +13,10 @@ import (
 )
 
 // Exit codes of every daguq command. They are the executor's, so a Dagu step
-// and a shell script see the same numbers.
+// and a shell script see the same numbers; executor.ExitCode decides them.
 const (
 	exitOK    = executor.ExitOK
 	exitUsage = executor.ExitUsage // bad flag, argument or config value
-	exitStore = executor.ExitStore // the database could not be opened, read or written
 )
 
 // app is what every subcommand shares: the global flags and the streams.
@@ -27,6 +26,9 @@ type app struct {
 	stdout io.Writer
 	stderr io.Writer
 	getenv func(string) string
+	// started: the command line parsed and a command began to run; an error
+	// before that is cobra's own (an unknown command or flag): exit status 2.
+	started bool
 }
 
 // Main runs the command line with args and returns the process exit code.
@@ -45,7 +47,10 @@ func (a *app) run(args []string) int {
 	if err == nil {
 		return exitOK
 	}
-	code := exitCode(err)
+	code := executor.ExitCode(err)
+	if !a.started {
+		code = exitUsage // cobra refused the command line
+	}
 	var ee *executor.ExitError
 	if errors.As(err, &ee) && ee.Err != nil {
 		err = ee.Err // the text without Dagu's "exit status N: " prefix
@@ -54,21 +59,13 @@ func (a *app) run(args []string) int {
 	if cmd != nil {
 		name = cmd.CommandPath()
 	}
-	fmt.Fprintf(a.stderr, "%s: %s\n", name, oneLine(strings.ReplaceAll(err.Error(), "queuestore: invalid input: ", "")))
+	fmt.Fprintf(a.stderr, "%s: %s\n", name, printable(oneLine(err.Error())))
 	return code
-}
-
-func exitCode(err error) int {
-	var ee *executor.ExitError
-	if errors.As(err, &ee) {
-		return ee.Code
-	}
-	return exitUsage // flag and argument errors from cobra
 }
 
 // usageError is an error in a flag or argument: exit status 2.
 func usageError(format string, args ...any) error {
-	return &executor.ExitError{Code: exitUsage, Err: fmt.Errorf(format, args...)}
+	return &executor.ExitError{Code: exitUsage, Err: &executor.ConfigError{Err: fmt.Errorf(format, args...)}}
 }
 
 // oneLine puts a message on one line; joined errors are separated by "; ".
@@ -106,11 +103,17 @@ Exit codes: 0 ok; 1 a handler failed and the fail policy asked to fail;
   daguq enqueue --queue emails --message '{"to":"c@example.com"}' --priority 5
   daguq consume --queue emails --batch-size 50 --concurrency 4 -- ./send.sh
   daguq stats`,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			a.started = true
+			return a.checkDBFlag(cmd)
+		},
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
 	}
-	root.PersistentFlags().StringVar(&a.db, "db", "", "database file (default: $DAGUQ_DB, else under $DAGU_HOME, else under the XDG data directory)")
+	root.Version = readBuildInfo().String()
+	root.SetVersionTemplate("daguq {{.Version}}\n")
+	root.PersistentFlags().StringVar(&a.db, "db", "", "database: a SQLite file, or a postgres:// URL (default: $DAGUQ_DB, else under $DAGU_HOME, else under the XDG data directory)")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError("%v (see %s --help)", err, cmd.CommandPath())
 	})
@@ -126,7 +129,11 @@ Exit codes: 0 ok; 1 a handler failed and the fail policy asked to fail;
 		a.newPoolCmd(),
 		a.newPurgeCmd(),
 		a.newMigrateCmd(),
+		a.newVacuumCmd(),
 		a.newDaguConfigCmd(),
+		a.newVersionCmd(),
+		a.newServeCmd(),
+		a.newCheckCmd(),
 	)
 	return root
 }

@@ -3,9 +3,11 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/daguq/daguq/executor"
@@ -13,19 +15,20 @@ import (
 
 // runExecutor runs one executor of kind the way Dagu does: factory, streams,
 // Run, and Kill from another goroutine when SIGTERM or SIGINT arrives (Run
-// returns soon after; the context is not cancelled, as in Dagu).
+// returns soon after; the context is not cancelled, as in Dagu). A second
+// SIGTERM or SIGINT is Kill(SIGKILL): the stop without grace.
 func (a *app) runExecutor(name, kind string, flags *configFlags, config map[string]any, stdin io.Reader) error {
-	// The database: --db, else with: db (--with), else the environment.
-	if given, ok := config["db"].(string); ok && given != "" && a.db == "" {
+	// The database: --db, else with: db (--with), else the environment. An
+	// empty with: db stays for Validate to refuse, unless --db overrides it.
+	given, ok := config["db"].(string)
+	if ok && a.db == "" {
 		a.db = given
 	}
-	config["db"], _ = a.dbPath()
+	if !ok || a.db != given || strings.TrimSpace(given) != "" {
+		config["db"], _ = a.dbPath()
+	}
 	if err := executor.Validate(kind, config); err != nil {
-		var ee *executor.ExitError
-		if errors.As(err, &ee) && ee.Code != exitUsage {
-			return err
-		}
-		return usageError("%s", flags.withFlagHint(err))
+		return withHint(err, flags)
 	}
 	// Open the database here first: a path that cannot be used is reported
 	// like every other command does, naming the rule that chose it.
@@ -40,11 +43,7 @@ func (a *app) runExecutor(name, kind string, flags *configFlags, config map[stri
 	}
 	exe, err := executor.New(kind, executor.Spec{Name: name, Config: config, Env: os.Environ(), Dir: dir})
 	if err != nil {
-		var ee *executor.ExitError
-		if errors.As(err, &ee) {
-			return err
-		}
-		return usageError("%s", flags.withFlagHint(err))
+		return withHint(err, flags)
 	}
 	exe.SetStdout(a.stdout)
 	exe.SetStderr(a.stderr)
@@ -64,9 +63,16 @@ func (a *app) runExecutor(name, kind string, flags *configFlags, config map[stri
 		close(done)
 	}()
 	go func() {
-		for {
+		for n := 0; ; n++ {
 			select {
 			case sig := <-signals:
+				if n > 0 {
+					// A second SIGTERM or SIGINT (^C again): no more grace,
+					// the handlers get SIGKILL and their batches are
+					// released at once.
+					fmt.Fprintf(a.stderr, "daguq: %s again: killing the handlers now\n", sig)
+					sig = syscall.SIGKILL
+				}
 				_ = exe.Kill(sig)
 			case <-done:
 				return
@@ -76,18 +82,21 @@ func (a *app) runExecutor(name, kind string, flags *configFlags, config map[stri
 	return runResult(exe.Run(context.Background()), flags)
 }
 
-// runResult keeps the executor's exit code (any other error of Run is the
-// step failing: exit status 3) and names the flag in a usage error.
+// runResult is Run's error, with the flag named in a usage error.
 func runResult(err error, flags *configFlags) error {
-	if err == nil {
-		return nil
+	return withHint(err, flags)
+}
+
+// withHint keeps err's exit status (executor.ExitCode) and, for refused
+// input, puts the flag in front of each line that names a config key.
+func withHint(err error, flags *configFlags) error {
+	code := executor.ExitCode(err)
+	if err == nil || code != exitUsage {
+		return err
 	}
 	var ee *executor.ExitError
-	if !errors.As(err, &ee) {
-		return &executor.ExitError{Code: exitStore, Err: err}
+	if errors.As(err, &ee) && ee.Err != nil {
+		err = ee.Err
 	}
-	if ee.Code == exitUsage && ee.Err != nil {
-		return usageError("%s", flags.withFlagHint(ee.Err))
-	}
-	return err
+	return usageError("%s", flags.withFlagHint(err))
 }

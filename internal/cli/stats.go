@@ -9,14 +9,17 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/daguq/daguq/internal/storeopen"
 	"github.com/daguq/daguq/queuestore"
 )
 
 // statsReport is the --json form of stats.
 type statsReport struct {
-	DB       string             `json:"db"`
-	DBSource string             `json:"db_source"` // flag, DAGUQ_DB, DAGU_HOME or XDG
-	Queues   []queuestore.Stats `json:"queues"`
+	DB            string             `json:"db"`
+	DBSource      string             `json:"db_source"`      // flag, DAGUQ_DB, DAGU_HOME or XDG
+	SchemaVersion int                `json:"schema_version"` // of the database (opening migrates it to this build's)
+	Daguq         buildInfo          `json:"daguq"`          // this binary's version and VCS revision
+	Queues        []queuestore.Stats `json:"queues"`
 }
 
 func (a *app) newStatsCmd() *cobra.Command {
@@ -31,42 +34,51 @@ the age of the oldest ready message, the live leases against the queue's
 in-flight limit, and whether the queue is paused.
 
 The first line names the database file and the rule that chose it: the --db
-flag, $DAGUQ_DB, $DAGU_HOME or the XDG data directory. A database that does
-not exist yet is reported empty and is not created.`,
+flag, $DAGUQ_DB, $DAGU_HOME or the XDG data directory; the second its schema
+version and this daguq's version and VCS revision. A database that does
+not exist yet is reported empty and is not created. A queue named that the
+database does not know (no messages, no settings) is refused.`,
 		Example: `  daguq stats
   daguq stats emails invoices
   daguq stats --json | jq '.queues[] | select(.dead > 0)'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, q := range args {
-				if err := queuestore.ValidateQueueName(q); err != nil {
-					return usageError("QUEUE argument: %s", trimStorePrefix(err))
+				if err := checkQueueArg(q); err != nil {
+					return err
 				}
 			}
 			return a.stats(cmd.Context(), args, asJSON)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, `print one JSON object: {"db", "db_source", "queues": [...]}`)
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print one JSON object: {"db", "db_source", "schema_version", "daguq": {"version", "revision", ...}, "queues": [...]}`)
 	return cmd
 }
 
 func (a *app) stats(ctx context.Context, queues []string, asJSON bool) error {
 	path, source := a.dbPath()
-	report := statsReport{DB: path, DBSource: source, Queues: []queuestore.Stats{}}
+	report := statsReport{DB: storeopen.Redact(path), DBSource: source, SchemaVersion: storeopen.SchemaVersion(path),
+		Daguq: readBuildInfo(), Queues: []queuestore.Stats{}}
 	st, err := a.openExisting()
 	if err != nil {
 		return err
 	}
 	if st != nil {
 		defer st.Close()
-		if len(queues) == 0 {
-			if queues, err = st.Queues(ctx); err != nil {
-				return storeError(err)
-			}
+	}
+	if len(queues) > 0 {
+		if err := a.requireQueues(ctx, st, "", queues...); err != nil {
+			return err
 		}
+	} else if st != nil {
+		if queues, err = st.Queues(ctx); err != nil {
+			return err
+		}
+	}
+	if st != nil {
 		for _, q := range queues {
 			s, err := st.Stats(ctx, q)
 			if err != nil {
-				return storeError(err)
+				return err
 			}
 			report.Queues = append(report.Queues, s)
 		}
@@ -77,6 +89,7 @@ func (a *app) stats(ctx context.Context, queues []string, asJSON bool) error {
 		return enc.Encode(report)
 	}
 	fmt.Fprintf(a.stdout, "database: %s\n", describeDB(path, source))
+	fmt.Fprintf(a.stdout, "schema version %d, daguq %s\n", report.SchemaVersion, report.Daguq)
 	if st == nil {
 		fmt.Fprintln(a.stdout, "(no database file yet: nothing was enqueued here)")
 		return nil
@@ -96,7 +109,7 @@ func (a *app) stats(ctx context.Context, queues []string, asJSON bool) error {
 		if s.Paused {
 			paused = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t%s\n", s.Queue, s.Ready, s.Delayed, s.InFlight,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t%s\n", printable(s.Queue), s.Ready, s.Delayed, s.InFlight,
 			s.Dead, s.Acked, age(s.OldestReadyAge, s.Ready), s.Leases, limit, paused)
 	}
 	return tw.Flush()

@@ -1,0 +1,10 @@
+//go:build unix && !(linux && cgo)
+
+package proctree
+
+// haveSupervisor tells that handlers run under a supervisor here: not
+// without Linux's child subreaper, nor without cgo (the supervisor is C).
+const haveSupervisor = false
+
+// start runs c directly in its own process group: only that group is swept.
+func start(c Cmd) (tree, error) { return startDirect(c) }

@@ -1,0 +1,9 @@
+//go:build unix && !linux
+
+package proctree
+
+import "syscall"
+
+func directSysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true}
+}

@@ -1,0 +1,49 @@
+package queuestore
+
+import (
+	"context"
+	"time"
+)
+
+// Backend is the store contract every backend keeps (SQLite here,
+// PostgreSQL in queuestore/postgres): the executors, the CLI and the server
+// use a store through it, and queuestore/storetest checks a backend against
+// it. docs/lifecycle.md is its meaning.
+type Backend interface {
+	// Producers.
+	Enqueue(ctx context.Context, msgs ...NewMessage) (EnqueueResult, error)
+
+	// Consumers: claim under a lease, then finish what the lease holds.
+	Claim(ctx context.Context, opts ClaimOptions) (*Lease, error)
+	Ack(ctx context.Context, lease *Lease, ids ...int64) error
+	Nack(ctx context.Context, lease *Lease, opts NackOptions) (NackResult, error)
+	Extend(ctx context.Context, lease *Lease, d time.Duration, ids ...int64) error
+	Release(ctx context.Context, lease *Lease, ids ...int64) error
+	LeaseByToken(ctx context.Context, token string) (*Lease, error)
+
+	// Operators.
+	Queues(ctx context.Context) ([]string, error)
+	Stats(ctx context.Context, queue string) (Stats, error)
+	Peek(ctx context.Context, queue string, opts PeekOptions) ([]Message, error)
+	Pause(ctx context.Context, queue string) error
+	Resume(ctx context.Context, queue string) error
+	SetLimit(ctx context.Context, queue string, limit int) error
+	Redrive(ctx context.Context, queue string, ids ...int64) (int64, error)
+	PurgeDead(ctx context.Context, queue string, ids ...int64) (int64, error)
+	Purge(ctx context.Context, queue string) (int64, error)
+
+	// Observers.
+	Metrics(ctx context.Context) ([]QueueMetrics, error)
+	RecordHistory(ctx context.Context) error
+	History(ctx context.Context, queue string, since time.Time) ([]HistorySample, error)
+
+	// Describe names the database for messages: a file path, or a URL
+	// without its password.
+	Describe() string
+	Close() error
+}
+
+var _ Backend = (*Store)(nil)
+
+// Describe is the database file.
+func (s *Store) Describe() string { return s.path }
