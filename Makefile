@@ -5,7 +5,7 @@ BIN       := bin/daguq
 STATICCHECK := bin/staticcheck
 export CGO_ENABLED := 1
 
-.PHONY: help build test test-postgres-heavy test-integration bench bench-peers demo fmt lint clean
+.PHONY: help build test test-postgres-heavy test-integration soak bench bench-peers demo fmt lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -23,6 +23,10 @@ test-postgres-heavy: ## the PostgreSQL SKIP LOCKED proof (64 claimers, 4 process
 
 test-integration: build ## the integration suite, with a real Dagu when DAGU_BIN is set
 	$(GO) test -race -count=1 -tags integration ./integration/...
+
+SOAK_DURATION ?= 2m
+soak: ## fault-injection soak: SOAK_DURATION (2m) of kill -9, SIGSTOP, SIGTERM, write locks, a full disk; then the invariants
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -race -count=1 -timeout 0 -run '^TestSoak' -v ./internal/soak
 
 bench: ## store benchmarks next to a naive single-table baseline, in messages/s
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./queuestore/

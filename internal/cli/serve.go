@@ -134,7 +134,7 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 	}
 	srv := server.New(st, server.Options{
 		Token: token, ReadOnly: f.readOnly, AllowedHosts: f.allowHosts, MaxBodyBytes: f.maxBody,
-		DB: storeopen.Redact(path), DBFlag: dbFlag, Log: a.stderr,
+		DB: storeopen.Redact(path), DBFlag: dbFlag, Log: a.stderr, Backend: backendName(path),
 	})
 	var notes []string
 	if token != "" {
@@ -161,4 +161,12 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// backendName is the storage backend the db value picks.
+func backendName(db string) string {
+	if storeopen.IsPostgres(db) {
+		return "postgres"
+	}
+	return "sqlite"
 }
