@@ -104,6 +104,7 @@ func (e *enqueueExecutor) messages(now time.Time) ([]queuestore.NewMessage, erro
 		Priority:    e.cfg.Priority,
 		Group:       e.cfg.Group,
 		MaxAttempts: e.cfg.MaxAttempts,
+		EnqueuedBy:  dagRun(specGetenv(e.spec)),
 	}
 	switch {
 	case e.cfg.Delay > 0:

@@ -164,6 +164,7 @@ func (e *queueExecutor) claimOptions(max int) queuestore.ClaimOptions {
 		Group:       e.cfg.Group,
 		OneGroup:    e.cfg.GroupBy,
 		Consumer:    e.consumerName(),
+		ClaimedBy:   dagRun(specGetenv(e.spec)),
 		Aging:       e.cfg.Aging,
 	}
 }

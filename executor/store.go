@@ -66,3 +66,13 @@ func OpenBackend(db string, opts StoreOptions) (queuestore.Backend, error) {
 	}
 	return s, nil
 }
+
+// dagRun names the Dagu DAG run a step belongs to, "dag/run-id", from the
+// variables Dagu sets in every step's environment; "" outside Dagu.
+func dagRun(getenv func(string) string) string {
+	name, run := getenv(envDAGName), getenv(envDAGRunID)
+	if name == "" || run == "" {
+		return ""
+	}
+	return name + "/" + run
+}

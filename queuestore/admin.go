@@ -218,11 +218,13 @@ func (s *Store) Peek(ctx context.Context, queue string, opts PeekOptions) ([]Mes
 	var out []Message
 	for rows.Next() {
 		m := Message{Queue: queue, State: opts.State}
-		var group, dedupe, lastErr sql.NullString
+		var group, dedupe, lastErr, enqueuedBy, claimedBy sql.NullString
 		var enqueued, at int64
-		if err := rows.Scan(&m.ID, &m.Priority, &m.Attempt, &m.MaxAttempts, &group, &dedupe, &enqueued, &at, &lastErr, &m.Body); err != nil {
+		if err := rows.Scan(&m.ID, &m.Priority, &m.Attempt, &m.MaxAttempts, &group, &dedupe, &enqueued, &at, &lastErr,
+			&enqueuedBy, &claimedBy, &m.Body); err != nil {
 			return nil, err
 		}
+		m.EnqueuedBy, m.ClaimedBy = enqueuedBy.String, claimedBy.String
 		m.Group, m.DedupeKey, m.LastError = group.String, dedupe.String, lastErr.String
 		m.EnqueuedAt, m.VisibleAt = msTime(enqueued), msTime(at)
 		if m.State == "" {

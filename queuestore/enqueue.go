@@ -67,7 +67,7 @@ func (s *Store) enqueue(ctx context.Context, tx querier, msgs []NewMessage) (Enq
 		}
 		steps[m.Queue] = sortStep(aging)
 	}
-	args := make([]any, 0, 11*bulkSizes[0])
+	args := make([]any, 0, 12*bulkSizes[0])
 	for start := 0; start < len(msgs); {
 		size, chunk := bulkChunk(len(msgs) - start)
 		dedupe := false
@@ -88,7 +88,7 @@ func (s *Store) enqueue(ctx context.Context, tx querier, msgs []NewMessage) (Enq
 				state = codeWaiting
 			}
 			args = append(args, lastID+1+int64(i), m.Queue, state, m.Priority, visibleAt-m.Priority*steps[m.Queue],
-				visibleAt, maxAttempts, nullString(m.Group), nullString(m.DedupeKey), now, len(m.Body))
+				visibleAt, maxAttempts, nullString(m.Group), nullString(m.DedupeKey), now, len(m.Body), nullString(m.EnqueuedBy))
 		}
 		if dedupe {
 			if err := insertReturningIDs(ctx, tx, sqlInsertMessagesDedupe[chunk], args, res.IDs, lastID+1); err != nil {

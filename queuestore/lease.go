@@ -40,6 +40,9 @@ type ClaimOptions struct {
 	OneGroup bool
 	// Consumer names the claimer in stats and leases.
 	Consumer string
+	// ClaimedBy names the Dagu DAG run that claims ("dag/run-id"), kept
+	// with each message for peek and the dashboard.
+	ClaimedBy string
 	// Aging, when set, becomes the queue's aging interval: a ready message
 	// ranks one priority level higher for every interval it has waited
 	// (docs/lifecycle.md). Zero keeps the queue's setting.
@@ -220,7 +223,7 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 				}
 			}
 		}
-		rows, err := tx.QueryContext(ctx, sqlLeaseMessages, leaseID, expires, jsonIDs(picked))
+		rows, err := tx.QueryContext(ctx, sqlLeaseMessages, leaseID, expires, jsonIDs(picked), nullString(opts.ClaimedBy))
 		if err != nil {
 			return err
 		}

@@ -39,6 +39,9 @@ type NewMessage struct {
 	Group string
 	// MaxAttempts overrides Options.MaxAttempts; zero means the default.
 	MaxAttempts int
+	// EnqueuedBy names the Dagu DAG run that enqueues it ("dag/run-id"),
+	// shown by peek and the dashboard.
+	EnqueuedBy string
 }
 
 // validate checks message i; queueChecked skips the queue name, already
@@ -75,6 +78,8 @@ type Message struct {
 	VisibleAt   time.Time // ready from, or lease end while in flight
 	State       State
 	LastError   string
+	EnqueuedBy  string // the Dagu DAG run that enqueued it ("dag/run-id"), if any
+	ClaimedBy   string // the Dagu DAG run of its last claim, if any
 }
 
 // Lease holds claimed messages until it expires or is finished.

@@ -97,9 +97,9 @@ ORDER BY sort_key, id
 LIMIT ?6`
 
 	// sqlLeaseMessages leases the chosen ids (?3, a JSON array) to lease ?1
-	// until ?2.
+	// until ?2, for the DAG run ?4.
 	sqlLeaseMessages = `
-UPDATE messages SET state = 1, lease_id = ?1, visible_at = ?2, attempts = attempts + 1
+UPDATE messages SET state = 1, lease_id = ?1, visible_at = ?2, attempts = attempts + 1, claimed_by = ?4
 WHERE id IN (SELECT value FROM json_each(?3)) AND state = 0
 RETURNING id, priority, attempts, max_attempts, group_key, dedupe_key, enqueued_at, size`
 
@@ -246,17 +246,17 @@ FROM (SELECT 1) LEFT JOIN queues q ON q.name = ?1`
 
 	// Peek statements list in the order a claim (or a look at history) takes.
 	sqlPeekReady = `
-SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.visible_at, m.last_error, b.body
+SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.visible_at, m.last_error, m.enqueued_by, m.claimed_by, b.body
 FROM messages m JOIN bodies b ON b.id = m.id
 WHERE m.queue = ?1 AND (m.state = 0 OR (m.state = 1 AND m.visible_at <= ?2))
 ORDER BY CASE WHEN m.state = 0 THEN m.sort_key ELSE m.visible_at - m.priority * ?4 END, m.id LIMIT ?3`
 	sqlPeekPending = `
-SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.visible_at, m.last_error, b.body
+SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.visible_at, m.last_error, m.enqueued_by, m.claimed_by, b.body
 FROM messages m JOIN bodies b ON b.id = m.id
 WHERE m.queue = ?1 AND m.state = 1 AND m.visible_at > ?2
 ORDER BY m.visible_at, m.id LIMIT ?3`
 	sqlPeekFinished = `
-SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.finished_at, m.last_error, b.body
+SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.finished_at, m.last_error, m.enqueued_by, m.claimed_by, b.body
 FROM messages m JOIN bodies b ON b.id = m.id
 WHERE m.queue = ?1 AND m.state = ?3
 ORDER BY m.finished_at DESC, m.id DESC LIMIT ?2`
@@ -296,9 +296,9 @@ var bulkSizes = [...]int{64, 32, 16, 8, 4, 2, 1}
 
 const (
 	sqlInsertMessagesHead = `
-INSERT INTO messages (id, queue, state, priority, sort_key, visible_at, max_attempts, group_key, dedupe_key, enqueued_at, size)
+INSERT INTO messages (id, queue, state, priority, sort_key, visible_at, max_attempts, group_key, dedupe_key, enqueued_at, size, enqueued_by)
 VALUES `
-	sqlInsertMessagesRow = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlInsertMessagesRow = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// Only the dedupe index may skip a row: a clash on id is an error.
 	sqlInsertMessagesConflict = `
 ON CONFLICT (queue, dedupe_key) WHERE dedupe_key IS NOT NULL AND state <> 3 DO NOTHING`

@@ -31,7 +31,9 @@ CREATE TABLE messages_v2 (
     enqueued_at  INTEGER NOT NULL,
     finished_at  INTEGER,                    -- when it became dead or acked
     last_error   TEXT,
-    size         INTEGER NOT NULL DEFAULT 0  -- body bytes, for claims with a byte limit
+    size         INTEGER NOT NULL DEFAULT 0, -- body bytes, for claims with a byte limit
+    enqueued_by  TEXT,                       -- the Dagu DAG run that enqueued it: "dag/run-id"
+    claimed_by   TEXT                        -- the Dagu DAG run of its last claim
 ) STRICT;
 
 -- Every live message waits in state 1 first: the next claim sorts the due
