@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daguq/daguq/dispatch/daguapitest"
 	"github.com/daguq/daguq/queuestore"
 )
 
@@ -21,7 +22,7 @@ import (
 type bundle struct {
 	tb    testing.TB
 	store *queuestore.Store
-	dagu  *fakeDagu
+	dagu  *daguapitest.Server
 	state string
 	log   *syncBuffer
 }
@@ -51,7 +52,18 @@ func setup(tb testing.TB) *bundle {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { st.Close() })
-	return &bundle{tb: tb, store: st, dagu: newFakeDagu(tb), state: filepath.Join(dir, "dispatch.json"), log: &syncBuffer{}}
+	return &bundle{tb: tb, store: st, dagu: daguapitest.New(tb, testToken), state: filepath.Join(dir, "dispatch.json"), log: &syncBuffer{}}
+}
+
+const testToken = "dagu_test_secret"
+
+func (b *bundle) client() *Client {
+	b.tb.Helper()
+	c, err := NewClient(b.dagu.URL, Auth{Token: testToken}, nil)
+	if err != nil {
+		b.tb.Fatal(err)
+	}
+	return c
 }
 
 func (b *bundle) enqueue(queue string, n int) {
@@ -68,7 +80,7 @@ func (b *bundle) enqueue(queue string, n int) {
 // dispatcher starts a dispatcher with the rules; stop cancels it and waits.
 func (b *bundle) dispatcher(rules ...Rule) (d *Dispatcher, stop func()) {
 	b.tb.Helper()
-	d, err := New(Options{Store: b.store, Dagu: b.dagu.client(b.tb), Rules: rules, StatePath: b.state,
+	d, err := New(Options{Store: b.store, Dagu: b.client(), Rules: rules, StatePath: b.state,
 		Namespace: "test", Poll: 5 * time.Millisecond, Watch: 10 * time.Millisecond,
 		RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, Stderr: b.log})
 	if err != nil {
@@ -121,7 +133,7 @@ func (b *bundle) drained(queue string) func() bool {
 // onePostPerRun checks that no run id was started twice.
 func (b *bundle) onePostPerRun(wantRuns int) {
 	b.tb.Helper()
-	runs, posts := b.dagu.snapshot()
+	runs, posts := b.dagu.Snapshot()
 	if len(runs) != wantRuns {
 		b.tb.Errorf("%d runs, want %d", len(runs), wantRuns)
 	}
@@ -139,13 +151,13 @@ func TestTenBatchesTenRunsAllAcked(t *testing.T) {
 	// Each run reads its batch by token, like a `type: queue` action get.
 	var mu sync.Mutex
 	seen := map[string]int{}
-	b.dagu.onRun = func(run *fakeRun) {
-		lease, err := b.store.LeaseByToken(context.Background(), run.param("DAGUQ_TOKEN"))
+	b.dagu.OnRun(func(run *daguapitest.Run) {
+		lease, err := b.store.LeaseByToken(context.Background(), run.Param("DAGUQ_TOKEN"))
 		if err != nil {
 			t.Errorf("run %s: get its batch: %v", run.ID, err)
 			return
 		}
-		if run.param("DAGUQ_BATCH_ID") != run.ID || run.param("DAGUQ_QUEUE") != "orders" || run.param("DAGUQ_COUNT") != "50" {
+		if run.Param("DAGUQ_BATCH_ID") != run.ID || run.Param("DAGUQ_QUEUE") != "orders" || run.Param("DAGUQ_COUNT") != "50" {
 			t.Errorf("run params %q", run.Params)
 		}
 		mu.Lock()
@@ -153,9 +165,9 @@ func TestTenBatchesTenRunsAllAcked(t *testing.T) {
 		mu.Unlock()
 		go func() {
 			time.Sleep(20 * time.Millisecond)
-			b.dagu.set(run.ID, StatusSucceeded)
+			b.dagu.Set(run.ID, StatusSucceeded)
 		}()
-	}
+	})
 	d, stop := b.dispatcher(Rule{Queue: "orders", DAG: "process-orders", BatchSize: 50, Concurrency: 4})
 	b.eventually("all 500 acked", b.drained("orders"))
 	stop()
@@ -168,7 +180,7 @@ func TestTenBatchesTenRunsAllAcked(t *testing.T) {
 	if c := d.Counts(); c.Acked != 500 || c.Runs != 10 || c.Succeeded != 10 || c.Dead != 0 {
 		t.Errorf("counts %+v", c)
 	}
-	if strings.Contains(b.log.String(), b.dagu.token) {
+	if strings.Contains(b.log.String(), testToken) {
 		t.Errorf("the API key was printed:\n%s", b.log.String())
 	}
 	if st := b.stats("orders"); st.Leases != 0 {
@@ -180,7 +192,7 @@ func TestFailedRunIsRetriedThenDead(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.enqueue("emails", 3)
-	b.dagu.onRun = func(run *fakeRun) { go b.dagu.set(run.ID, StatusFailed) }
+	b.dagu.OnRun(func(run *daguapitest.Run) { go b.dagu.Set(run.ID, StatusFailed) })
 	d, stop := b.dispatcher(Rule{Queue: "emails", DAG: "send", BatchSize: 10, MaxAttempts: 3,
 		BackoffBase: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond})
 	b.eventually("3 dead letters", func() bool { return b.stats("emails").Dead == 3 })
@@ -200,23 +212,20 @@ func TestFailedRunWithDaguRetryLeftIsNotFinal(t *testing.T) {
 	b := setup(t)
 	b.enqueue("q", 2)
 	limit := 1
-	b.dagu.onRun = func(run *fakeRun) {
-		b.dagu.mu.Lock()
-		run.Status, run.AutoRetryLimit = StatusFailed, &limit
-		b.dagu.mu.Unlock()
-	}
+	b.dagu.OnRun(func(run *daguapitest.Run) {
+		go b.dagu.Update(run.ID, func(run *daguapitest.Run) { run.Status, run.AutoRetryLimit = StatusFailed, &limit })
+	})
 	d, stop := b.dispatcher(Rule{Queue: "q", DAG: "dag"})
-	b.eventually("the run", func() bool { runs, _ := b.dagu.snapshot(); return len(runs) == 1 })
+	b.eventually("the run", func() bool { runs, _ := b.dagu.Snapshot(); return len(runs) == 1 })
 	time.Sleep(100 * time.Millisecond) // many watch rounds
 	if st := b.stats("q"); st.InFlight != 2 {
 		t.Fatalf("a failed run with an automatic retry left finished the batch: %+v\n%s", st, b.log.String())
 	}
 	// Dagu's retry succeeds.
-	b.dagu.mu.Lock()
-	for _, r := range b.dagu.runs {
-		r.AutoRetryCount, r.Status = 1, StatusSucceeded
+	runs, _ := b.dagu.Snapshot()
+	for id := range runs {
+		b.dagu.Update(id, func(run *daguapitest.Run) { run.AutoRetryCount, run.Status = 1, StatusSucceeded })
 	}
-	b.dagu.mu.Unlock()
 	b.eventually("acked", b.drained("q"))
 	stop()
 	if c := d.Counts(); c.Acked != 2 || c.Failed != 0 {
@@ -229,20 +238,20 @@ func TestRestartLooksTheRunUp(t *testing.T) {
 	b := setup(t)
 	b.enqueue("q", 5)
 	_, stop := b.dispatcher(Rule{Queue: "q", DAG: "dag", BatchSize: 5, Lease: time.Second})
-	b.eventually("a run", func() bool { runs, _ := b.dagu.snapshot(); return len(runs) == 1 })
+	b.eventually("a run", func() bool { runs, _ := b.dagu.Snapshot(); return len(runs) == 1 })
 	stop() // like a kill mid-run: the run goes on, the lease stays, the record stays
 	data, err := os.ReadFile(b.state)
 	if err != nil || !strings.Contains(string(data), `"run_id": "daguq-`) {
 		t.Fatalf("state file %s %v", data, err)
 	}
-	gets := b.dagu.gets.Load()
+	gets := b.dagu.Gets.Load()
 	d, stop := b.dispatcher(Rule{Queue: "q", DAG: "dag", BatchSize: 5, Lease: time.Second})
-	b.eventually("the run looked up", func() bool { return b.dagu.gets.Load() > gets })
+	b.eventually("the run looked up", func() bool { return b.dagu.Gets.Load() > gets })
 	time.Sleep(1500 * time.Millisecond) // past the lease: the restarted dispatcher extends it
 	if st := b.stats("q"); st.InFlight != 5 {
 		t.Fatalf("after restart %+v", st)
 	}
-	b.dagu.setAll(StatusSucceeded)
+	b.dagu.SetAll(StatusSucceeded)
 	b.eventually("acked", b.drained("q"))
 	stop()
 	b.onePostPerRun(1)
@@ -271,12 +280,12 @@ func TestRestartAfterRecordBeforeStart(t *testing.T) {
 	if err := st.put(record{Queue: "q", DAG: "dag", DAGName: "dag", Token: lease.Token, RunID: id, Count: 3, RecordedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	b.dagu.onRun = func(run *fakeRun) { go b.dagu.set(run.ID, StatusSucceeded) }
+	b.dagu.OnRun(func(run *daguapitest.Run) { go b.dagu.Set(run.ID, StatusSucceeded) })
 	_, stop := b.dispatcher(Rule{Queue: "q", DAG: "dag"})
 	b.eventually("acked", b.drained("q"))
 	stop()
 	b.onePostPerRun(1)
-	if runs, _ := b.dagu.snapshot(); runs[id].ID != id {
+	if runs, _ := b.dagu.Snapshot(); runs[id].ID != id {
 		t.Errorf("the run has not the recorded id %s: %v", id, runs)
 	}
 }
@@ -285,10 +294,10 @@ func TestDaguDownLosesNothing(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.enqueue("q", 20)
-	b.dagu.down.Store(true)
-	b.dagu.onRun = func(run *fakeRun) { go b.dagu.set(run.ID, StatusSucceeded) }
+	b.dagu.Down.Store(true)
+	b.dagu.OnRun(func(run *daguapitest.Run) { go b.dagu.Set(run.ID, StatusSucceeded) })
 	d, stop := b.dispatcher(Rule{Queue: "q", DAG: "dag", BatchSize: 5, Concurrency: 2, Lease: time.Second})
-	b.eventually("refused calls", func() bool { return b.dagu.refused.Load() >= 3 })
+	b.eventually("refused calls", func() bool { return b.dagu.Refused.Load() >= 3 })
 	time.Sleep(1500 * time.Millisecond) // past the lease: kept alive by Extend
 	st := b.stats("q")
 	if st.Dead != 0 || st.InFlight > 10 || st.Ready+st.Delayed+st.InFlight != 20 {
@@ -300,7 +309,7 @@ func TestDaguDownLosesNothing(t *testing.T) {
 	if !strings.Contains(b.log.String(), "leases kept") {
 		t.Errorf("nothing said about Dagu being down:\n%s", b.log.String())
 	}
-	b.dagu.down.Store(false)
+	b.dagu.Down.Store(false)
 	b.eventually("all acked", b.drained("q"))
 	stop()
 	b.onePostPerRun(4)
@@ -315,13 +324,13 @@ func TestStartThatDidNotStartThen409(t *testing.T) {
 	b.enqueue("q", 4)
 	// Dagu creates the run but answers 500 "DAG did not start", and the run
 	// shows only later: the lookup finds nothing, the second start gets 409.
-	b.dagu.lateStarts.Store(1)
+	b.dagu.LateStarts.Store(1)
 	_, stop := b.dispatcher(Rule{Queue: "q", DAG: "dag"})
 	b.eventually("a 409", func() bool { return strings.Contains(b.log.String(), "exists already") })
-	b.dagu.setAll(StatusSucceeded)
+	b.dagu.SetAll(StatusSucceeded)
 	b.eventually("acked", b.drained("q"))
 	stop()
-	runs, posts := b.dagu.snapshot()
+	runs, posts := b.dagu.Snapshot()
 	if len(runs) != 1 {
 		t.Fatalf("%d runs for one batch", len(runs))
 	}
@@ -336,10 +345,10 @@ func TestRunFinishesSomeMessagesItself(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.enqueue("q", 5)
-	b.dagu.onRun = func(run *fakeRun) {
+	b.dagu.OnRun(func(run *daguapitest.Run) {
 		// A step of the DAG acks two messages and nacks one by token.
 		ctx := context.Background()
-		lease, err := b.store.LeaseByToken(ctx, run.param("DAGUQ_TOKEN"))
+		lease, err := b.store.LeaseByToken(ctx, run.Param("DAGUQ_TOKEN"))
 		if err != nil {
 			t.Error(err)
 			return
@@ -351,8 +360,8 @@ func TestRunFinishesSomeMessagesItself(t *testing.T) {
 		if _, err := b.store.Nack(ctx, lease, queuestore.NackOptions{IDs: ids[2:3], Error: "bad row", MaxAttempts: 1}); err != nil {
 			t.Error(err)
 		}
-		go b.dagu.set(run.ID, StatusSucceeded)
-	}
+		go b.dagu.Set(run.ID, StatusSucceeded)
+	})
 	d, stop := b.dispatcher(Rule{Queue: "q", DAG: "dag", Lease: time.Second})
 	b.eventually("finished", func() bool {
 		st := b.stats("q")
@@ -367,14 +376,14 @@ func TestRunFinishesSomeMessagesItself(t *testing.T) {
 func TestListFallsBackToPerRunLookups(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	b.dagu.noList.Store(true)
+	b.dagu.NoList.Store(true)
 	b.enqueue("q", 6)
-	b.dagu.onRun = func(run *fakeRun) {
+	b.dagu.OnRun(func(run *daguapitest.Run) {
 		go func() {
 			time.Sleep(30 * time.Millisecond)
-			b.dagu.set(run.ID, StatusSucceeded)
+			b.dagu.Set(run.ID, StatusSucceeded)
 		}()
-	}
+	})
 	_, stop := b.dispatcher(Rule{Queue: "q", DAG: "dag", BatchSize: 2, Concurrency: 3})
 	b.eventually("acked", b.drained("q"))
 	stop()
@@ -404,7 +413,7 @@ func TestWrongKeyIsRefusedAndNotPrinted(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.enqueue("q", 2)
-	c, err := NewClient(b.dagu.srv.URL, Auth{Token: "dagu_wrong_key"}, nil)
+	c, err := NewClient(b.dagu.URL, Auth{Token: "dagu_wrong_key"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

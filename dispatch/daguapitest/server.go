@@ -1,12 +1,17 @@
-package dispatch
+// Package daguapitest is a stand-in for Dagu's REST API (api/v1), for
+// tests: the routes and JSON shapes a dispatcher uses, its answers built
+// from the files in testdata, which were read from Dagu's OpenAPI spec (each
+// names the commit). It starts runs, answers lookups and list calls, and
+// lets a test move runs through their statuses, take the server down, or
+// make a start answer 500 "DAG did not start".
+package daguapitest
 
 import (
+	"embed"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -16,38 +21,57 @@ import (
 	"testing"
 )
 
-// fakeDagu is a stand-in for Dagu's REST API (api/v1): the routes and JSON
-// shapes a dispatcher uses, its answers built from the files in testdata
-// (read from Dagu's OpenAPI spec; each names the commit).
-type fakeDagu struct {
+//go:embed testdata/*.json
+var testdata embed.FS
+
+// Dagu run status codes.
+const (
+	StatusNotStarted = 0
+	StatusRunning    = 1
+	StatusFailed     = 2
+	StatusAborted    = 3
+	StatusSucceeded  = 4
+	StatusQueued     = 5
+)
+
+// Server is the stand-in. Its fields that are atomics may be set at any time.
+type Server struct {
 	tb  testing.TB
 	srv *httptest.Server
+	// URL is the server's address (without /api/v1).
+	URL string
 
 	token string // the bearer API key it requires ("": none)
 
 	mu     sync.Mutex
-	runs   map[string]*fakeRun // by run id
-	posts  map[string]int      // start requests per run id
-	onRun  func(run *fakeRun)  // called (without mu) after a run was created
-	hidden map[string]bool     // created but not yet visible (Dagu's 10 s window)
+	runs   map[string]*Run // by run id
+	posts  map[string]int  // start requests per run id
+	onRun  func(run *Run)  // called (without mu) after a run was created
+	hidden map[string]bool // created but not yet visible (Dagu's 10 s window)
 
-	down       atomic.Bool // close every connection: Dagu unreachable
-	refused    atomic.Int64
-	lateStarts atomic.Int64 // next starts answer 500 "DAG did not start" and stay hidden until a second start
-	lists      atomic.Int64
-	gets       atomic.Int64
-	noList     atomic.Bool // answer 404 to the list call: per-run polling only
+	// Down closes every connection: Dagu unreachable.
+	Down atomic.Bool
+	// Refused counts the connections closed while Down.
+	Refused atomic.Int64
+	// LateStarts: that many next starts answer 500 "DAG did not start" and
+	// their runs stay invisible until a second start (which gets 409).
+	LateStarts atomic.Int64
+	// Lists and Gets count the list and lookup calls.
+	Lists, Gets atomic.Int64
+	// NoList answers 404 to the list call: per-run lookups only.
+	NoList atomic.Bool
 }
 
-type fakeRun struct {
+// Run is a run of the stand-in.
+type Run struct {
 	ID, DAG, Params string
 	Status          int
 	AutoRetryCount  int
 	AutoRetryLimit  *int
 }
 
-// param reads one KEY=value of the run's params.
-func (r *fakeRun) param(key string) string {
+// Param reads one KEY=value of the run's params.
+func (r *Run) Param(key string) string {
 	for _, kv := range strings.Fields(r.Params) {
 		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
 			return v
@@ -58,17 +82,19 @@ func (r *fakeRun) param(key string) string {
 
 var fakeRunIDRE = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 
-func newFakeDagu(tb testing.TB) *fakeDagu {
+// New starts a stand-in that requires the bearer API key token ("": no
+// auth); it is closed at the test's cleanup.
+func New(tb testing.TB, token string) *Server {
 	tb.Helper()
-	f := &fakeDagu{tb: tb, token: "dagu_test_secret", runs: map[string]*fakeRun{}, posts: map[string]int{}, hidden: map[string]bool{}}
+	f := &Server{tb: tb, token: token, runs: map[string]*Run{}, posts: map[string]int{}, hidden: map[string]bool{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v1/dags/{fileName}/start", f.start)
 	mux.HandleFunc("POST /api/v1/dags/{fileName}/enqueue", f.start)
 	mux.HandleFunc("GET /api/v1/dag-runs/{name}/{dagRunId}", f.get)
 	mux.HandleFunc("GET /api/v1/dag-runs", f.list)
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if f.down.Load() {
-			f.refused.Add(1)
+		if f.Down.Load() {
+			f.Refused.Add(1)
 			if hj, ok := w.(http.Hijacker); ok {
 				if c, _, err := hj.Hijack(); err == nil {
 					c.Close()
@@ -85,21 +111,28 @@ func newFakeDagu(tb testing.TB) *fakeDagu {
 		mux.ServeHTTP(w, r)
 	}))
 	tb.Cleanup(f.srv.Close)
+	f.URL = f.srv.URL
 	return f
 }
 
-func (f *fakeDagu) client(tb testing.TB) *Client {
-	tb.Helper()
-	c, err := NewClient(f.srv.URL, Auth{Token: f.token}, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return c
+// OnRun sets a function called after each run was created (a DAG run
+// starting); it may call Set from another goroutine.
+func (f *Server) OnRun(fn func(run *Run)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.onRun = fn
+}
+
+// Update changes a run under the server's lock.
+func (f *Server) Update(id string, fn func(run *Run)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f.runs[id])
 }
 
 // answer writes a testdata file with some fields replaced.
-func (f *fakeDagu) answer(w http.ResponseWriter, status int, file string, set func(doc map[string]any)) {
-	data, err := os.ReadFile(filepath.Join("testdata", file))
+func (f *Server) answer(w http.ResponseWriter, status int, file string, set func(doc map[string]any)) {
+	data, err := testdata.ReadFile("testdata/" + file)
 	if err != nil {
 		f.tb.Error(err)
 		w.WriteHeader(http.StatusInternalServerError)
@@ -118,7 +151,7 @@ func (f *fakeDagu) answer(w http.ResponseWriter, status int, file string, set fu
 	json.NewEncoder(w).Encode(doc)
 }
 
-func (f *fakeDagu) start(w http.ResponseWriter, r *http.Request) {
+func (f *Server) start(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Params   string `json:"params"`
 		DAGRunID string `json:"dagRunId"`
@@ -139,11 +172,11 @@ func (f *fakeDagu) start(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	run := &fakeRun{ID: req.DAGRunID, DAG: dag, Params: req.Params, Status: StatusRunning}
+	run := &Run{ID: req.DAGRunID, DAG: dag, Params: req.Params, Status: StatusRunning}
 	f.runs[run.ID] = run
 	late := false
-	if f.lateStarts.Load() > 0 {
-		f.lateStarts.Add(-1)
+	if f.LateStarts.Load() > 0 {
+		f.LateStarts.Add(-1)
 		f.hidden[run.ID] = true
 		late = true
 	}
@@ -159,7 +192,7 @@ func (f *fakeDagu) start(w http.ResponseWriter, r *http.Request) {
 	f.answer(w, http.StatusOK, "start_ok.json", func(doc map[string]any) { doc["dagRunId"] = run.ID })
 }
 
-func (f *fakeDagu) runDoc(run *fakeRun, doc map[string]any) {
+func (f *Server) runDoc(run *Run, doc map[string]any) {
 	doc["dagRunId"], doc["name"], doc["params"] = run.ID, run.DAG, run.Params
 	doc["status"], doc["statusLabel"] = run.Status, statusLabels[run.Status]
 	doc["autoRetryCount"] = run.AutoRetryCount
@@ -170,14 +203,14 @@ func (f *fakeDagu) runDoc(run *fakeRun, doc map[string]any) {
 
 var statusLabels = []string{"not_started", "running", "failed", "aborted", "succeeded", "queued", "partially_succeeded", "waiting", "rejected"}
 
-func (f *fakeDagu) get(w http.ResponseWriter, r *http.Request) {
-	f.gets.Add(1)
+func (f *Server) get(w http.ResponseWriter, r *http.Request) {
+	f.Gets.Add(1)
 	f.mu.Lock()
 	run, ok := f.runs[r.PathValue("dagRunId")]
 	if ok && (f.hidden[run.ID] || run.DAG != r.PathValue("name")) {
 		ok = false
 	}
-	var cp fakeRun
+	var cp Run
 	if ok {
 		cp = *run
 	}
@@ -193,9 +226,9 @@ func (f *fakeDagu) get(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (f *fakeDagu) list(w http.ResponseWriter, r *http.Request) {
-	f.lists.Add(1)
-	if f.noList.Load() {
+func (f *Server) list(w http.ResponseWriter, r *http.Request) {
+	f.Lists.Add(1)
+	if f.NoList.Load() {
 		f.answer(w, http.StatusNotFound, "error_not_found.json", nil)
 		return
 	}
@@ -239,15 +272,15 @@ func (f *fakeDagu) list(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// set changes a run's status (the DAG run progressing).
-func (f *fakeDagu) set(id string, status int) {
+// Set changes a run's status (the DAG run progressing).
+func (f *Server) Set(id string, status int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.runs[id].Status = status
 }
 
-// setAll sets the status of every run.
-func (f *fakeDagu) setAll(status int) {
+// SetAll sets the status of every run.
+func (f *Server) SetAll(status int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, r := range f.runs {
@@ -255,10 +288,11 @@ func (f *fakeDagu) setAll(status int) {
 	}
 }
 
-func (f *fakeDagu) snapshot() (runs map[string]fakeRun, posts map[string]int) {
+// Snapshot returns the runs by id and the start requests per run id.
+func (f *Server) Snapshot() (runs map[string]Run, posts map[string]int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	runs, posts = map[string]fakeRun{}, map[string]int{}
+	runs, posts = map[string]Run{}, map[string]int{}
 	for id, r := range f.runs {
 		runs[id] = *r
 	}
