@@ -74,6 +74,11 @@ next start follows their runs.`,
 			if fl.Changed("max-priority") {
 				f.rule.MaxPriority = &f.maxPriority
 			}
+			// Zero means the default in a rules file; a flag says it outright.
+			if f.rule.BatchSize < 1 || f.rule.Concurrency < 1 || f.rule.Lease <= 0 {
+				return usageError("batch_size must be 1..10000, got %d; concurrency at least 1, got %d; lease positive, got %s",
+					f.rule.BatchSize, f.rule.Concurrency, f.rule.Lease)
+			}
 			st, err := a.openStore()
 			if err != nil {
 				return err
