@@ -365,10 +365,10 @@ func (r *ruleRun) tick(ctx context.Context) {
 
 // claim takes new batches while the rule has room and Dagu answers.
 func (r *ruleRun) claim(ctx context.Context, now time.Time) {
-	if now.Before(r.claimPausedUntil) || r.down {
+	if now.Before(r.claimPausedUntil) {
 		return
 	}
-	for len(r.batches) < r.rule.Concurrency && ctx.Err() == nil {
+	for len(r.batches) < r.rule.Concurrency && ctx.Err() == nil && !r.waitingForDagu() {
 		lease, err := r.d.opts.Store.Claim(ctx, r.claimOptions(r.rule.BatchSize, nil))
 		if err != nil {
 			if ctx.Err() == nil {
@@ -385,6 +385,17 @@ func (r *ruleRun) claim(ctx context.Context, now time.Time) {
 		r.batches = append(r.batches, b)
 		r.fill(ctx, b, now)
 	}
+}
+
+// waitingForDagu reports a batch whose start Dagu did not answer: claim
+// nothing more until it does.
+func (r *ruleRun) waitingForDagu() bool {
+	for _, b := range r.batches {
+		if b.phase == phaseStarting && b.tries > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *ruleRun) claimOptions(max int, into *queuestore.Lease) queuestore.ClaimOptions {
@@ -574,6 +585,7 @@ func (r *ruleRun) watch(ctx context.Context) {
 	listed := false
 	// A minute of margin for clocks that differ.
 	if runs, err := r.d.opts.Dagu.ActiveRuns(ctx, r.rule.DAGName, since.Add(-time.Minute)); err == nil {
+		r.reachable()
 		listed = true
 		for _, run := range runs {
 			active[run.DAGRunID] = run
