@@ -76,7 +76,7 @@ func (s *stateFile) put(r record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.recs[r.RunID] = r
-	return s.saveLocked()
+	return s.saveLocked(true)
 }
 
 func (s *stateFile) remove(runID string) error {
@@ -86,10 +86,12 @@ func (s *stateFile) remove(runID string) error {
 		return nil
 	}
 	delete(s.recs, runID)
-	return s.saveLocked()
+	// No fsync: a removal lost in a crash brings back a record whose lease
+	// is finished, which the next start drops.
+	return s.saveLocked(false)
 }
 
-func (s *stateFile) saveLocked() error {
+func (s *stateFile) saveLocked(durable bool) error {
 	doc := stateDoc{Version: 1, Batches: make([]record, 0, len(s.recs))}
 	for _, r := range s.recs {
 		doc.Batches = append(doc.Batches, r)
@@ -104,7 +106,7 @@ func (s *stateFile) saveLocked() error {
 		return fmt.Errorf("dispatch state: %w", err)
 	}
 	_, err = tmp.Write(append(data, '\n'))
-	if err == nil {
+	if err == nil && durable {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {
