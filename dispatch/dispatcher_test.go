@@ -521,3 +521,55 @@ func TestRunIDShape(t *testing.T) {
 		t.Error("run ids of different databases or queues collide")
 	}
 }
+
+// How each final status of a run finishes its batch, through /start or
+// /enqueue.
+func TestRunOutcomes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		status  int
+		enqueue bool
+		acked   bool
+	}{
+		{"succeeded", StatusSucceeded, false, true},
+		{"partially succeeded", StatusPartialSuccess, true, true},
+		{"aborted", StatusAborted, false, false},
+		{"rejected", StatusRejected, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			b.enqueue("q", 3)
+			b.dagu.OnRun(func(run *daguapitest.Run) { go b.dagu.Set(run.ID, tc.status) })
+			d, stop := b.dispatcher(Rule{Queue: "q", DAG: "dag", Enqueue: tc.enqueue, BackoffBase: time.Hour})
+			b.eventually("the batch finished", func() bool { c := d.Counts(); return c.Acked+c.Retried == 3 })
+			stop()
+			c := d.Counts()
+			if tc.acked != (c.Acked == 3) || tc.acked != (c.Succeeded == 1) {
+				t.Errorf("counts %+v", c)
+			}
+			if st := b.stats("q"); !tc.acked && st.Delayed != 3 {
+				t.Errorf("nacked batch %+v: want 3 delayed by the backoff", st)
+			}
+			if n := b.dagu.Enqueues.Load(); (n == 1) != tc.enqueue {
+				t.Errorf("%d starts through /enqueue", n)
+			}
+		})
+	}
+}
+
+func TestOneDispatcherPerStateFile(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.dispatcher(Rule{Queue: "q", DAG: "dag"})
+	b.eventually("the first dispatcher's lock", func() bool { _, err := os.Stat(b.state + ".lock"); return err == nil })
+	time.Sleep(20 * time.Millisecond)
+	d, err := New(Options{Store: b.store, Dagu: b.client(), Rules: []Rule{{Queue: "q", DAG: "dag"}}, StatePath: b.state, Stderr: b.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "in use by another dispatcher") {
+		t.Errorf("a second dispatcher on one state file: %v", err)
+	}
+}

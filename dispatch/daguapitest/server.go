@@ -60,6 +60,8 @@ type Server struct {
 	Lists, Gets atomic.Int64
 	// NoList answers 404 to the list call: per-run lookups only.
 	NoList atomic.Bool
+	// Enqueues counts the starts that came through /enqueue.
+	Enqueues atomic.Int64
 }
 
 // Run is a run of the stand-in.
@@ -162,6 +164,9 @@ func (f *Server) start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dag := r.PathValue("fileName")
+	if strings.HasSuffix(r.URL.Path, "/enqueue") {
+		f.Enqueues.Add(1)
+	}
 	f.mu.Lock()
 	f.posts[req.DAGRunID]++
 	if run, ok := f.runs[req.DAGRunID]; ok {
