@@ -69,7 +69,7 @@ var (
 	queueField = Field{Name: "queue", Type: TypeString, Required: true, MaxLength: 128,
 		Description: "Queue name: " + queuestore.QueueNameRule + "."}
 	dbField = Field{Name: "db", Type: TypeString,
-		Description: "Database: a file path. Default: DAGUQ_DB, else $DAGU_HOME/daguq/daguq.db, else $XDG_DATA_HOME/daguq/daguq.db."}
+		Description: "Database: a SQLite file path, or a postgres:// URL (docs/postgres.md). Default: DAGUQ_DB, else $DAGU_HOME/daguq/daguq.db, else $XDG_DATA_HOME/daguq/daguq.db."}
 )
 
 var queueFields = []Field{

@@ -2,19 +2,17 @@ package executor
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
-	"os"
-	"strings"
 	"time"
 
+	"github.com/daguq/daguq/internal/storeopen"
 	"github.com/daguq/daguq/queuestore"
+	"github.com/daguq/daguq/queuestore/postgres"
 )
 
-// Store is what the executors need of a message store. The SQLite store
-// (queuestore.Store) implements it; a PostgreSQL backend would too
-// (docs/architecture.md).
+// Store is what the executors need of a message store: a subset of
+// queuestore.Backend, which the SQLite store (queuestore.Store) and the
+// PostgreSQL store (queuestore/postgres) implement (docs/architecture.md).
 type Store interface {
 	Enqueue(ctx context.Context, msgs ...queuestore.NewMessage) (queuestore.EnqueueResult, error)
 	Claim(ctx context.Context, opts queuestore.ClaimOptions) (*queuestore.Lease, error)
@@ -27,7 +25,10 @@ type Store interface {
 	Close() error
 }
 
-var _ Store = (*queuestore.Store)(nil)
+var (
+	_ Store = (*queuestore.Store)(nil)
+	_ Store = (*postgres.Store)(nil)
+)
 
 // StoreOptions tune OpenStore. The zero value means the defaults.
 type StoreOptions struct {
@@ -35,68 +36,33 @@ type StoreOptions struct {
 	// Nil: the store's default (exponential from 1s up to 1h).
 	Backoff func(attempt int) time.Duration
 	// LockWaitNotice is told when a write waits for another process's
-	// write lock for more than a second (the step's stderr).
+	// write lock for more than a second (the step's stderr; SQLite only).
 	LockWaitNotice io.Writer
 }
 
 // ErrBackendUnavailable reports a database URL whose backend this build
 // does not have.
-var ErrBackendUnavailable = errors.New("executor: database backend not available")
+var ErrBackendUnavailable = storeopen.ErrBackendUnavailable
 
 // OpenStore opens the store that db names: postgres:// and postgresql://
-// URLs name a PostgreSQL database (not available yet), anything else is the
-// path of a SQLite file, created when missing. Every error is a
-// *DatabaseError: ExitCode gives ExitStore for it.
+// URLs name a PostgreSQL database, another URL is refused, and anything
+// else is the path of a SQLite file, created when missing. Every error is
+// a *DatabaseError: ExitCode gives ExitStore for it. No error carries a
+// password.
 func OpenStore(db string, opts StoreOptions) (Store, error) {
-	lower := strings.ToLower(db)
-	if strings.HasPrefix(lower, "postgres://") || strings.HasPrefix(lower, "postgresql://") {
-		return nil, &DatabaseError{DB: redactURL(db), Err: fmt.Errorf("%q: %w: PostgreSQL is not available yet; use a SQLite file path", redactURL(db), ErrBackendUnavailable)}
-	}
-	if err := checkSQLiteFile(db); err != nil {
-		return nil, &DatabaseError{DB: db, Err: err}
-	}
-	s, err := queuestore.Open(db, queuestore.Options{Backoff: opts.Backoff, LockWaitNotice: opts.LockWaitNotice})
+	s, err := OpenBackend(db, opts)
 	if err != nil {
-		return nil, &DatabaseError{DB: db, Err: err}
+		return nil, err
 	}
 	return s, nil
 }
 
-// sqliteMagic starts every SQLite database file.
-const sqliteMagic = "SQLite format 3\x00"
-
-// checkSQLiteFile refuses a directory, and an existing, non-empty file that
-// is not a SQLite database: SQLite would take a file shorter than its header
-// for an empty database and overwrite it.
-func checkSQLiteFile(path string) error {
-	if info, err := os.Stat(path); err == nil && info.IsDir() {
-		return fmt.Errorf("%q is a directory, want a file", path)
-	}
-	f, err := os.Open(path)
+// OpenBackend is OpenStore with the whole store contract, for the CLI's
+// admin commands. internal/storeopen picks the backend.
+func OpenBackend(db string, opts StoreOptions) (queuestore.Backend, error) {
+	s, err := storeopen.Open(db, storeopen.Options{Backoff: opts.Backoff, LockWaitNotice: opts.LockWaitNotice})
 	if err != nil {
-		return nil // missing (created by Open) or unreadable (Open reports it)
+		return nil, &DatabaseError{DB: storeopen.Redact(db), Err: err}
 	}
-	defer f.Close()
-	head := make([]byte, len(sqliteMagic))
-	n, _ := io.ReadFull(f, head)
-	if n == 0 || string(head[:n]) == sqliteMagic {
-		return nil
-	}
-	return fmt.Errorf("%q: %w: the file is not a SQLite database", path, queuestore.ErrNotDaguqDatabase)
-}
-
-// redactURL hides a password in a database URL.
-func redactURL(s string) string {
-	scheme, rest, ok := strings.Cut(s, "://")
-	if !ok {
-		return s
-	}
-	userinfo, host, ok := strings.Cut(rest, "@")
-	if !ok {
-		return s
-	}
-	if user, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
-		return scheme + "://" + user + ":xxxxx@" + host
-	}
-	return s
+	return s, nil
 }

@@ -17,6 +17,9 @@ const (
 	sqlRollback          = `ROLLBACK`
 
 	sqlAutoCheckpoint = `PRAGMA wal_autocheckpoint = 4000`
+	// sqlCheckpointTruncate moves the WAL into the database file and cuts
+	// the WAL file to nothing, when no reader needs its old pages.
+	sqlCheckpointTruncate = `PRAGMA wal_checkpoint(TRUNCATE)`
 
 	// sqlNextMessageID is the id before the next message's: enqueue numbers
 	// its rows itself, inside the write transaction, so a bulk insert needs

@@ -397,12 +397,22 @@ const (
 func (s *Store) retryBusyUntil(ctx context.Context, deadline time.Time, op func() error) error {
 	start := time.Now()
 	nextNotice := start.Add(lockWaitNotice)
+	fullRetried := false
 	pause := busyPauseMin
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		err := op()
+		if isFull(err) && !fullRetried {
+			// The disk is full. The WAL may hold all the space that acks
+			// freed, waiting for a checkpoint that only a commit would run:
+			// move it into the database file, truncate it, and try again
+			// once.
+			fullRetried = true
+			s.db.ExecContext(context.WithoutCancel(ctx), sqlCheckpointTruncate)
+			continue
+		}
 		if err == nil || !isBusy(err) {
 			return classifyOpenError(err)
 		}
@@ -495,6 +505,11 @@ func rollback(ctx context.Context, conn *sql.Conn) {
 
 // errRollback ends a transaction without committing and without an error.
 var errRollback = errors.New("rollback")
+
+func isFull(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.Code == sqlite3.ErrFull
+}
 
 func isBusy(err error) bool {
 	var se sqlite3.Error

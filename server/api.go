@@ -98,7 +98,7 @@ type info struct {
 
 func (s *Server) getInfo(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, info{
-		Version: s.opts.Version, Backend: "sqlite", DB: s.opts.DB, DBFlag: s.opts.DBFlag,
+		Version: s.opts.Version, Backend: s.opts.Backend, DB: s.opts.DB, DBFlag: s.opts.DBFlag,
 		ReadOnly: s.opts.ReadOnly, Auth: s.opts.Token != "", RefreshMS: s.opts.RefreshEvery.Milliseconds(),
 	})
 }

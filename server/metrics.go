@@ -31,7 +31,7 @@ func (s *Server) newRegistry() (*prometheus.Registry, *prometheus.CounterVec) {
 		Name: "daguq_build_info",
 		Help: "Always 1: the daguq version, the Go version it was built with, and the storage backend.",
 	}, []string{"version", "goversion", "backend"})
-	build.WithLabelValues(s.opts.Version, runtime.Version(), "sqlite").Set(1)
+	build.WithLabelValues(s.opts.Version, runtime.Version(), s.opts.Backend).Set(1)
 	reg.MustRegister(newStoreCollector(s.store), requests, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg, requests

@@ -71,6 +71,9 @@ type Options struct {
 	// shown in the page's equivalent commands: "--db '/srv/q.db'", or ""
 	// when the default rule finds it.
 	DBFlag string
+	// Backend names the storage backend for daguq_build_info and
+	// /api/v1/info: "sqlite" (the default) or "postgres".
+	Backend string
 	// Version is the daguq version for daguq_build_info and /api/v1/info.
 	// Default: the module version of the binary.
 	Version string
@@ -102,6 +105,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RefreshEvery <= 0 {
 		o.RefreshEvery = 5 * time.Second
+	}
+	if o.Backend == "" {
+		o.Backend = "sqlite"
 	}
 	if o.Version == "" {
 		o.Version = moduleVersion()

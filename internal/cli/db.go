@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/daguq/daguq/executor"
+	"github.com/daguq/daguq/internal/storeopen"
 	"github.com/daguq/daguq/queuestore"
 )
 
@@ -20,9 +22,10 @@ func (a *app) dbPath() (path, source string) {
 	return executor.ResolveDB(a.db, a.getenv)
 }
 
-// describeDB names the file and its rule for messages: `"/x/q.db" (from DAGUQ_DB)`.
+// describeDB names the database and its rule for messages: `"/x/q.db" (from
+// DAGUQ_DB)`, a URL without its password.
 func describeDB(path, source string) string {
-	return fmt.Sprintf("%q (from %s)", path, describeSource(source))
+	return fmt.Sprintf("%q (from %s)", storeopen.Redact(path), describeSource(source))
 }
 
 func describeSource(source string) string {
@@ -33,23 +36,18 @@ func describeSource(source string) string {
 }
 
 // openStore opens (creating and migrating when needed) the chosen database,
-// the way the executors do. Its error names the rule that chose the file;
+// the way the executors do: a SQLite file, or a PostgreSQL database for a
+// postgres:// URL. Its error names the rule that chose the database;
 // executor.ExitCode gives it exit status 3.
-func (a *app) openStore() (*queuestore.Store, error) {
+func (a *app) openStore() (queuestore.Backend, error) {
 	path, source := a.dbPath()
-	from := "database from " + describeSource(source)
-	s, err := executor.OpenStore(path, executor.StoreOptions{})
+	st, err := executor.OpenBackend(path, executor.StoreOptions{})
 	if err != nil {
 		var de *executor.DatabaseError
 		if errors.As(err, &de) {
-			de.From = from
+			de.From = "database from " + describeSource(source)
 		}
 		return nil, err
-	}
-	st, ok := s.(*queuestore.Store)
-	if !ok { // a backend without the admin methods
-		s.Close()
-		return nil, &executor.DatabaseError{DB: path, From: from, Err: errors.New("this backend has no admin commands")}
 	}
 	return st, nil
 }
@@ -57,7 +55,7 @@ func (a *app) openStore() (*queuestore.Store, error) {
 // openExisting opens the database for a read-only command. It returns nil and
 // no error when the file does not exist yet: nothing was ever enqueued there,
 // and a look must not create it.
-func (a *app) openExisting() (*queuestore.Store, error) {
+func (a *app) openExisting() (queuestore.Backend, error) {
 	path, _ := a.dbPath()
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && !isURL(path) {
 		return nil, nil
@@ -112,13 +110,13 @@ func (a *app) checkDBFlag(cmd *cobra.Command) error {
 // settings): an admin command on a mistyped name must not create a queue or
 // report zeros. st nil is a database file that does not exist yet. hint,
 // when not empty, says how to go ahead anyway.
-func (a *app) requireQueues(ctx context.Context, st *queuestore.Store, hint string, queues ...string) error {
+func (a *app) requireQueues(ctx context.Context, st queuestore.Backend, hint string, queues ...string) error {
 	path, source := a.dbPath()
 	for _, q := range queues {
 		known := false
 		if st != nil {
 			var err error
-			if known, err = st.QueueExists(ctx, q); err != nil {
+			if known, err = queueExists(ctx, st, q); err != nil {
 				return err
 			}
 		}
@@ -141,7 +139,7 @@ func (a *app) requireQueues(ctx context.Context, st *queuestore.Store, hint stri
 // withQueue runs fn on the database with queue checked known (requireQueues)
 // unless create is set; then a missing database file is created. Nothing is
 // created for a refused queue.
-func (a *app) withQueue(ctx context.Context, queue string, create bool, hint string, fn func(*queuestore.Store) error) error {
+func (a *app) withQueue(ctx context.Context, queue string, create bool, hint string, fn func(queuestore.Backend) error) error {
 	st, err := a.openExisting()
 	if err == nil && st == nil && create {
 		st, err = a.openStore()
@@ -158,4 +156,17 @@ func (a *app) withQueue(ctx context.Context, queue string, create bool, hint str
 		}
 	}
 	return fn(st)
+}
+
+// queueExists asks the store whether it knows queue: its QueueExists when it
+// has one, else whether Queues lists it (the same rule: messages or
+// settings).
+func queueExists(ctx context.Context, st queuestore.Backend, queue string) (bool, error) {
+	if qe, ok := st.(interface {
+		QueueExists(context.Context, string) (bool, error)
+	}); ok {
+		return qe.QueueExists(ctx, queue)
+	}
+	names, err := st.Queues(ctx)
+	return slices.Contains(names, queue), err
 }

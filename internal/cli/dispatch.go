@@ -13,7 +13,6 @@ import (
 
 	"github.com/daguq/daguq/dispatch"
 	"github.com/daguq/daguq/executor"
-	"github.com/daguq/daguq/queuestore"
 )
 
 // dispatchFlags are the flags of `daguq dispatch`; serve takes the rules
@@ -131,7 +130,7 @@ func (a *app) dispatchDaguFlags(cmd *cobra.Command, f *dispatchFlags) {
 
 // newDispatcher builds a dispatcher from the flags, the rules file and the
 // environment. Its errors never quote a credential.
-func (a *app) newDispatcher(st *queuestore.Store, f dispatchFlags) (*dispatch.Dispatcher, error) {
+func (a *app) newDispatcher(st dispatch.Store, f dispatchFlags) (*dispatch.Dispatcher, error) {
 	var cfg dispatch.Config
 	switch {
 	case f.rulesFile != "" && (f.rule.Queue != "" || f.rule.DAG != ""):
@@ -170,6 +169,9 @@ func (a *app) newDispatcher(st *queuestore.Store, f dispatchFlags) (*dispatch.Di
 	path, _ := a.dbPath()
 	state := f.state
 	if state == "" {
+		if isURL(path) {
+			return nil, usageError("the database is not a file: give the dispatcher's state file with --state FILE (--dispatch-state for serve)")
+		}
 		state = path + ".dispatch.json"
 	}
 	d, err := dispatch.New(dispatch.Options{Store: st, Dagu: client, Rules: cfg.Rules, StatePath: state,

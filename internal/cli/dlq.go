@@ -47,7 +47,7 @@ one JSON object per line.`,
 			if limit < 1 || limit > queuestore.MaxClaim {
 				return usageError("--limit must be 1..%d, got %d", queuestore.MaxClaim, limit)
 			}
-			return a.withQueue(cmd.Context(), args[0], false, "", func(st *queuestore.Store) error {
+			return a.withQueue(cmd.Context(), args[0], false, "", func(st queuestore.Backend) error {
 				msgs, err := st.Peek(cmd.Context(), args[0], queuestore.PeekOptions{State: queuestore.StateDead, Limit: limit})
 				if err != nil {
 					return err
@@ -73,7 +73,7 @@ many moved; ids that are not dead letters of the queue are skipped.`,
   daguq dlq redrive emails --id 42 --id 43`,
 		Args: queueArgs("QUEUE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withQueue(cmd.Context(), args[0], false, "", func(st *queuestore.Store) error {
+			return a.withQueue(cmd.Context(), args[0], false, "", func(st queuestore.Backend) error {
 				n, err := st.Redrive(cmd.Context(), args[0], ids...)
 				if err != nil {
 					return err
@@ -105,7 +105,7 @@ touched.`,
 			if !yes {
 				return usageError("refusing to delete dead letters of %q without --yes", args[0])
 			}
-			return a.withQueue(cmd.Context(), args[0], false, "", func(st *queuestore.Store) error {
+			return a.withQueue(cmd.Context(), args[0], false, "", func(st queuestore.Backend) error {
 				n, err := st.PurgeDead(cmd.Context(), args[0], ids...)
 				if err != nil {
 					return err

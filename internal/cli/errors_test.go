@@ -118,7 +118,8 @@ func TestDatabaseErrorsExitThreeEverywhere(t *testing.T) {
 	}
 	for _, db := range []struct{ name, path, want string }{
 		{"a directory", e.dir, "is a directory"},
-		{"a PostgreSQL URL", "postgres://u:secret@host/db", "PostgreSQL is not available yet"},
+		{"an unreachable PostgreSQL", "postgres://u:secret@127.0.0.1:1/db?connect_timeout=5", "u:xxxxx@127.0.0.1:1"},
+		{"a URL of no backend", "mysql://u:secret@host/db", "database backend not available"},
 		{"not SQLite", notSQLite, "not a daguq database"},
 	} {
 		for _, args := range [][]string{

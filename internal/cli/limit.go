@@ -51,7 +51,7 @@ is refused; with --create, N is set on a queue before its first message.`,
 			if limit < 0 && create {
 				return usageError("--create applies when setting a limit: give N")
 			}
-			return a.withQueue(cmd.Context(), args[0], create, "or --create sets the limit of a new queue", func(st *queuestore.Store) error {
+			return a.withQueue(cmd.Context(), args[0], create, "or --create sets the limit of a new queue", func(st queuestore.Backend) error {
 				if limit < 0 {
 					s, err := st.Stats(cmd.Context(), args[0])
 					if err != nil {

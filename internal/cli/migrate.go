@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/daguq/daguq/queuestore"
+	"github.com/daguq/daguq/internal/storeopen"
 )
 
 func (a *app) newMigrateCmd() *cobra.Command {
@@ -27,7 +27,7 @@ left as it is.`,
 			}
 			defer st.Close()
 			path, source := a.dbPath()
-			fmt.Fprintf(a.stdout, "database %s: schema version %d\n", describeDB(path, source), queuestore.SchemaVersion())
+			fmt.Fprintf(a.stdout, "database %s: schema version %d\n", describeDB(path, source), storeopen.SchemaVersion(path))
 			return nil
 		},
 	}

@@ -25,7 +25,7 @@ is refused; --create pauses a queue before its first message.`,
   daguq pause reports --create`,
 		Args: queueArgs("QUEUE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withQueue(cmd.Context(), args[0], create, "or --create pauses a new queue", func(st *queuestore.Store) error {
+			return a.withQueue(cmd.Context(), args[0], create, "or --create pauses a new queue", func(st queuestore.Backend) error {
 				if err := st.Pause(cmd.Context(), args[0]); err != nil {
 					return err
 				}

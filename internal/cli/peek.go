@@ -38,7 +38,7 @@ JSON object per line. An unknown queue (no messages, no settings) is refused.`,
 			if limit < 1 || limit > queuestore.MaxClaim {
 				return usageError("--limit must be 1..%d, got %d", queuestore.MaxClaim, limit)
 			}
-			return a.withQueue(cmd.Context(), args[0], false, "", func(st *queuestore.Store) error {
+			return a.withQueue(cmd.Context(), args[0], false, "", func(st queuestore.Backend) error {
 				msgs, err := st.Peek(cmd.Context(), args[0], queuestore.PeekOptions{State: queuestore.State(state), Limit: limit})
 				if err != nil {
 					return err

@@ -24,7 +24,7 @@ queue (no messages, no settings) is refused.`,
 			if !yes {
 				return usageError("refusing to delete every message of %q without --yes", args[0])
 			}
-			return a.withQueue(cmd.Context(), args[0], false, "", func(st *queuestore.Store) error {
+			return a.withQueue(cmd.Context(), args[0], false, "", func(st queuestore.Backend) error {
 				n, err := st.Purge(cmd.Context(), args[0])
 				if err != nil {
 					return err

@@ -21,7 +21,7 @@ message.`,
 		Example: `  daguq resume emails`,
 		Args:    queueArgs("QUEUE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withQueue(cmd.Context(), args[0], create, "or --create records a new queue", func(st *queuestore.Store) error {
+			return a.withQueue(cmd.Context(), args[0], create, "or --create records a new queue", func(st queuestore.Backend) error {
 				if err := st.Resume(cmd.Context(), args[0]); err != nil {
 					return err
 				}

@@ -111,7 +111,7 @@ Exit codes: 0 ok; 1 a handler failed and the fail policy asked to fail;
 	}
 	root.Version = readBuildInfo().String()
 	root.SetVersionTemplate("daguq {{.Version}}\n")
-	root.PersistentFlags().StringVar(&a.db, "db", "", "database file (default: $DAGUQ_DB, else under $DAGU_HOME, else under the XDG data directory)")
+	root.PersistentFlags().StringVar(&a.db, "db", "", "database: a SQLite file, or a postgres:// URL (default: $DAGUQ_DB, else under $DAGU_HOME, else under the XDG data directory)")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError("%v (see %s --help)", err, cmd.CommandPath())
 	})

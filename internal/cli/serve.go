@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/daguq/daguq/executor"
+	"github.com/daguq/daguq/internal/storeopen"
 	"github.com/daguq/daguq/server"
 )
 
@@ -129,7 +130,7 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 	dbFlag := ""
 	if source != executor.DBSourceXDG { // a shell may lack the flag or variable that chose it
 
-		dbFlag = "--db " + shellQuote(path)
+		dbFlag = "--db " + shellQuote(storeopen.Redact(path))
 	}
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
@@ -137,7 +138,7 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 	}
 	srv := server.New(st, server.Options{
 		Token: token, ReadOnly: f.readOnly, AllowedHosts: f.allowHosts, MaxBodyBytes: f.maxBody,
-		DB: path, DBFlag: dbFlag, Log: a.stderr,
+		DB: storeopen.Redact(path), DBFlag: dbFlag, Log: a.stderr, Backend: backendName(path),
 	})
 	var notes []string
 	if token != "" {
@@ -180,4 +181,12 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// backendName is the storage backend the db value picks.
+func backendName(db string) string {
+	if storeopen.IsPostgres(db) {
+		return "postgres"
+	}
+	return "sqlite"
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/daguq/daguq/internal/storeopen"
 	"github.com/daguq/daguq/queuestore"
 )
 
@@ -55,7 +56,7 @@ database does not know (no messages, no settings) is refused.`,
 
 func (a *app) stats(ctx context.Context, queues []string, asJSON bool) error {
 	path, source := a.dbPath()
-	report := statsReport{DB: path, DBSource: source, SchemaVersion: queuestore.SchemaVersion(),
+	report := statsReport{DB: storeopen.Redact(path), DBSource: source, SchemaVersion: storeopen.SchemaVersion(path),
 		Daguq: readBuildInfo(), Queues: []queuestore.Stats{}}
 	st, err := a.openExisting()
 	if err != nil {

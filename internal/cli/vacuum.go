@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/daguq/daguq/queuestore"
 )
 
 func (a *app) newVacuumCmd() *cobra.Command {
@@ -20,11 +22,15 @@ producers and consumers wait meanwhile, so run it at a quiet time.`,
   daguq --db /var/lib/daguq/queues.db vacuum`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := a.openStore()
+			opened, err := a.openStore()
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer opened.Close()
+			st, ok := opened.(*queuestore.Store)
+			if !ok {
+				return usageError("vacuum rewrites a SQLite file; PostgreSQL vacuums its tables itself (autovacuum, docs/postgres.md)")
+			}
 			before, after, err := st.Vacuum(cmd.Context())
 			if err != nil {
 				return err

@@ -1,0 +1,181 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/daguq/daguq/queuestore"
+)
+
+// enqueueChunk is how many messages one INSERT stores.
+const enqueueChunk = 1000
+
+// Enqueue stores messages in one transaction: all of them or, on error, none.
+func (s *Store) Enqueue(ctx context.Context, msgs ...queuestore.NewMessage) (queuestore.EnqueueResult, error) {
+	for i, m := range msgs {
+		if err := queuestore.ValidateMessage(i, m); err != nil {
+			return queuestore.EnqueueResult{}, err
+		}
+	}
+	if len(msgs) == 0 {
+		return queuestore.EnqueueResult{IDs: []int64{}}, nil
+	}
+	var res queuestore.EnqueueResult
+	err := s.withTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		var err error
+		res, err = s.enqueue(ctx, tx, msgs)
+		return err
+	})
+	if err != nil {
+		return queuestore.EnqueueResult{}, s.err(err)
+	}
+	return res, nil
+}
+
+// EnqueueTx is Enqueue inside the caller's transaction (begun on Pool()):
+// the messages are stored if and when it commits.
+func (s *Store) EnqueueTx(ctx context.Context, tx pgx.Tx, msgs ...queuestore.NewMessage) (queuestore.EnqueueResult, error) {
+	for i, m := range msgs {
+		if err := queuestore.ValidateMessage(i, m); err != nil {
+			return queuestore.EnqueueResult{}, err
+		}
+	}
+	if len(msgs) == 0 {
+		return queuestore.EnqueueResult{IDs: []int64{}}, nil
+	}
+	res, err := s.enqueue(ctx, tx, msgs)
+	return res, s.err(err)
+}
+
+// enqueue numbers the messages from the id sequence, in input order, and
+// stores them with one INSERT per chunk from arrays; a dedupe key already
+// taken skips its row (ON CONFLICT DO NOTHING), and RETURNING says which
+// went in.
+func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, msgs []queuestore.NewMessage) (queuestore.EnqueueResult, error) {
+	var queues []string
+	for _, m := range msgs {
+		queues = append(queues, m.Queue)
+	}
+	slices.Sort(queues)
+	queues = slices.Compact(queues)
+	// The sort keys depend on each queue's aging: hold a change of it off
+	// until this transaction ends.
+	if _, err := tx.Exec(ctx, sqlQueuesShared, queues); err != nil {
+		return queuestore.EnqueueResult{}, fmt.Errorf("enqueue: %w", err)
+	}
+	steps := map[string]int64{}
+	rows, err := tx.Query(ctx, sqlAgingOf, queues)
+	if err != nil {
+		return queuestore.EnqueueResult{}, fmt.Errorf("enqueue: %w", err)
+	}
+	for rows.Next() {
+		var name string
+		var aging int64
+		if err := rows.Scan(&name, &aging); err != nil {
+			return queuestore.EnqueueResult{}, fmt.Errorf("enqueue: %w", err)
+		}
+		steps[name] = queuestore.SortStep(aging)
+	}
+	if err := rows.Err(); err != nil {
+		return queuestore.EnqueueResult{}, fmt.Errorf("enqueue: %w", err)
+	}
+	stepOf := func(queue string) int64 {
+		if step, ok := steps[queue]; ok {
+			return step
+		}
+		return queuestore.NoAgingStep
+	}
+
+	rows, err = tx.Query(ctx, sqlNextMessageIDs, len(msgs))
+	if err != nil {
+		return queuestore.EnqueueResult{}, fmt.Errorf("enqueue: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return queuestore.EnqueueResult{}, fmt.Errorf("enqueue: %w", err)
+	}
+	at := make(map[int64]int, len(ids)) // id -> input position
+	for i, id := range ids {
+		at[id] = i
+	}
+
+	now := s.now()
+	res := queuestore.EnqueueResult{IDs: make([]int64, len(msgs))}
+	changes := queueCounts{}
+	for start := 0; start < len(msgs); start += enqueueChunk {
+		end := min(start+enqueueChunk, len(msgs))
+		n := end - start
+		var (
+			idCol, priority, sortKey, visible, enqueued, size = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+			queue                                             = make([]string, n)
+			state                                             = make([]int16, n)
+			maxAttempts                                       = make([]int32, n)
+			group, dedupe                                     = make([]*string, n), make([]*string, n)
+		)
+		for j, m := range msgs[start:end] {
+			visibleAt := now
+			if !m.NotBefore.IsZero() {
+				visibleAt = max(now, m.NotBefore.UnixMilli())
+			}
+			attempts := m.MaxAttempts
+			if attempts == 0 {
+				attempts = s.opts.MaxAttempts
+			}
+			st := int16(codeReady)
+			if visibleAt > now {
+				st = codeWaiting
+			}
+			idCol[j], queue[j], state[j], priority[j] = ids[start+j], m.Queue, st, m.Priority
+			sortKey[j], visible[j], maxAttempts[j] = visibleAt-m.Priority*stepOf(m.Queue), visibleAt, int32(attempts)
+			group[j], dedupe[j], enqueued[j], size[j] = nullString(m.Group), nullString(m.DedupeKey), now, int64(len(m.Body))
+		}
+		rows, err := tx.Query(ctx, sqlInsertMessages, idCol, queue, state, priority, sortKey, visible, maxAttempts, group, dedupe, enqueued, size)
+		if err != nil {
+			return queuestore.EnqueueResult{}, fmt.Errorf("enqueue messages %d..%d to %q: %w", start, end-1, msgs[start].Queue, err)
+		}
+		stored, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return queuestore.EnqueueResult{}, fmt.Errorf("enqueue messages %d..%d to %q: %w", start, end-1, msgs[start].Queue, err)
+		}
+		bodyIDs := make([]int64, 0, len(stored))
+		bodies := make([][]byte, 0, len(stored))
+		for _, id := range stored {
+			i := at[id]
+			res.IDs[i] = id
+			m := msgs[i]
+			body := m.Body
+			if body == nil {
+				body = []byte{}
+			}
+			bodyIDs, bodies = append(bodyIDs, id), append(bodies, body)
+			c := changes.of(m.Queue)
+			c.enqueued++
+			if state[i-start] == codeWaiting {
+				c.waiting++
+			} else {
+				c.readySet++
+			}
+		}
+		if len(bodyIDs) > 0 {
+			if _, err := tx.Exec(ctx, sqlInsertBodies, bodyIDs, bodies); err != nil {
+				return queuestore.EnqueueResult{}, fmt.Errorf("enqueue bodies to %q: %w", msgs[start].Queue, err)
+			}
+		}
+		res.Enqueued += len(stored)
+	}
+	res.Duplicates = len(msgs) - res.Enqueued
+	if err := changes.flush(ctx, tx); err != nil {
+		return queuestore.EnqueueResult{}, fmt.Errorf("enqueue: %w", err)
+	}
+	return res, nil
+}
+
+func nullString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

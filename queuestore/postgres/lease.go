@@ -1,0 +1,594 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/daguq/daguq/queuestore"
+)
+
+// promoteBatch bounds how many due waiting messages one claim moves into the
+// ready set.
+const promoteBatch = 1000
+
+// errRekey ends a claim's transaction that found the queue's aging interval
+// to change: the claim re-keys the ready set in a transaction of its own,
+// then runs again.
+var errRekey = errors.New("rekey")
+
+// Claim leases up to opts.Max ready messages of one queue in claim order:
+// by sort key (priority, then how long they have waited ready, with aging
+// mixing the two), then by id. It returns nil and no error when nothing is
+// ready, the queue is paused, or its in-flight limit is reached. Every
+// claimed message's attempt count goes up by one. Concurrent claims, from
+// any host, skip the messages another claim is taking.
+func (s *Store) Claim(ctx context.Context, opts queuestore.ClaimOptions) (*queuestore.Lease, error) {
+	if err := queuestore.ValidateClaim(&opts); err != nil {
+		return nil, err
+	}
+	for rekeyed := false; ; {
+		lease, err := s.claim(ctx, &opts, rekeyed)
+		if errors.Is(err, errRekey) {
+			// Once: should another consumer set another interval meanwhile,
+			// this claim goes ahead with that one rather than take turns.
+			rekeyed = true
+			if err = s.setAging(ctx, opts.Queue, opts.Aging.Milliseconds()); err == nil {
+				continue
+			}
+		}
+		if err != nil {
+			return nil, s.err(fmt.Errorf("claim from %q: %w", opts.Queue, err))
+		}
+		if lease != nil && len(lease.Messages) == 0 && !lease.BytesFull {
+			lease = nil
+		}
+		return lease, nil
+	}
+}
+
+// setAging makes aging (ms) the queue's aging interval and re-keys its ready
+// set, holding the queue's claims and enqueues off meanwhile.
+func (s *Store) setAging(ctx context.Context, queue string, aging int64) error {
+	return s.withTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, sqlQueueExclusive, queue); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, sqlSetAging, queue, aging); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, sqlRekey, queue, queuestore.SortStep(aging))
+		return err
+	})
+}
+
+func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions, rekeyed bool) (*queuestore.Lease, error) {
+	minPriority, maxPriority := queuestore.ClaimBand(opts)
+	var lease *queuestore.Lease
+	err := s.withTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		lease = nil
+		now := s.now()
+		if _, err := tx.Exec(ctx, sqlQueueShared, opts.Queue); err != nil {
+			return err
+		}
+		var paused bool
+		var limit int32
+		var aging int64
+		err := tx.QueryRow(ctx, sqlQueueSettings, opts.Queue).Scan(&paused, &limit, &aging)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) { // no row: default settings
+			return err
+		}
+		if paused {
+			return errRollback
+		}
+		if a := opts.Aging.Milliseconds(); a > 0 && a != aging && !rekeyed {
+			return errRekey
+		}
+		if opts.Into == nil && limit > 0 {
+			// Claims that could take the queue's last slot take turns here;
+			// the count of live leases below sees every lease committed
+			// before this lock was granted.
+			if err := tx.QueryRow(ctx, sqlLockSettings, opts.Queue).Scan(&paused, &limit); err != nil {
+				return err
+			}
+			var live int64
+			if err := tx.QueryRow(ctx, sqlLiveLeases, opts.Queue, now).Scan(&live); err != nil {
+				return err
+			}
+			if paused || (limit > 0 && live >= int64(limit)) {
+				return errRollback
+			}
+		}
+		if opts.Into != nil {
+			// The lease row before any message row (the order of sql.go):
+			// a finish of the same lease waits here, not in a cycle.
+			if _, err := tx.Exec(ctx, sqlLockLease, opts.Into.ID); err != nil {
+				return err
+			}
+		}
+		var change counts
+		if err := s.promote(ctx, tx, &change, opts.Queue, now, aging); err != nil {
+			return err
+		}
+		if s.due(s.nextLeaseSwep, opts.Queue, now, 10*time.Second) {
+			if _, err := tx.Exec(ctx, sqlSweepLeases, opts.Queue, now); err != nil {
+				return err
+			}
+		}
+		picked, bytesFull, err := pick(ctx, tx, opts, aging, minPriority, maxPriority)
+		if err != nil {
+			return err
+		}
+		if len(picked) == 0 {
+			if bytesFull {
+				lease = &queuestore.Lease{BytesFull: true}
+			}
+			// Commit what the promotion moved, if anything.
+			return change.flush(ctx, tx, opts.Queue)
+		}
+		// The lease counts from now, when its messages are locked: the
+		// clock read at the start of the transaction may be older by a
+		// stall of this process, and the lease would have begun before
+		// the previous lease of a message had ended.
+		now = s.now()
+		expires := now + opts.Lease.Milliseconds()
+		var leaseID int64
+		if opts.Into != nil {
+			leaseID = opts.Into.ID
+			err := tx.QueryRow(ctx, sqlLiveLease, leaseID, expires, now).Scan(&expires)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("lease %s: %w (expired before more messages were added)", opts.Into.Token, queuestore.ErrLeaseLost)
+			}
+			if err != nil {
+				return err
+			}
+		} else {
+			// After the pick: the fencing token is larger than that of any
+			// earlier claim of the picked messages.
+			err := tx.QueryRow(ctx, sqlInsertLease, opts.Queue, opts.Consumer, now, expires).Scan(&leaseID)
+			if err != nil {
+				return err
+			}
+		}
+		rows, err := tx.Query(ctx, sqlLeaseMessages, leaseID, expires, picked)
+		if err != nil {
+			return err
+		}
+		msgs, err := scanLeased(rows, opts.Queue, expires)
+		if err != nil {
+			return err
+		}
+		inPickOrder(msgs, picked)
+		n := int64(len(msgs))
+		change.readySet -= n
+		change.waiting += n
+		change.waitingLeased += n
+		change.claimed += n
+		if err := change.flush(ctx, tx, opts.Queue); err != nil {
+			return err
+		}
+		lease = &queuestore.Lease{ID: leaseID, Token: strconv.FormatInt(leaseID, 10), Queue: opts.Queue,
+			Consumer: opts.Consumer, ExpiresAt: msTime(expires), Messages: msgs, BytesFull: bytesFull}
+		if opts.Into != nil {
+			lease.Token, lease.Consumer = opts.Into.Token, opts.Into.Consumer
+		}
+		return nil
+	})
+	return lease, err
+}
+
+// promote moves up to promoteBatch due waiting messages of queue into the
+// ready set, counting the leases that ran out.
+func (s *Store) promote(ctx context.Context, tx pgx.Tx, change *counts, queue string, now, aging int64) error {
+	rows, err := tx.Query(ctx, sqlPromote, queue, now, queuestore.SortStep(aging), promoteBatch)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var leased bool
+		if err := rows.Scan(&leased); err != nil {
+			return err
+		}
+		change.waiting--
+		change.readySet++
+		if leased {
+			change.waitingLeased--
+			change.settled[settledExpired]++
+		}
+	}
+	return rows.Err()
+}
+
+// pick walks the ready set in claim order and locks what the claim takes:
+// up to opts.Max messages, of one group with OneGroup or Group, within
+// opts.MaxBytes. bytesFull says the walk stopped at the byte limit.
+// Messages the walk locked beyond the byte limit stay locked until the
+// transaction ends, and are not leased.
+func pick(ctx context.Context, tx pgx.Tx, opts *queuestore.ClaimOptions, aging, minPriority, maxPriority int64) (picked []int64, bytesFull bool, err error) {
+	from, to := queuestore.ClaimKeyRange(minPriority, maxPriority, aging)
+	var held int64 // bytes the lease holds already
+	group, oneGroup := opts.Group, opts.Group != "" && !opts.OneGroup
+	if opts.Into != nil {
+		for _, m := range opts.Into.Messages {
+			held += int64(len(m.Body))
+		}
+		if opts.OneGroup && len(opts.Into.Messages) > 0 {
+			group, oneGroup = opts.Into.Messages[0].Group, true
+		}
+	}
+	if opts.OneGroup && !oneGroup {
+		var head *string
+		err := tx.QueryRow(ctx, sqlPick, opts.Queue, from, to, minPriority, maxPriority, 1).Scan(new(int64), new(int64), &head)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		group, oneGroup = "", true
+		if head != nil {
+			group = *head
+		}
+	}
+	var rows pgx.Rows
+	if oneGroup {
+		rows, err = tx.Query(ctx, sqlPickGroup, opts.Queue, from, to, minPriority, maxPriority, opts.Max, nullString(group))
+	} else {
+		rows, err = tx.Query(ctx, sqlPick, opts.Queue, from, to, minPriority, maxPriority, opts.Max)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, size int64
+		var g *string
+		if err := rows.Scan(&id, &size, &g); err != nil {
+			return nil, false, err
+		}
+		if opts.MaxBytes > 0 && held+size > opts.MaxBytes && (held > 0 || len(picked) > 0 || opts.Into != nil) {
+			bytesFull = true
+			break
+		}
+		held += size
+		picked = append(picked, id)
+	}
+	rows.Close()
+	return picked, bytesFull, rows.Err()
+}
+
+// inPickOrder sorts claimed messages into the order they were picked in
+// (RETURNING gives no order).
+func inPickOrder(msgs []queuestore.Message, picked []int64) {
+	at := make(map[int64]int, len(picked))
+	for i, id := range picked {
+		at[id] = i
+	}
+	sort.Slice(msgs, func(i, j int) bool { return at[msgs[i].ID] < at[msgs[j].ID] })
+}
+
+// scanLeased reads leased rows with their bodies.
+func scanLeased(rows pgx.Rows, queue string, expires int64) ([]queuestore.Message, error) {
+	defer rows.Close()
+	var out []queuestore.Message
+	for rows.Next() {
+		var m queuestore.Message
+		var group, dedupe *string
+		var enqueued int64
+		var attempts, maxAttempts int32
+		if err := rows.Scan(&m.ID, &m.Priority, &attempts, &maxAttempts, &group, &dedupe, &enqueued, &m.Body); err != nil {
+			return nil, err
+		}
+		m.Attempt, m.MaxAttempts = int(attempts), int(maxAttempts)
+		m.Queue, m.Group, m.DedupeKey = queue, deref(group), deref(dedupe)
+		m.EnqueuedAt, m.VisibleAt, m.State = msTime(enqueued), msTime(expires), queuestore.StateInFlight
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// LeaseByToken loads the lease a token names, with the messages it still
+// holds, so another process can finish it (the claim, fan out, ack pattern).
+func (s *Store) LeaseByToken(ctx context.Context, token string) (*queuestore.Lease, error) {
+	id, err := queuestore.ParseLeaseToken(token)
+	if err != nil {
+		return nil, err
+	}
+	lease := &queuestore.Lease{ID: id, Token: token}
+	var expires int64
+	err = s.pool.QueryRow(ctx, sqlLeaseByID, id).Scan(&lease.Queue, &lease.Consumer, &expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("lease %s: %w (finished, or expired and claimed again)", token, queuestore.ErrLeaseLost)
+	}
+	if err != nil {
+		return nil, s.err(err)
+	}
+	lease.ExpiresAt = msTime(expires)
+	rows, err := s.pool.Query(ctx, sqlLeaseHeld, id)
+	if err != nil {
+		return nil, s.err(err)
+	}
+	if lease.Messages, err = scanLeased(rows, lease.Queue, expires); err != nil {
+		return nil, s.err(err)
+	}
+	if len(lease.Messages) == 0 {
+		return nil, fmt.Errorf("lease %s: %w (its messages were finished or claimed again)", token, queuestore.ErrLeaseLost)
+	}
+	return lease, nil
+}
+
+// finished reads the rows a finishing statement returns: each id it changed
+// and the state it had before.
+func finished(rows pgx.Rows, each func(id int64, old int16) error) error {
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var old int16
+		if err := rows.Scan(&id, &old); err != nil {
+			return err
+		}
+		if err := each(id, old); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// finishTx runs a finish of lease in a transaction that first locks the
+// lease row, and ends by dropping the lease when it holds nothing more.
+func (s *Store) finishTx(ctx context.Context, lease *queuestore.Lease, fn func(context.Context, pgx.Tx) error) error {
+	return s.withTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, sqlLockLease, lease.ID); err != nil {
+			return err
+		}
+		if err := fn(ctx, tx); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, sqlDropLeaseIfEmpty, lease.ID)
+		return err
+	})
+}
+
+// Ack finishes messages of the lease as done (all of them when ids is
+// empty). It acks those the lease still holds; when another claim has taken
+// some, it returns a *queuestore.LostError naming them.
+func (s *Store) Ack(ctx context.Context, lease *queuestore.Lease, ids ...int64) error {
+	ids, err := queuestore.LeaseIDs(lease, ids)
+	if err != nil {
+		return err
+	}
+	var done map[int64]bool
+	err = s.finishTx(ctx, lease, func(ctx context.Context, tx pgx.Tx) error {
+		now := s.now()
+		var change counts
+		done = map[int64]bool{}
+		var rows pgx.Rows
+		var err error
+		if s.opts.AckRetention > 0 {
+			rows, err = tx.Query(ctx, sqlAckRetain, lease.ID, ids, now)
+		} else {
+			rows, err = tx.Query(ctx, sqlAckDelete, lease.ID, ids)
+		}
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id, enqueued int64
+			var state int16
+			if err := rows.Scan(&id, &state, &enqueued); err != nil {
+				rows.Close()
+				return err
+			}
+			done[id] = true
+			change.leaveLive(state, true)
+			change.settled[settledAcked]++
+			change.ackWait(now - enqueued)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if s.opts.AckRetention > 0 {
+			change.acked += int64(len(done))
+			if s.due(s.nextAckPurge, lease.Queue, now, time.Minute) {
+				var n int64
+				if err := tx.QueryRow(ctx, sqlPurgeAcked, lease.Queue, now-s.opts.AckRetention.Milliseconds()).Scan(&n); err != nil {
+					return err
+				}
+				change.acked -= n
+			}
+		}
+		return change.flush(ctx, tx, lease.Queue)
+	})
+	if err == nil {
+		err = queuestore.LostOf(lease, ids, done)
+	}
+	if err != nil {
+		return s.err(fmt.Errorf("ack lease %s: %w", lease.Token, err))
+	}
+	return nil
+}
+
+// Nack finishes messages of the lease as failed: each is retried after a
+// delay, or goes to the dead letter state when it has used all its attempts.
+// It nacks those the lease still holds; when another claim has taken some,
+// it returns the result with a *queuestore.LostError naming them.
+func (s *Store) Nack(ctx context.Context, lease *queuestore.Lease, opts queuestore.NackOptions) (queuestore.NackResult, error) {
+	ids, err := queuestore.LeaseIDs(lease, opts.IDs)
+	if err != nil {
+		return queuestore.NackResult{}, err
+	}
+	attempts := make(map[int64]int, len(lease.Messages))
+	for _, m := range lease.Messages {
+		attempts[m.ID] = m.Attempt
+	}
+	var res queuestore.NackResult
+	done := map[int64]bool{}
+	err = s.finishTx(ctx, lease, func(ctx context.Context, tx pgx.Tx) error {
+		res = queuestore.NackResult{}
+		clear(done)
+		now := s.now()
+		retryAt := make([]int64, len(ids))
+		for i, id := range ids {
+			delay := opts.Delay
+			if delay == 0 {
+				delay = s.opts.Backoff(attempts[id])
+			}
+			retryAt[i] = now + max(delay, 0).Milliseconds()
+		}
+		rows, err := tx.Query(ctx, sqlNack, lease.ID, ids, nullString(opts.Error), int32(opts.MaxAttempts), now, retryAt)
+		if err != nil {
+			return err
+		}
+		newState := map[int64]int16{}
+		var change counts
+		for rows.Next() {
+			var id int64
+			var old, state int16
+			if err := rows.Scan(&id, &old, &state); err != nil {
+				rows.Close()
+				return err
+			}
+			done[id] = true
+			newState[id] = state
+			change.leaveLive(old, true)
+			if state == codeDead {
+				change.dead++
+				change.settled[settledDead]++
+			} else {
+				change.waiting++
+				change.settled[settledRetried]++
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, id := range ids { // in the caller's order
+			switch st, ok := newState[id]; {
+			case !ok:
+			case st == codeDead:
+				res.Dead = append(res.Dead, id)
+			default:
+				res.Retried = append(res.Retried, id)
+			}
+		}
+		return change.flush(ctx, tx, lease.Queue)
+	})
+	if err != nil {
+		return queuestore.NackResult{}, s.err(fmt.Errorf("nack lease %s: %w", lease.Token, err))
+	}
+	if err := queuestore.LostOf(lease, ids, done); err != nil {
+		return res, fmt.Errorf("nack lease %s: %w", lease.Token, err)
+	}
+	return res, nil
+}
+
+// Extend pushes the end of the lease to d from now (a heartbeat), for its
+// messages among ids (all of them when ids is empty). It keeps those the
+// lease still holds, also ones whose lease ran out that no other claim took;
+// when another claim has taken some, it returns a *queuestore.LostError
+// naming them, so that a takeover of part of a batch is seen at once.
+func (s *Store) Extend(ctx context.Context, lease *queuestore.Lease, d time.Duration, ids ...int64) error {
+	if lease == nil || d <= 0 {
+		return fmt.Errorf("%w: extend needs a lease and a positive duration", queuestore.ErrInvalid)
+	}
+	ids, err := queuestore.LeaseIDs(lease, ids)
+	if err != nil {
+		return err
+	}
+	var expires int64
+	var done map[int64]bool
+	err = s.withTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		expires = s.now() + d.Milliseconds()
+		done = map[int64]bool{}
+		if _, err := tx.Exec(ctx, sqlLockLease, lease.ID); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, sqlExtendMessages, lease.ID, expires, ids)
+		if err != nil {
+			return err
+		}
+		var change counts
+		err = finished(rows, func(id int64, old int16) error {
+			done[id] = true
+			if old == codeReady { // revived: its lease ran out, nobody took it
+				change.readySet--
+				change.waiting++
+				change.waitingLeased++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := change.flush(ctx, tx, lease.Queue); err != nil {
+			return err
+		}
+		if len(done) > 0 {
+			_, err = tx.Exec(ctx, sqlExtendLease, lease.ID, expires)
+		}
+		return err
+	})
+	if err == nil && len(done) > 0 {
+		lease.ExpiresAt = msTime(expires)
+	}
+	if err == nil {
+		err = queuestore.LostOf(lease, ids, done)
+	}
+	if err != nil {
+		return s.err(fmt.Errorf("extend lease %s: %w", lease.Token, err))
+	}
+	return nil
+}
+
+// Release gives messages of the lease back (all of them when ids is empty):
+// ready again at once, and the attempt the claim counted is not spent. For
+// a consumer that stops before handling them. Like Ack, it releases what the
+// lease still holds and names the rest in a *queuestore.LostError.
+func (s *Store) Release(ctx context.Context, lease *queuestore.Lease, ids ...int64) error {
+	ids, err := queuestore.LeaseIDs(lease, ids)
+	if err != nil {
+		return err
+	}
+	var done map[int64]bool
+	err = s.finishTx(ctx, lease, func(ctx context.Context, tx pgx.Tx) error {
+		done = map[int64]bool{}
+		rows, err := tx.Query(ctx, sqlRelease, lease.ID, ids, s.now())
+		if err != nil {
+			return err
+		}
+		var change counts
+		err = finished(rows, func(id int64, old int16) error {
+			done[id] = true
+			change.leaveLive(old, true)
+			change.waiting++
+			change.settled[settledReleased]++
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return change.flush(ctx, tx, lease.Queue)
+	})
+	if err == nil {
+		err = queuestore.LostOf(lease, ids, done)
+	}
+	if err != nil {
+		return s.err(fmt.Errorf("release lease %s: %w", lease.Token, err))
+	}
+	return nil
+}

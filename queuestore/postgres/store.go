@@ -1,0 +1,410 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/daguq/daguq/queuestore"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Options tune a Store. The zero value means the defaults.
+type Options struct {
+	// MaxAttempts is the default number of deliveries before a message goes
+	// to the dead letter state, for messages enqueued without their own.
+	// Default 5.
+	MaxAttempts int
+	// AckRetention keeps acked messages for this long; zero deletes them at
+	// ack.
+	AckRetention time.Duration
+	// Backoff gives the retry delay after the attempt-th failed delivery.
+	// Default: queuestore.ExponentialBackoff(time.Second, time.Hour).
+	Backoff func(attempt int) time.Duration
+	// Now is the clock. Default time.Now. Every time the store writes comes
+	// from it, as in the SQLite store, so hosts should keep their clocks in
+	// sync (NTP): a lease's end is the claimer's now plus the lease.
+	Now func() time.Time
+	// MaxConns caps the connection pool. Default: pool_max_conns from the
+	// URL, else the larger of 4 and the number of CPUs.
+	MaxConns int32
+	// ConnectTimeout bounds each connection attempt. Default:
+	// connect_timeout from the URL, else 10s.
+	ConnectTimeout time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 5
+	}
+	if o.Backoff == nil {
+		o.Backoff = queuestore.ExponentialBackoff(time.Second, time.Hour)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	return o
+}
+
+// Store is a daguq message store in a PostgreSQL database.
+type Store struct {
+	pool     *pgxpool.Pool
+	opts     Options
+	describe string   // the URL without its password
+	secrets  []string // texts no error may carry (the password)
+
+	mu            sync.Mutex
+	nextLeaseSwep map[string]time.Time // per queue: when to drop finished leases next
+	nextAckPurge  map[string]time.Time // per queue: when to purge retained acks next
+}
+
+var _ queuestore.Backend = (*Store)(nil)
+
+// sessionDefaults are set on the store's connections unless the URL sets
+// them: a transaction of this store never idles (it runs its statements
+// back to back), so a session idle in one for a minute is a process that
+// hung, and the server ends it rather than keep rows locked and dead rows
+// unvacuumable (docs/postgres.md).
+var sessionDefaults = map[string]string{
+	"application_name":                    "daguq",
+	"idle_in_transaction_session_timeout": "60000",
+}
+
+// Open connects to the PostgreSQL database that connString names (a
+// postgres:// or postgresql:// URL, or key=value settings) and migrates its
+// schema to the newest version. No error it returns carries the password.
+func Open(connString string, opts Options) (*Store, error) {
+	secrets := passwordsOf(connString)
+	describe := Redact(connString)
+	fail := func(err error) error {
+		return scrub(fmt.Errorf("open database %s: %w", describe, err), secrets)
+	}
+	if strings.TrimSpace(connString) == "" {
+		return nil, fmt.Errorf("%w: database URL is empty", queuestore.ErrInvalid)
+	}
+	opts = opts.withDefaults()
+	cfg, err := pgxpool.ParseConfig(connString)
+	if err != nil {
+		return nil, fail(fmt.Errorf("%w: %v", queuestore.ErrInvalid, err))
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
+	}
+	for k, v := range sessionDefaults {
+		if _, set := cfg.ConnConfig.RuntimeParams[k]; !set {
+			cfg.ConnConfig.RuntimeParams[k] = v
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*opts.ConnectTimeout+time.Minute)
+	defer cancel()
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fail(err)
+	}
+	s := &Store{pool: pool, opts: opts, describe: describe, secrets: secrets,
+		nextLeaseSwep: map[string]time.Time{}, nextAckPurge: map[string]time.Time{}}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, fail(err)
+	}
+	return s, nil
+}
+
+// Describe is the database URL without its password.
+func (s *Store) Describe() string { return s.describe }
+
+// Pool exposes the connection pool, for callers that want their own
+// transaction around EnqueueTx.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Close closes the connection pool.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+func (s *Store) now() int64 { return s.opts.Now().UnixMilli() }
+
+// err is the error a public method returns: never with the password.
+func (s *Store) err(err error) error { return scrub(err, s.secrets) }
+
+// Migrations.
+
+type migration struct {
+	version int
+	sql     string
+}
+
+func loadMigrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	for _, e := range entries {
+		var v int
+		if _, err := fmt.Sscanf(e.Name(), "%04d_", &v); err != nil {
+			return nil, fmt.Errorf("migration file name %q: want NNNN_name.sql", e.Name())
+		}
+		b, err := migrationFiles.ReadFile("migrations/" + e.Name())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: v, sql: string(b)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	return out, nil
+}
+
+// SchemaVersion is the newest schema this build knows.
+func SchemaVersion() int {
+	m, err := loadMigrations()
+	if err != nil || len(m) == 0 {
+		return 0
+	}
+	return m[len(m)-1].version
+}
+
+// schemaVersion reads the database's schema version: 0 for a database
+// without daguq's tables; ErrNotDaguqDatabase when it has a messages table
+// but no record of migrations.
+func schemaVersion(ctx context.Context, q querier) (int, error) {
+	var migrations, messages bool
+	if err := q.QueryRow(ctx, sqlSchemaTables).Scan(&migrations, &messages); err != nil {
+		return 0, err
+	}
+	if !migrations {
+		if messages {
+			return 0, fmt.Errorf("%w: it has a daguq_messages table but no daguq_schema_migrations", queuestore.ErrNotDaguqDatabase)
+		}
+		return 0, nil
+	}
+	var v int
+	err := q.QueryRow(ctx, sqlSchemaVersion).Scan(&v)
+	return v, err
+}
+
+// migrate brings the schema to the newest version. A current database is
+// only read. Otherwise one transaction takes a transaction-level advisory
+// lock (two processes migrating at once take turns; the second finds the
+// work done), checks the version again and applies what is missing.
+func (s *Store) migrate(ctx context.Context) error {
+	migrations, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	latest := migrations[len(migrations)-1].version
+	check := func(v int) (bool, error) {
+		if v > latest {
+			return false, fmt.Errorf("%w: database has version %d, this build knows up to %d: upgrade daguq", queuestore.ErrSchemaTooNew, v, latest)
+		}
+		return v < latest, nil
+	}
+	v, err := schemaVersion(ctx, s.pool)
+	if err != nil {
+		return err
+	}
+	if need, err := check(v); err != nil || !need {
+		return err
+	}
+	return s.withTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, sqlMigrationLock); err != nil {
+			return err
+		}
+		v, err := schemaVersion(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if need, err := check(v); err != nil || !need {
+			return err
+		}
+		if _, err := tx.Exec(ctx, sqlCreateMigrations); err != nil {
+			return err
+		}
+		for _, m := range migrations {
+			if m.version <= v {
+				continue
+			}
+			if _, err := tx.Exec(ctx, m.sql); err != nil {
+				return fmt.Errorf("migration %d: %w", m.version, err)
+			}
+			if _, err := tx.Exec(ctx, sqlRecordMigration, m.version); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Transactions.
+
+// querier runs statements: the pool, or a transaction.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// errRollback ends a transaction without committing and without an error.
+var errRollback = errors.New("rollback")
+
+// maxTxTries bounds how often withTx runs a transaction that failed with a
+// deadlock or a serialization failure.
+const maxTxTries = 10
+
+// withTx runs fn in a READ COMMITTED transaction and commits it. A deadlock
+// (two finishes and a purge locking rows in different orders) or a
+// serialization failure runs fn again after a short pause, so fn must reset
+// what it returns.
+func (s *Store) withTx(ctx context.Context, fn func(context.Context, pgx.Tx) error) error {
+	pause := time.Millisecond
+	for try := 1; ; try++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := s.tryTx(ctx, fn)
+		if err == nil || try == maxTxTries || !retryable(err) {
+			return err
+		}
+		time.Sleep(pause/2 + rand.N(pause))
+		pause = min(2*pause, 50*time.Millisecond)
+	}
+}
+
+func (s *Store) tryTx(ctx context.Context, fn func(context.Context, pgx.Tx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if err := fn(ctx, tx); err != nil {
+		tx.Rollback(context.WithoutCancel(ctx))
+		if errors.Is(err, errRollback) {
+			return nil
+		}
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+// due reports whether a periodic chore for queue should run now, and if so
+// schedules the next one.
+func (s *Store) due(next map[string]time.Time, queue string, nowMs int64, every time.Duration) bool {
+	now := time.UnixMilli(nowMs)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now.Before(next[queue]) {
+		return false
+	}
+	next[queue] = now.Add(every)
+	return true
+}
+
+func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// Passwords.
+
+// Redact is connString without its password: the userinfo password and the
+// password and sslpassword settings of a URL (of any scheme), or password=
+// in key=value settings, become xxxxx.
+func Redact(connString string) string { return scrubText(connString, passwordsOf(connString)) }
+
+// passwordsOf lists the secret texts of a connection string, as written and
+// as decoded, longest first.
+func passwordsOf(connString string) []string {
+	var out []string
+	add := func(s string) {
+		if s == "" || s == "xxxxx" {
+			return
+		}
+		out = append(out, s)
+		if dec, err := url.PathUnescape(s); err == nil && dec != s {
+			out = append(out, dec)
+		}
+		if dec, err := url.QueryUnescape(s); err == nil && dec != s {
+			out = append(out, dec)
+		}
+	}
+	if _, rest, isURL := strings.Cut(connString, "://"); isURL {
+		authority, query, _ := strings.Cut(rest, "?")
+		// The password ends at the last '@' of the authority; it may hold
+		// '/' or '@' when written unescaped.
+		if at := strings.LastIndex(authority, "@"); at >= 0 {
+			if _, pw, ok := strings.Cut(authority[:at], ":"); ok {
+				add(pw)
+			}
+		}
+		for _, kv := range strings.Split(query, "&") {
+			k, v, _ := strings.Cut(kv, "=")
+			if k == "password" || k == "sslpassword" {
+				add(v)
+			}
+		}
+	} else {
+		for _, field := range strings.Fields(connString) {
+			k, v, _ := strings.Cut(field, "=")
+			if k == "password" || k == "sslpassword" {
+				add(strings.Trim(v, "'"))
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
+
+// scrubText replaces every secret in text with xxxxx.
+func scrubText(text string, secrets []string) string {
+	for _, s := range secrets {
+		text = strings.ReplaceAll(text, s, "xxxxx")
+	}
+	return text
+}
+
+// scrub is err, or when its text holds a secret, an error without it.
+func scrub(err error, secrets []string) error {
+	if err == nil || len(secrets) == 0 {
+		return err
+	}
+	text := err.Error()
+	clean := scrubText(text, secrets)
+	if clean == text {
+		return err
+	}
+	return &scrubbedError{text: clean, err: err}
+}
+
+// scrubbedError is an error whose text had a password: it says the text
+// without it, and matches the sentinels the original matched (errors.Is),
+// without handing out the original (no Unwrap).
+type scrubbedError struct {
+	text string
+	err  error
+}
+
+func (e *scrubbedError) Error() string { return e.text }
+
+func (e *scrubbedError) Is(target error) bool { return errors.Is(e.err, target) }

@@ -1,0 +1,205 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/daguq/daguq/internal/pgtest"
+	"github.com/daguq/daguq/queuestore"
+	"github.com/daguq/daguq/queuestore/postgres"
+)
+
+// Processes that open a new database at once migrate it once: the
+// advisory lock makes them take turns, and the later ones find the work
+// done.
+func TestConcurrentOpensMigrateOnce(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := postgres.Open(dbURL, postgres.Options{MaxConns: 2})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer s.Close()
+			_, err = s.Enqueue(context.Background(), queuestore.NewMessage{Queue: "q", Body: []byte("x")})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn := connect(t, dbURL)
+	var versions, latest int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*), max(version) FROM daguq_schema_migrations`).Scan(&versions, &latest); err != nil {
+		t.Fatal(err)
+	}
+	if versions != postgres.SchemaVersion() || latest != postgres.SchemaVersion() {
+		t.Fatalf("%d migrations recorded up to %d, want each of 1..%d once", versions, latest, postgres.SchemaVersion())
+	}
+}
+
+// A database written by a newer daguq is refused and left alone, and so is
+// one with daguq's tables but no record of migrations.
+func TestOpenRefusesUnknownSchemas(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	s, err := postgres.Open(dbURL, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	conn := connect(t, dbURL)
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, `INSERT INTO daguq_schema_migrations (version) VALUES (999)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.Open(dbURL, postgres.Options{}); !errors.Is(err, queuestore.ErrSchemaTooNew) || !strings.Contains(err.Error(), "999") {
+		t.Fatalf("open of a newer schema: %v, want ErrSchemaTooNew naming 999", err)
+	}
+	if _, err := conn.Exec(ctx, `DROP TABLE daguq_schema_migrations`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.Open(dbURL, postgres.Options{}); !errors.Is(err, queuestore.ErrNotDaguqDatabase) {
+		t.Fatalf("open of tables without their migrations: %v, want ErrNotDaguqDatabase", err)
+	}
+}
+
+// No error and no description carries the password, whatever the URL form
+// and whatever failed: a URL pgx cannot parse, a server that refuses the
+// connection, a wrong password.
+func TestNoErrorCarriesThePassword(t *testing.T) {
+	t.Parallel()
+	const pw = "s3cr3t-Pw"
+	dbURL := pgtest.NewDatabase(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := *u
+	wrong.User = url.UserPassword("daguq", pw)
+	tests := []struct {
+		name, url string
+	}{
+		{"refused", "postgres://daguq:" + pw + "@127.0.0.1:1/db?connect_timeout=5"},
+		{"bad port", "postgres://daguq:" + pw + "@127.0.0.1:notaport/db"},
+		{"bad escape", "postgresql://daguq:" + pw + "%zz@127.0.0.1/db"},
+		{"slash in password", "postgres://daguq:" + pw + "/x@127.0.0.1:1/db"},
+		{"password parameter", "postgres://daguq@127.0.0.1:1/db?password=" + pw + "&connect_timeout=5"},
+		{"wrong password", wrong.String()},
+		{"key=value", "host=127.0.0.1 port=1 user=daguq password=" + pw + " dbname=db connect_timeout=5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := postgres.Open(tt.url, postgres.Options{})
+			if err == nil {
+				t.Fatal("open succeeded")
+			}
+			if strings.Contains(err.Error(), pw) || strings.Contains(fmt.Sprintf("%+v", err), pw) {
+				t.Fatalf("error carries the password: %v", err)
+			}
+			if !strings.Contains(err.Error(), "xxxxx") && !strings.Contains(err.Error(), "127.0.0.1") {
+				t.Errorf("error %q names neither the redacted URL nor the host", err)
+			}
+			if r := postgres.Redact(tt.url); strings.Contains(r, pw) {
+				t.Errorf("Redact(%q) = %q", tt.url, r)
+			}
+		})
+	}
+	s, err := postgres.Open(dbURL, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if d := s.Describe(); strings.Contains(d, pgtest.Password) || !strings.Contains(d, "daguq:xxxxx@127.0.0.1") {
+		t.Fatalf("Describe() = %q, want the URL with the password redacted", d)
+	}
+}
+
+// The claim walks the ready set's index in claim order (no sort, no seq
+// scan), and the move of due messages walks the live index in time order.
+func TestClaimPlansUseTheirIndexes(t *testing.T) {
+	t.Parallel()
+	s := open(t, postgres.Options{})
+	ctx := context.Background()
+	var msgs []queuestore.NewMessage
+	for i := range 5000 {
+		m := queuestore.NewMessage{Queue: fmt.Sprintf("q%d", i%5), Body: []byte("x"), Priority: int64(i % 3)}
+		msgs = append(msgs, m)
+	}
+	if _, err := s.Enqueue(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(ctx, `ANALYZE`); err != nil {
+		t.Fatal(err)
+	}
+	plans := []struct {
+		name, sql, index string
+	}{
+		{"pick", `
+SELECT id, size, group_key, sort_key FROM daguq_messages
+WHERE queue = 'q1' AND state = 0 AND sort_key >= -9223372036854775808 AND sort_key < 9223372036854775807
+  AND priority BETWEEN -1000000 AND 1000000
+ORDER BY sort_key, id LIMIT 10 FOR UPDATE SKIP LOCKED`, "daguq_messages_ready"},
+		{"promote", `
+SELECT id FROM daguq_messages WHERE queue = 'q1' AND state = 1 AND visible_at <= 0
+ORDER BY visible_at LIMIT 1000 FOR UPDATE SKIP LOCKED`, "daguq_messages_live"},
+	}
+	for _, p := range plans {
+		rows, err := s.Pool().Query(ctx, "EXPLAIN "+p.sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan := strings.Join(lines, "\n")
+		if !strings.Contains(plan, p.index) || strings.Contains(plan, "Sort") || strings.Contains(plan, "Seq Scan") {
+			t.Errorf("%s plan does not walk %s in order:\n%s", p.name, p.index, plan)
+		}
+	}
+}
+
+// The hot tables carry their autovacuum settings.
+func TestHotTablesVacuumEarly(t *testing.T) {
+	t.Parallel()
+	s := open(t, postgres.Options{})
+	for _, table := range []string{"daguq_messages", "daguq_bodies", "daguq_leases", "daguq_queue_counts"} {
+		var opts []string
+		err := s.Pool().QueryRow(context.Background(), `SELECT coalesce(reloptions, '{}') FROM pg_class WHERE relname = $1`, table).Scan(&opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(strings.Join(opts, ","), "autovacuum_vacuum_cost_limit=2000") {
+			t.Errorf("%s options %v, want the autovacuum settings", table, opts)
+		}
+	}
+}
+
+func connect(tb testing.TB, dbURL string) *pgx.Conn {
+	tb.Helper()
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}

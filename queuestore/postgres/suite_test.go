@@ -1,0 +1,54 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/daguq/daguq/internal/pgtest"
+	"github.com/daguq/daguq/queuestore"
+	"github.com/daguq/daguq/queuestore/postgres"
+	"github.com/daguq/daguq/queuestore/storetest"
+)
+
+// The PostgreSQL store keeps the contract: the suite the SQLite store runs,
+// each test on a database of its own.
+func TestContract(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, opts queuestore.Options) queuestore.Backend {
+		return open(t, postgres.Options{MaxAttempts: opts.MaxAttempts, AckRetention: opts.AckRetention,
+			Backoff: opts.Backoff, Now: opts.Now})
+	}, storetest.RowCounter(countRows))
+}
+
+// open opens a store on a new database of the test server.
+func open(tb testing.TB, opts postgres.Options) *postgres.Store {
+	tb.Helper()
+	if opts.MaxConns == 0 {
+		opts.MaxConns = 4
+	}
+	s, err := postgres.Open(pgtest.NewDatabase(tb), opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+// countRows is Stats the slow way: by counting rows.
+func countRows(tb testing.TB, b queuestore.Backend, queue string, now time.Time) storetest.Rows {
+	tb.Helper()
+	var r storetest.Rows
+	err := b.(*postgres.Store).Pool().QueryRow(context.Background(), `
+SELECT count(*) FILTER (WHERE state = 0),
+       count(*) FILTER (WHERE state = 0 OR (state = 1 AND visible_at <= $2)),
+       count(*) FILTER (WHERE state = 1 AND visible_at > $2 AND lease_id IS NULL),
+       count(*) FILTER (WHERE state = 1 AND visible_at > $2 AND lease_id IS NOT NULL),
+       count(*) FILTER (WHERE state = 2), count(*) FILTER (WHERE state = 3),
+       (SELECT count(*) FROM daguq_bodies)
+FROM daguq_messages WHERE queue = $1`, queue, now.UnixMilli()).Scan(&r.ReadySet, &r.Ready, &r.Delayed, &r.InFlight, &r.Dead, &r.Acked, &r.Bodies)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r
+}

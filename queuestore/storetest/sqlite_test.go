@@ -1,0 +1,41 @@
+package storetest_test
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/daguq/daguq/queuestore"
+	"github.com/daguq/daguq/queuestore/storetest"
+)
+
+// The SQLite store keeps the contract.
+func TestSQLite(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, opts queuestore.Options) queuestore.Backend {
+		s, err := queuestore.Open(filepath.Join(t.TempDir(), "daguq.db"), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}, storetest.RowCounter(countSQLiteRows))
+}
+
+// countSQLiteRows is Stats the slow way: by counting rows.
+func countSQLiteRows(tb testing.TB, b queuestore.Backend, queue string, now time.Time) storetest.Rows {
+	tb.Helper()
+	var r storetest.Rows
+	err := b.(*queuestore.Store).DB().QueryRow(`
+SELECT coalesce(sum(state = 0), 0),
+       coalesce(sum(state = 0 OR (state = 1 AND visible_at <= ?2)), 0),
+       coalesce(sum(state = 1 AND visible_at > ?2 AND lease_id IS NULL), 0),
+       coalesce(sum(state = 1 AND visible_at > ?2 AND lease_id IS NOT NULL), 0),
+       coalesce(sum(state = 2), 0), coalesce(sum(state = 3), 0),
+       (SELECT count(*) FROM bodies)
+FROM messages WHERE queue = ?1`, queue, now.UnixMilli()).Scan(&r.ReadySet, &r.Ready, &r.Delayed, &r.InFlight, &r.Dead, &r.Acked, &r.Bodies)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r
+}
