@@ -1,16 +1,18 @@
-// Package executor holds daguq's two Dagu step executors, `queue` (consume
-// batches and run a handler per batch, or claim/ack/nack one batch) and
-// `enqueue`, built from a plain step spec so that both ways of running in
-// Dagu share them: the daguq CLI called by Dagu's step_types, and the plugin
-// module registered with Dagu's Go executor registry.
+// Package executor holds daguq's Dagu step executors, `queue` (consume
+// batches and run a handler per batch, or claim/ack/nack one batch),
+// `enqueue`, and `pool` (run a command while holding slots of a pool shared
+// by every DAG), built from a plain step spec so that both ways of running
+// in Dagu share them: the daguq CLI called by Dagu's step_types, and the
+// plugin module registered with Dagu's Go executor registry.
 //
-// It owns the `with:` configuration of both kinds (decoding, defaults,
+// It owns the `with:` configuration of every kind (decoding, defaults,
 // validation), and from the same field definitions it produces the JSON
-// schema for step_types and the reference table in docs/executors.md. The
+// schema for step_types and the reference tables in docs/executors.md. The
 // executors implement Dagu's Executor method set (SetStdout, SetStderr, Kill,
 // Run); the handler contract, exit codes and defaults are written in
 // docs/executors.md.
 //
-// The package talks to the message store through the small Store interface
-// declared here; OpenStore picks the backend from the db value.
+// The package talks to the store through the small interfaces declared here
+// (Store for queues, PoolStore for pools); OpenStore picks the backend from
+// the db value.
 package executor

@@ -13,10 +13,11 @@ import (
 const (
 	KindQueue   = "queue"   // consume batches (or claim, ack, nack one)
 	KindEnqueue = "enqueue" // add messages
+	KindPool    = "pool"    // run a command holding slots of a pool (pool.go)
 )
 
 // Kinds lists the step types in a stable order.
-func Kinds() []string { return []string{KindQueue, KindEnqueue} }
+func Kinds() []string { return []string{KindQueue, KindEnqueue, KindPool} }
 
 // Spec is the part of a Dagu step an executor needs.
 type Spec struct {
@@ -62,6 +63,8 @@ func New(kind string, spec Spec) (Executor, error) {
 			return nil, usageError(err)
 		}
 		return newEnqueueExecutor(spec, cfg), nil
+	case KindPool:
+		return newPoolExecutor(spec)
 	}
 	return nil, usageError(unknownKind(kind))
 }
@@ -81,6 +84,8 @@ func Validate(kind string, config map[string]any) error {
 	case KindEnqueue:
 		_, err := parseEnqueueConfig(config)
 		return invalid(err)
+	case KindPool:
+		return invalid(validatePool(config))
 	}
 	return invalid(unknownKind(kind))
 }

@@ -18,6 +18,7 @@ const (
 	ExitUsage         = 2 // bad flag, configuration or input: nothing was changed
 	ExitStore         = 3 // the database could not be opened, read or written
 	ExitStopped       = 4 // stopped by Kill, a signal or a cancelled context before finishing
+	ExitWaitTimeout   = 5 // pool: wait_timeout passed before the slots were free
 )
 
 // ExitError is the error Run and New return: an exit status and its cause.

@@ -60,6 +60,8 @@ func Fields(kind string) []Field {
 		src = queueFields
 	case KindEnqueue:
 		src = enqueueFields
+	case KindPool:
+		src = poolFields
 	default:
 		return nil
 	}

@@ -19,6 +19,7 @@ var update = flag.Bool("update", false, "rewrite the generated tables in docs/ex
 var configStructs = map[string]reflect.Type{
 	KindQueue:   reflect.TypeOf(queueConfig{}),
 	KindEnqueue: reflect.TypeOf(enqueueConfig{}),
+	KindPool:    reflect.TypeOf(poolConfig{}),
 }
 
 func mapstructureTags(t reflect.Type) []string {
@@ -74,6 +75,10 @@ func TestFieldDefaultsMatchDefaultConfig(t *testing.T) {
 			c := defaultEnqueueConfig()
 			return c, decodeConfig(KindEnqueue, m, &c)
 		}},
+		KindPool: {defaultPoolConfig(), func(m map[string]any) (any, error) {
+			c := defaultPoolConfig()
+			return c, decodeConfig(KindPool, m, &c)
+		}},
 	}
 	for kind, tc := range cases {
 		defaults := reflect.ValueOf(tc.defaults)
@@ -125,8 +130,12 @@ func TestInputSchema(t *testing.T) {
 		if len(props) != len(Fields(kind)) {
 			t.Errorf("%s: %d properties for %d fields", kind, len(props), len(Fields(kind)))
 		}
-		if req := back["required"].([]any); len(req) != 1 || req[0] != "queue" {
-			t.Errorf("%s: required = %v, want [queue]", kind, req)
+		want := map[string]string{KindPool: "pool"}[kind]
+		if want == "" {
+			want = "queue"
+		}
+		if req := back["required"].([]any); len(req) != 1 || req[0] != want {
+			t.Errorf("%s: required = %v, want [%s]", kind, req, want)
 		}
 	}
 	if InputSchema("nope") != nil {

@@ -1,4 +1,4 @@
-// Package plugin registers daguq's `queue` and `enqueue` step executors
+// Package plugin registers daguq's `queue`, `enqueue` and `pool` step executors
 // with Dagu's Go executor registry (github.com/dagucloud/dagu, v2.6+), for
 // programs that embed Dagu's engine. It is the only daguq code that imports
 // Dagu; it maps a Dagu step to executor.Spec and leaves the rest to package

@@ -12,15 +12,16 @@ import (
 	"github.com/daguq/daguq/executor"
 )
 
-// Register adds the step types `queue` and `enqueue` to Dagu's executor
+// Register adds the step types `queue`, `enqueue` and `pool` to Dagu's executor
 // registry. Call it once at start-up, before the engine loads a DAG. Dagu's
 // registry is global to the process.
 func Register() {
 	for _, kind := range executor.Kinds() {
 		dagu.RegisterExecutor(kind, factory(kind),
 			dagu.WithStepValidator(validator(kind)),
-			// The handler comes through `with:` (run or script), as in the
-			// step_types way: no command, script, shell or container field.
+			// The handler (the pool step's command) comes through `with:`
+			// (run or script), as in the step_types way: no command,
+			// script, shell or container field.
 			dagu.WithExecutorCapabilities(dagu.ExecutorCapabilities{}),
 		)
 	}

@@ -224,6 +224,34 @@ func TestProducerThenConsumer(t *testing.T) {
 	}
 }
 
+// A pool step runs its command holding slots of a pool, with the command's
+// stdout as the step's, and gives them back.
+func TestPoolStep(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s, err := queuestore.Open(b.db, queuestore.Options{})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	defer s.Close()
+	if err := s.SetPool(context.Background(), "db", 2); err != nil {
+		t.Fatal(err)
+	}
+
+	st := b.run(t, "pool.yaml", "DB="+b.db)
+
+	if st.Status != "succeeded" {
+		t.Fatalf("status %s (%s), want succeeded; steps: %v", st.Status, st.Error, b.nodeErrors(t, st))
+	}
+	if out := stepStdout(t, st, "hold"); out != "db\n2\n" {
+		t.Errorf("hold printed %q, want the pool and its slots", out)
+	}
+	p, err := s.Pool(context.Background(), "db")
+	if err != nil || p.Used != 0 || len(p.Waiters) != 0 {
+		t.Errorf("pool after the run: %+v (%v), want nothing held", p, err)
+	}
+}
+
 func TestHandlerFailureReachesDaguAsExitCode(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -12,6 +13,37 @@ import (
 // auto_vacuum=INCREMENTAL; a store then gives free pages back to the file
 // system in small steps after acks (Reclaim), while other processes go on
 // using the file. A file made before that needs one Vacuum.
+
+// A nearly full disk. The WAL grows until a commit takes it past the
+// autocheckpoint size (16 MB, chosen for speed); on a disk with less room
+// than that, the WAL takes the space that acks free and the file can no
+// longer be written (a soak with a 4 MB disk found it). So the store checks
+// the free space at most every diskCheckEvery and checkpoints every 100 pages
+// while less than lowDiskBytes is free.
+const (
+	diskCheckEvery = time.Second
+	lowDiskBytes   = 64 << 20
+)
+
+// watchDisk switches the autocheckpoint size with the free disk space.
+func (s *Store) watchDisk(ctx context.Context) {
+	if !s.due(s.nextDiskCheck, "", s.now(), diskCheckEvery) {
+		return
+	}
+	free := freeDiskBytes(filepath.Dir(s.path))
+	low := free >= 0 && free < lowDiskBytes
+	s.mu.Lock()
+	change := low != s.lowDisk
+	s.lowDisk = low
+	s.mu.Unlock()
+	if change {
+		stmt := sqlAutoCheckpoint
+		if low {
+			stmt = sqlAutoCheckpointLowDisk
+		}
+		s.db.ExecContext(context.WithoutCancel(ctx), stmt)
+	}
+}
 
 // Reclaiming after acks: at most every reclaimEvery per store, and only when
 // more than reclaimAbove pages are free, reclaimStep pages per transaction.

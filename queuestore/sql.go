@@ -17,6 +17,9 @@ const (
 	sqlRollback          = `ROLLBACK`
 
 	sqlAutoCheckpoint = `PRAGMA wal_autocheckpoint = 4000`
+	// sqlAutoCheckpointLowDisk: checkpoint often while the disk is nearly
+	// full, so the WAL cannot take the space that acks free (space.go).
+	sqlAutoCheckpointLowDisk = `PRAGMA wal_autocheckpoint = 100`
 	// sqlCheckpointTruncate moves the WAL into the database file and cuts
 	// the WAL file to nothing, when no reader needs its old pages.
 	sqlCheckpointTruncate = `PRAGMA wal_checkpoint(TRUNCATE)`

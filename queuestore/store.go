@@ -84,6 +84,8 @@ type Store struct {
 	nextLeaseSwep map[string]time.Time // per queue: when to drop finished leases next
 	nextAckPurge  map[string]time.Time // per queue: when to purge retained acks next
 	nextReclaim   map[string]time.Time // when to look for free pages to give back (key "")
+	nextDiskCheck map[string]time.Time // when to look at the free disk space next (key "")
+	lowDisk       bool                 // little disk space left: checkpoint often (space.go)
 	lastFull      map[string]bool      // per queue: the last claim took as many as it asked for
 }
 
@@ -109,7 +111,7 @@ func Open(path string, opts Options) (*Store, error) {
 	s := &Store{db: db, path: path, opts: opts,
 		// PRAGMA takes no bound parameters; the value is an integer of ours.
 		sqlBusyTimeout: fmt.Sprintf(sqlBusyTimeoutFormat, opts.BusyTimeout.Milliseconds()),
-		nextLeaseSwep:  map[string]time.Time{}, nextAckPurge: map[string]time.Time{}, nextReclaim: map[string]time.Time{}, lastFull: map[string]bool{}}
+		nextLeaseSwep:  map[string]time.Time{}, nextAckPurge: map[string]time.Time{}, nextReclaim: map[string]time.Time{}, nextDiskCheck: map[string]time.Time{}, lastFull: map[string]bool{}}
 	if err := s.migrate(context.Background()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database %q: %w", path, err)
@@ -457,6 +459,7 @@ func (s *Store) readRow(ctx context.Context, query string, args []any, dest ...a
 }
 
 func (s *Store) tryTx(ctx context.Context, fn func(context.Context, querier) error) error {
+	s.watchDisk(ctx)
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return err

@@ -17,19 +17,20 @@ func (a *app) newDaguConfigCmd() *cobra.Command {
 	var install *installFlags
 	cmd := &cobra.Command{
 		Use:   "dagu-config",
-		Short: "Print the step_types that give Dagu the steps \"queue\" and \"enqueue\"",
+		Short: "Print the step_types that give Dagu the steps \"queue\", \"enqueue\" and \"pool\"",
 		Long: `Print the step_types section for Dagu's base config ($DAGU_HOME/base.yaml,
-Dagu v2.6 or later) that defines the step types "queue" and "enqueue". Each
+Dagu v2.6 or later) that defines the step types "queue", "enqueue" and "pool". Each
 has an input_schema generated from daguq's own config definitions, so Dagu
 checks a step's with: keys (names, types, ranges, allowed values) when it loads
 the DAG, and a template that runs this daguq binary without a shell:
-"daguq consume --with '<the with: map as JSON>'" or "daguq enqueue --with ...".
+"daguq consume --with '<the with: map as JSON>'", "daguq enqueue --with ..."
+or "daguq pool run --with ...".
 
 "daguq dagu-config --install" merges the section into the base config
 ($DAGU_BASE_CONFIG, else $DAGU_HOME/base.yaml, else ~/.config/dagu/base.yaml;
 --base names another file), keeping everything else in it, and refuses when
-it already defines a different step type named queue or enqueue (--force
-replaces those two and nothing else).
+it already defines a different step type named queue, enqueue or pool
+(--force replaces those and nothing else).
 
 The template names the daguq binary by its absolute path; --bin names another
 one (e.g. where it is installed on the Dagu host and on every worker).
@@ -98,9 +99,12 @@ const withArg = `{{ json .input | replace "$" "\\$" }}`
 func stepTypes(bin string) map[string]any {
 	types := map[string]any{}
 	for _, kind := range executor.Kinds() {
-		sub, desc := "consume", "Claim batches from a daguq queue and run a handler per batch (daguq consume)"
-		if kind == executor.KindEnqueue {
-			sub, desc = "enqueue", "Add messages to a daguq queue (daguq enqueue)"
+		sub, desc := []any{"consume"}, "Claim batches from a daguq queue and run a handler per batch (daguq consume)"
+		switch kind {
+		case executor.KindEnqueue:
+			sub, desc = []any{"enqueue"}, "Add messages to a daguq queue (daguq enqueue)"
+		case executor.KindPool:
+			sub, desc = []any{"pool", "run"}, "Run a command while holding slots of a daguq pool shared by every DAG (daguq pool run)"
 		}
 		types[kind] = map[string]any{
 			"type":         "command",
@@ -109,7 +113,7 @@ func stepTypes(bin string) map[string]any {
 			"template": map[string]any{
 				"exec": map[string]any{
 					"command": bin,
-					"args":    []any{sub, "--with", withArg},
+					"args":    append(sub, "--with", withArg),
 				},
 			},
 		}

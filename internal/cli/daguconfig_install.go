@@ -27,7 +27,7 @@ func addInstallFlags(cmd *cobra.Command) *installFlags {
 	f := &installFlags{}
 	cmd.Flags().BoolVar(&f.install, "install", false, "merge the step types into Dagu's base config instead of printing them")
 	cmd.Flags().StringVar(&f.base, "base", "", "base config file for --install (default: $DAGU_BASE_CONFIG, else $DAGU_HOME/base.yaml, else ~/.dagu/base.yaml when ~/.dagu exists, else $XDG_CONFIG_HOME/dagu/base.yaml or ~/.config/dagu/base.yaml)")
-	cmd.Flags().BoolVar(&f.force, "force", false, "with --install: replace step types named queue or enqueue that the base config already defines")
+	cmd.Flags().BoolVar(&f.force, "force", false, "with --install: replace step types named queue, enqueue or pool that the base config already defines")
 	return f
 }
 

@@ -113,10 +113,9 @@ func TestDaguConfigPrintsStepTypesForEveryField(t *testing.T) {
 		// The template runs daguq directly (no shell) with the with: map
 		// as one JSON argument, every $ escaped for Dagu, which "daguq
 		// consume/enqueue --with" reads.
-		sub := map[string]string{executor.KindQueue: "consume", executor.KindEnqueue: "enqueue"}[kind]
-		args := st.Template.Exec.Args
+		sub := map[string][]any{executor.KindQueue: {"consume"}, executor.KindEnqueue: {"enqueue"}, executor.KindPool: {"pool", "run"}}[kind]
 		const with = `{{ json .input | replace "$" "\\$" }}`
-		if st.Template.Exec.Command != "daguq" || len(args) != 3 || args[0] != sub || args[1] != "--with" || args[2] != with {
+		if args := st.Template.Exec.Args; st.Template.Exec.Command != "daguq" || !slices.Equal(args, append(sub, "--with", with)) {
 			t.Errorf("%s: template exec %q %v, want daguq %s --with '%s'", kind, st.Template.Exec.Command, args, sub, with)
 		}
 	}
@@ -196,7 +195,7 @@ func TestDaguConfigInstall(t *testing.T) {
 		{name: "missing file is created", base: nil, wantErr: []string{"created the file", `added step types "queue", "enqueue"`},
 			check: func(t *testing.T, _, after []byte) {
 				st := baseData(t, after)["step_types"].(map[string]any)
-				if len(st) != 2 || st["queue"] == nil || st["enqueue"] == nil {
+				if len(st) != len(executor.Kinds()) || st["queue"] == nil || st["enqueue"] == nil {
 					t.Errorf("step_types %v", st)
 				}
 			}},
@@ -222,7 +221,7 @@ func TestDaguConfigInstall(t *testing.T) {
 			}},
 		{name: "empty step_types key", base: ptr("type: graph\nstep_types:\n"), wantErr: []string{"added"},
 			check: func(t *testing.T, _, after []byte) {
-				if st, _ := baseData(t, after)["step_types"].(map[string]any); len(st) != 2 {
+				if st, _ := baseData(t, after)["step_types"].(map[string]any); len(st) != len(executor.Kinds()) {
 					t.Errorf("step_types %v", st)
 				}
 			}},

@@ -87,7 +87,8 @@ run a handler per batch, and ack, retry with backoff, or dead-letter them.
 
 In Dagu the same code runs as the step types "enqueue" and "queue"
 (see "daguq dagu-config"); on the command line as "daguq enqueue" and
-"daguq consume".
+"daguq consume". Pools ("daguq pool", the step type "pool") cap how many
+commands run at once across every DAG.
 
 The database is the file given by --db, else $DAGUQ_DB, else a file under
 $DAGU_HOME when it is set, else one under the XDG data directory
@@ -95,7 +96,8 @@ $DAGU_HOME when it is set, else one under the XDG data directory
 that chose it.
 
 Exit codes: 0 ok; 1 a handler failed and the fail policy asked to fail;
-2 bad flag, argument or config value; 3 database error; 4 stopped by a signal.`,
+2 bad flag, argument or config value; 3 database error; 4 stopped by a signal;
+5 a pool's wait timeout passed. "daguq pool run" exits with its command's status.`,
 		Example: `  # enqueue three messages, drain them through a handler, check the queue
   printf '{"to":"a@example.com"}\n{"to":"b@example.com"}\n' | daguq enqueue --queue emails --file -
   daguq enqueue --queue emails --message '{"to":"c@example.com"}' --priority 5
@@ -124,6 +126,7 @@ Exit codes: 0 ok; 1 a handler failed and the fail policy asked to fail;
 		a.newPauseCmd(),
 		a.newResumeCmd(),
 		a.newLimitCmd(),
+		a.newPoolCmd(),
 		a.newPurgeCmd(),
 		a.newMigrateCmd(),
 		a.newVacuumCmd(),

@@ -1,4 +1,4 @@
-// Command daguq-dagu embeds Dagu's engine with daguq's `queue` and `enqueue`
+// Command daguq-dagu embeds Dagu's engine with daguq's `queue`, `enqueue` and `pool`
 // step types registered: it runs a DAG file in this process, or serves as a
 // worker of Dagu's distributed mode.
 //
@@ -59,7 +59,7 @@ func (f *engineFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.home, "dagu-home", os.Getenv("DAGU_HOME"), "Dagu home: config, data and logs (default $DAGU_HOME, else Dagu's default); also daguq's default db is DIR/daguq/daguq.db")
 	fl.StringVarP(&f.config, "config", "c", "", "Dagu config file")
-	fl.StringVar(&f.baseConfig, "base-config", "", "Dagu base config applied to every DAG (must not define step_types named queue or enqueue)")
+	fl.StringVar(&f.baseConfig, "base-config", "", "Dagu base config applied to every DAG (must not define step_types named queue, enqueue or pool)")
 	fl.StringVarP(&f.dagsDir, "dags", "d", "", "directory of named DAGs")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log the engine's progress on stderr")
 }
@@ -82,7 +82,7 @@ func (f *engineFlags) options(stderr io.Writer) (dagu.Options, error) {
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "daguq-dagu",
-		Short:         "Dagu's engine with daguq's queue and enqueue step types built in",
+		Short:         "Dagu's engine with daguq's queue, enqueue and pool step types built in",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -102,7 +102,7 @@ func newStartCmd() *cobra.Command {
 		RunE: func(*cobra.Command, []string) error {
 			return errors.New(`Dagu runs sub-DAGs (call:, parallel:) as "<executable> start" processes, which daguq-dagu is not: ` +
 				"set DAGU_EXECUTABLE (or paths.executable in Dagu's config) to a dagu binary; " +
-				"sub-DAGs run there have no queue or enqueue step type")
+				"sub-DAGs run there have no queue, enqueue or pool step type")
 		},
 	}
 }
@@ -113,7 +113,7 @@ func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run DAG_FILE [-- PARAM=VALUE ...]",
 		Short: "Run a DAG file in this process and wait for it; exit 1 unless it succeeded",
-		Long: `Run a DAG file in this process and wait for it. Its queue and enqueue steps run
+		Long: `Run a DAG file in this process and wait for it. Its queue, enqueue and pool steps run
 here; call: and parallel: sub-DAGs are started as "dagu start" subprocesses by
 Dagu and do not have them. On SIGINT or SIGTERM the run is stopped (its
 consumers release their unfinished batches) and the command exits 1.`,
@@ -191,7 +191,7 @@ func newWorkerCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Run DAGs dispatched by a Dagu coordinator in this process, until SIGINT or SIGTERM",
 		Long: `Serve as a worker of Dagu's distributed mode: poll the coordinators for
 DAG runs whose worker_selector matches the labels, and run them in this
-process, where the queue and enqueue step types exist.`,
+process, where the queue, enqueue and pool step types exist.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(coordinators) == 0 {
