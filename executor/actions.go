@@ -1,10 +1,12 @@
 package executor
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/daguq/daguq/queuestore"
@@ -119,4 +121,54 @@ func finishError(err error) error {
 		return fmt.Errorf("ids: %w", err)
 	}
 	return err
+}
+
+// runGet prints the messages a live lease still holds, by its token: the
+// step of a DAG run that `daguq dispatch` started reads its batch this way.
+// A token whose lease was finished or taken over fails with ErrLeaseLost, so
+// a manual retry of a finished run cannot process its batch again.
+func (e *queueExecutor) runGet(ctx context.Context, store Store) error {
+	lease, err := store.LeaseByToken(ctx, e.cfg.Token)
+	if err != nil {
+		if errors.Is(err, queuestore.ErrInvalid) {
+			return fmt.Errorf("token: %w", err)
+		}
+		return err
+	}
+	if lease.Queue != e.cfg.Queue {
+		return usageError(fmt.Errorf("token %s belongs to queue %q, not %q", e.cfg.Token, lease.Queue, e.cfg.Queue))
+	}
+	out := ClaimOutput{Token: lease.Token, Queue: lease.Queue, Count: len(lease.Messages), Messages: []ClaimedMessage{}}
+	exp := lease.ExpiresAt
+	out.ExpiresAt = &exp
+	for _, m := range lease.Messages {
+		out.Messages = append(out.Messages, claimedMessage(m))
+	}
+	if e.cfg.File != "" {
+		if err := writeJSONLines(resolvePath(e.spec.Dir, e.cfg.File), out.Messages); err != nil {
+			return fmt.Errorf("write batch file: %w", err)
+		}
+	}
+	return writeJSON(e.stdout, out)
+}
+
+// writeJSONLines writes one JSON value per line to path (mode 0600).
+func writeJSONLines(path string, msgs []ClaimedMessage) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	enc := json.NewEncoder(w)
+	for _, m := range msgs {
+		if err := enc.Encode(m); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -2,6 +2,8 @@ package executor
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -68,5 +70,63 @@ func TestClaimEmptyAndWrongQueue(t *testing.T) {
 	wantExit(t, r.err, ExitUsage)
 	if !strings.Contains(r.err.Error(), `belongs to queue "q"`) {
 		t.Fatalf("wrong queue: %v", r.err)
+	}
+}
+
+func TestGetByToken(t *testing.T) {
+	t.Parallel()
+	te := setup(t)
+	te.enqueueN("q", 4)
+	r := te.run(KindQueue, map[string]any{"queue": "q", "action": "claim", "batch_size": 3, "lease": "10m"})
+	wantExit(t, r.err, 0)
+	var c ClaimOutput
+	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "batch.jsonl")
+	r = te.run(KindQueue, map[string]any{"queue": "q", "action": "get", "token": c.Token, "file": file})
+	wantExit(t, r.err, 0)
+	var g ClaimOutput
+	if err := json.Unmarshal([]byte(r.stdout), &g); err != nil {
+		t.Fatal(err)
+	}
+	if g.Token != c.Token || g.Count != 3 || len(g.Messages) != 3 || string(g.Messages[2].Body) != `{"n":2}` {
+		t.Fatalf("get output %s", r.stdout)
+	}
+	if n := countLines(t, file); n != 3 {
+		t.Fatalf("batch file has %d lines, want 3", n)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("batch file mode: %v %v", fi, err)
+	}
+	// get changes nothing: the batch is still in flight.
+	if st := te.stats("q"); st.InFlight != 3 {
+		t.Fatalf("after get %+v", st)
+	}
+	// Part acked by the DAG: get shows what the lease still holds.
+	r = te.run(KindQueue, map[string]any{"queue": "q", "action": "ack", "token": c.Token, "ids": itoa(int(c.Messages[0].ID))})
+	wantExit(t, r.err, 0)
+	r = te.run(KindQueue, map[string]any{"queue": "q", "action": "get", "token": c.Token})
+	wantExit(t, r.err, 0)
+	json.Unmarshal([]byte(r.stdout), &g)
+	if g.Count != 2 {
+		t.Fatalf("get after a partial ack %s", r.stdout)
+	}
+	// A finished batch: a retried run of its DAG must not process it again.
+	r = te.run(KindQueue, map[string]any{"queue": "q", "action": "ack", "token": c.Token})
+	wantExit(t, r.err, 0)
+	r = te.run(KindQueue, map[string]any{"queue": "q", "action": "get", "token": c.Token})
+	wantExit(t, r.err, ExitStore)
+	if !strings.Contains(r.err.Error(), "lease lost") {
+		t.Fatalf("get of a finished batch: %v", r.err)
+	}
+	for _, cfg := range []map[string]any{
+		{"queue": "q", "action": "get"},
+		{"queue": "q", "action": "claim", "file": file},
+		{"queue": "q", "action": "get", "token": c.Token, "ids": "1"},
+	} {
+		if _, err := New(KindQueue, te.spec(cfg)); err == nil {
+			t.Errorf("config %v: want an error", cfg)
+		}
 	}
 }

@@ -73,7 +73,7 @@ func TestBadConfig(t *testing.T) {
 		{"run and script", KindQueue, queue("script", "echo"), []string{"run and script are exclusive"}},
 		{"no handler", KindQueue, map[string]any{"queue": "q"}, []string{"run or script is required"}},
 		{"shell empty", KindQueue, queue("shell", ""), []string{"shell must name a program"}},
-		{"token on consume", KindQueue, queue("token", "1.ab"), []string{"token and ids apply to action ack and nack only"}},
+		{"token on consume", KindQueue, queue("token", "1.ab"), []string{"token and ids apply to action ack, nack and get only"}},
 		{"ack without token", KindQueue, map[string]any{"queue": "q", "action": "ack"}, []string{"token is required for action ack"}},
 		{"ids not ids", KindQueue, map[string]any{"queue": "q", "action": "ack", "token": "1.a", "ids": "1,x"}, []string{"ids[1] must be a positive message id"}},
 		{"ids wrong type", KindQueue, map[string]any{"queue": "q", "action": "ack", "token": "1.a", "ids": map[string]any{}}, []string{"ids must be a list"}},

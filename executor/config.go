@@ -23,6 +23,7 @@ const (
 	ActionClaim   = "claim"   // lease one batch and print it as JSON
 	ActionAck     = "ack"     // finish a claimed batch (or some of its ids) as done
 	ActionNack    = "nack"    // finish a claimed batch (or some ids) as failed
+	ActionGet     = "get"     // print the messages a live lease holds, by its token
 )
 
 // Modes of the consume action.
@@ -60,6 +61,7 @@ var (
 	consumeOnly = []string{ActionConsume}
 	claimLike   = []string{ActionConsume, ActionClaim}
 	finishOnly  = []string{ActionAck, ActionNack}
+	tokenLike   = []string{ActionAck, ActionNack, ActionGet}
 )
 
 // The keys both kinds share.
@@ -73,8 +75,8 @@ var (
 var queueFields = []Field{
 	queueField,
 	{Name: "action", Type: TypeString, Default: ActionConsume,
-		Enum:        []string{ActionConsume, ActionClaim, ActionAck, ActionNack},
-		Description: "consume: claim batches and run the handler on each; claim: lease one batch and print it as JSON; ack/nack: finish a claimed batch by its token."},
+		Enum:        []string{ActionConsume, ActionClaim, ActionAck, ActionNack, ActionGet},
+		Description: "consume: claim batches and run the handler on each; claim: lease one batch and print it as JSON; ack/nack: finish a claimed batch by its token; get: print the messages a live lease still holds, by its token (a DAG run started by `daguq dispatch`)."},
 	{Name: "run", Type: TypeStringOrList, Actions: consumeOnly, Verbatim: true,
 		Description: "Handler: a command line run with `shell -c`, or a list of words run without a shell. Placeholders {batch_file} {result_file} {batch_id} {queue} {attempt} {batch_size} are substituted. With Dagu's step_types a `$` in a command line reaches the shell; with its Go registry Dagu expands it first (docs/dagu.md, the `$` rule)."},
 	{Name: "script", Type: TypeString, Actions: consumeOnly, Verbatim: true,
@@ -129,12 +131,14 @@ var queueFields = []Field{
 		Description: "Exit 1 at the end when a message went dead (dead) or any message failed (nack). never: failures are retried or dead-lettered by policy and the step succeeds."},
 	{Name: "progress_interval", Type: TypeDuration, Default: "5s", Min: bound(0), Actions: consumeOnly,
 		Description: "Progress line on stderr (counts and rate) at most this often. 0s: none."},
-	{Name: "token", Type: TypeString, Actions: finishOnly,
-		Description: "ack/nack: the lease token printed by a claim (its `token`)."},
+	{Name: "token", Type: TypeString, Actions: tokenLike,
+		Description: "ack/nack/get: the lease token printed by a claim (its `token`), or the `token` param of a dispatched run."},
 	{Name: "ids", Type: TypeList, Items: "integer", Actions: finishOnly,
 		Description: "ack/nack: message ids of the lease to finish (a list, or text like \"1,2,3\"). Default: all it holds."},
 	{Name: "error", Type: TypeString, Actions: []string{ActionNack},
 		Description: "nack: error text kept on the messages."},
+	{Name: "file", Type: TypeString, Actions: []string{ActionGet},
+		Description: "get: also write the messages as JSON Lines (one ClaimedMessage per line) to this file, created with mode 0600; relative to the step's directory. Default: none."},
 	dbField,
 }
 
@@ -198,6 +202,7 @@ type queueConfig struct {
 	Token            string        `mapstructure:"token"`
 	IDs              any           `mapstructure:"ids"`
 	Error            string        `mapstructure:"error"`
+	File             string        `mapstructure:"file"`
 	DB               string        `mapstructure:"db"`
 
 	// Filled by parsing.
@@ -489,14 +494,20 @@ func (c *queueConfig) validate() error {
 	}
 	c.ids = ids
 	switch c.Action {
-	case ActionAck, ActionNack:
+	case ActionAck, ActionNack, ActionGet:
 		if c.Token == "" {
 			errs = append(errs, fmt.Errorf("token is required for action %s: the token a claim printed", c.Action))
 		}
+		if c.IDs != nil && c.Action == ActionGet {
+			errs = append(errs, errors.New("ids apply to action ack and nack only, not get"))
+		}
 	default:
 		if c.Token != "" || c.IDs != nil {
-			errs = append(errs, fmt.Errorf("token and ids apply to action ack and nack only, not %s", c.Action))
+			errs = append(errs, fmt.Errorf("token and ids apply to action ack, nack and get only, not %s", c.Action))
 		}
+	}
+	if c.File != "" && c.Action != ActionGet {
+		errs = append(errs, fmt.Errorf("file applies to action get only, not %s", c.Action))
 	}
 	if c.Error != "" && c.Action != ActionNack {
 		errs = append(errs, fmt.Errorf("error applies to action nack only, not %s", c.Action))

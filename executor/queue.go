@@ -137,6 +137,8 @@ func (e *queueExecutor) run(ctx context.Context) error {
 		return e.runClaim(storeCtx, store)
 	case ActionAck, ActionNack:
 		return e.runFinish(storeCtx, store)
+	case ActionGet:
+		return e.runGet(storeCtx, store)
 	}
 	return newConsumer(e, store).run(storeCtx)
 }

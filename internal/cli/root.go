@@ -134,6 +134,7 @@ Exit codes: 0 ok; 1 a handler failed and the fail policy asked to fail;
 		a.newVersionCmd(),
 		a.newServeCmd(),
 		a.newCheckCmd(),
+		a.newDispatchCmd(),
 	)
 	return root
 }

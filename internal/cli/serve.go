@@ -25,6 +25,7 @@ type serveFlags struct {
 	readOnly   bool
 	allowHosts []string
 	maxBody    int64
+	dispatch   dispatchFlags // --dispatch RULES: run a dispatcher too
 }
 
 func (a *app) newServeCmd() *cobra.Command {
@@ -75,6 +76,9 @@ Prometheus scrape config: docs/serve.md.`,
 	fl.BoolVar(&f.readOnly, "read-only", false, "show only: no buttons, and the API refuses changes with 403")
 	fl.StringSliceVar(&f.allowHosts, "allow-host", nil, "also answer requests for this Host name (repeat, or comma-separated)")
 	fl.Int64Var(&f.maxBody, "max-body", 10<<20, "refuse request bodies larger than this many bytes with 413")
+	fl.StringVar(&f.dispatch.rulesFile, "dispatch", "", "also run a dispatcher with the rules of this YAML file (see daguq dispatch, docs/dispatch.md)")
+	a.dispatchDaguFlags(cmd, &f.dispatch)
+	fl.StringVar(&f.dispatch.state, "dispatch-state", "", "the dispatcher's state file (default: DB.dispatch.json next to the database)")
 	return cmd
 }
 
@@ -147,9 +151,25 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 	if len(notes) > 0 {
 		note = "; " + strings.Join(notes, ", ")
 	}
+	waitDispatch := func() error { return nil }
+	if f.dispatch.rulesFile != "" {
+		d, err := a.newDispatcher(st, f.dispatch)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		dctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		wait := runDispatcher(dctx, d)
+		waitDispatch = func() error { cancel(); return wait() } // serve ended: so does the dispatcher
+	}
 	fmt.Fprintf(a.stderr, "daguq serve: http://%s/ (database %s%s)\n", ln.Addr(), describeDB(path, source), note)
-	if err := srv.Serve(ctx, ln); err != nil {
-		return &executor.ExitError{Code: executor.ExitStore, Err: err}
+	serveErr := srv.Serve(ctx, ln)
+	if err := waitDispatch(); err != nil && serveErr == nil {
+		serveErr = err
+	}
+	if serveErr != nil {
+		return &executor.ExitError{Code: executor.ExitStore, Err: serveErr}
 	}
 	fmt.Fprintln(a.stderr, "daguq serve: stopped")
 	return nil
