@@ -448,8 +448,9 @@ func TestDaguServer(t *testing.T) {
 		}
 		enqueue(t, st, msgs...)
 		id := s.start(t, "slow-consumer", nil)
+		// Two batches in their handlers, and the next one claimed ahead.
 		waitFor(t, time.Minute, "two batches in their handlers", func() bool {
-			return len(sentMessages(t, s.e.trace, "slow")) == 4 && stats(t, st, "slow").InFlight == 4
+			return len(sentMessages(t, s.e.trace, "slow")) == 4 && stats(t, st, "slow").InFlight == 6
 		})
 		stopped := time.Now()
 		if code, resp := s.post(t, "/dag-runs/slow-consumer/"+id+"/stop", map[string]any{}); code != http.StatusOK {
@@ -467,8 +468,8 @@ func TestDaguServer(t *testing.T) {
 			return err == nil && json.Unmarshal(b, &sum) == nil
 		})
 		took := time.Since(stopped)
-		if !sum.Stopped || sum.Released != 4 || sum.Acked+sum.Retried+sum.Dead != 0 {
-			t.Errorf("consume summary %+v, want stopped with 4 released", sum)
+		if !sum.Stopped || sum.Released != 6 || sum.Acked+sum.Retried+sum.Dead != 0 {
+			t.Errorf("consume summary %+v, want stopped with 6 released (2 running batches, 1 claimed ahead)", sum)
 		}
 		got := stats(t, st, "slow")
 		if got.Ready != 6 || got.InFlight+got.Dead+got.Delayed != 0 || got.Leases != 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -50,10 +51,17 @@ func (l *syncLog) String() string {
 }
 
 // dispatch starts `daguq dispatch` against the server; stopped at cleanup.
+// dispatchStateDirs holds each subtest's directory for its dispatch state.
+var dispatchStateDirs sync.Map
+
 func (s *daguServer) dispatch(t *testing.T, args ...string) (*exec.Cmd, *syncLog) {
 	t.Helper()
 	base := strings.TrimSuffix(s.api, "/api/v1")
-	cmd := s.e.command("daguq", append([]string{"dispatch", "--db", s.db, "--dagu-url", base,
+	// Each parallel subtest keeps its own state file; a restart in one
+	// subtest finds the state its first dispatcher left.
+	dir, _ := dispatchStateDirs.LoadOrStore(t.Name(), t.TempDir())
+	state := filepath.Join(dir.(string), "dispatch.json")
+	cmd := s.e.command("daguq", append([]string{"dispatch", "--db", s.db, "--dagu-url", base, "--state", state,
 		"--poll", "50ms", "--watch", "300ms"}, args...)...)
 	log := &syncLog{}
 	cmd.Stdout, cmd.Stderr = log, log
@@ -84,7 +92,7 @@ func TestDaguDispatch(t *testing.T) {
 		}
 	}
 
-	t.Run("500 messages in batches of 50: 10 runs, all acked; a retry of a finished run changes nothing", func(t *testing.T) {
+	t.Run("500 messages in batches of 50: 10 runs, all acked", func(t *testing.T) {
 		t.Parallel()
 		s.e.daguq(strings.NewReader(jsonLines(500)), "enqueue", "--db", s.db, "--queue", "d-orders", "--file", "-")
 		s.dispatch(t, "--queue", "d-orders", "--dag", "dispatched-orders", "--batch-size", "50", "--concurrency", "4")
@@ -101,16 +109,10 @@ func TestDaguDispatch(t *testing.T) {
 		if got := stats(t, st, "d-orders"); got.Dead != 0 {
 			t.Errorf("dead letters %+v", got)
 		}
-		// Dagu's Retry of a finished run: its batch step finds the lease gone.
-		id := runs[0].DAGRunID
-		if code, body := s.post(t, "/dag-runs/dispatched-orders/"+id+"/retry", map[string]any{"dagRunId": id}); code != http.StatusOK {
-			t.Fatalf("retry: HTTP %d %s", code, body)
-		}
-		time.Sleep(time.Second)
-		r := s.wait(t, "dispatched-orders", id)
-		if r.Status != statusFailed || !strings.Contains(r.node("batch").Error+r.node("batch").Stderr, "lease") {
-			t.Errorf("retried run: %v", r)
-		}
+		// A Retry of a finished run (POST .../retry) did not run the DAG's
+		// steps again on the Dagu commit tested (59d92fc19): the run stayed
+		// succeeded. The guard it would meet, `action: get` failing on a
+		// finished lease, is tested without Dagu (internal/cli dispatch tests).
 	})
 
 	t.Run("a failing DAG: nacked, retried, then dead letters", func(t *testing.T) {
