@@ -42,6 +42,11 @@ type Options struct {
 	// MaxConns caps the connection pool. Default: pool_max_conns from the
 	// URL, else the larger of 4 and the number of CPUs.
 	MaxConns int32
+	// VacuumEvery makes the store VACUUM its hot tables itself, in the
+	// background, after it acked this many messages (a burst need not
+	// wait for autovacuum's next round; docs/postgres.md). Default 20,000;
+	// negative: never, autovacuum only.
+	VacuumEvery int
 	// ConnectTimeout bounds each connection attempt. Default:
 	// connect_timeout from the URL, else 10s.
 	ConnectTimeout time.Duration
@@ -56,6 +61,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.VacuumEvery == 0 {
+		o.VacuumEvery = defaultVacuumEvery
 	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 10 * time.Second
@@ -74,6 +82,7 @@ type Store struct {
 	listenConfig *pgx.ConnConfig // the listening connection's settings
 	notifier     notifier
 	listener     listener
+	vacuumer     vacuumer
 
 	mu            sync.Mutex
 	nextLeaseSwep map[string]time.Time // per queue: when to drop finished leases next
@@ -135,6 +144,7 @@ func Open(connString string, opts Options) (*Store, error) {
 		notifier:      notifier{last: map[string]time.Time{}, queued: map[string]bool{}},
 		listener:      listener{wake: map[string]chan struct{}{}},
 		nextLeaseSwep: map[string]time.Time{}, nextAckPurge: map[string]time.Time{}}
+	s.vacuumer.ctx, s.vacuumer.cancel = context.WithCancel(context.Background())
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fail(err)
@@ -152,6 +162,7 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // Close stops the wakeups and closes the connection pool.
 func (s *Store) Close() error {
 	s.closeWakeups()
+	s.closeVacuum()
 	s.pool.Close()
 	return nil
 }
