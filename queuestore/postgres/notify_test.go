@@ -22,8 +22,22 @@ func TestWaitReadyWokenByEnqueue(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	consumer, producer := openURL(t, url), openURL(t, url)
 	ctx := context.Background()
-	// The first wait starts the listener.
-	consumer.WaitReady(ctx, "q", 100*time.Millisecond)
+	// The first wait starts the listener; wait until it listens (its
+	// connection wakes every waiter when it starts).
+	consumer.WaitReady(ctx, "q", 10*time.Millisecond)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var n int
+		if err := producer.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN daguq' AND datname = current_database()`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the store did not LISTEN within 30s of its first wait")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	wait := func(queue string, max time.Duration, enqueue queuestore.NewMessage) time.Duration {
 		t.Helper()
