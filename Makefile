@@ -5,7 +5,7 @@ BIN       := bin/daguq
 STATICCHECK := bin/staticcheck
 export CGO_ENABLED := 1
 
-.PHONY: help build test test-postgres-heavy test-postgres-latency test-postgres-bloat test-integration bench bench-peers demo fmt lint clean
+.PHONY: help build test test-postgres-heavy test-integration bench bench-peers demo fmt lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -21,6 +21,7 @@ test: lint ## lint, then every test with the race detector (Dagu tests skip with
 test-postgres-heavy: ## the PostgreSQL SKIP LOCKED proof (64 claimers, 4 processes) with 40,000 messages
 	DAGUQ_PG_HEAVY=1 $(GO) test -race -count=1 -run '^TestMultiProcessSkipLockedClaims$$' -v ./queuestore/postgres/
 
+.PHONY: test-postgres-latency test-postgres-bloat
 test-postgres-latency: ## enqueue to handler start of a watching consumer on PostgreSQL, 200 messages: p50 < 50 ms
 	DAGUQ_PG_LATENCY=1 $(GO) test -count=1 -run '^TestWatchWakeupLatencyPostgres$$' -v ./executor/
 
