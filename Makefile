@@ -21,6 +21,17 @@ test: lint ## lint, then every test with the race detector (Dagu tests skip with
 test-postgres-heavy: ## the PostgreSQL SKIP LOCKED proof (64 claimers, 4 processes) with 40,000 messages
 	DAGUQ_PG_HEAVY=1 $(GO) test -race -count=1 -run '^TestMultiProcessSkipLockedClaims$$' -v ./queuestore/postgres/
 
+.PHONY: test-postgres-latency test-postgres-bloat
+test-postgres-latency: ## enqueue to handler start of a watching consumer on PostgreSQL, 200 messages: p50 < 50 ms
+	DAGUQ_PG_LATENCY=1 $(GO) test -count=1 -run '^TestWatchWakeupLatencyPostgres$$' -v ./executor/
+
+# BLOAT_N messages per cycle, BLOAT_HOLD of vacuum held back: the issue's
+# figures by default; docs/postgres.md has the figures of a shorter run.
+BLOAT_N    ?= 1000000
+BLOAT_HOLD ?= 10m
+test-postgres-bloat: ## the PostgreSQL bloat proofs: 3 cycles of BLOAT_N messages, vacuum held back BLOAT_HOLD (long)
+	DAGUQ_PG_BLOAT=1 DAGUQ_PG_BLOAT_N=$(BLOAT_N) DAGUQ_PG_BLOAT_HOLD=$(BLOAT_HOLD) $(GO) test -timeout 3h -count=1 -run '^TestBloat' -v ./queuestore/postgres/
+
 test-integration: build ## the integration suite, with a real Dagu when DAGU_BIN is set
 	$(GO) test -race -count=1 -tags integration ./integration/...
 

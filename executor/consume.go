@@ -291,7 +291,7 @@ func (c *consumer) nextBatch(ctx context.Context) []claimed {
 					return nil
 				}
 			}
-			c.sleep(c.cfg.PollInterval, nil)
+			c.idle(ctx)
 		}
 	}
 }

@@ -45,5 +45,16 @@ type Backend interface {
 
 var _ Backend = (*Store)(nil)
 
+// Waiter is what a backend that hears of new messages implements besides
+// Backend (PostgreSQL, through LISTEN/NOTIFY): a watching consumer that
+// found its queue empty calls WaitReady instead of sleeping for its poll
+// interval. WaitReady returns when a message may have become ready in the
+// queue (an enqueue, in this or another process), after max at the latest,
+// or when ctx ends. A wakeup is a hint, never a promise: the caller claims
+// again and may find nothing. Backends without one (SQLite) are polled.
+type Waiter interface {
+	WaitReady(ctx context.Context, queue string, max time.Duration)
+}
+
 // Describe is the database file.
 func (s *Store) Describe() string { return s.path }

@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // EnvURL names an existing server to test against instead of a throwaway
@@ -181,26 +182,45 @@ type cluster struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the server process exited
 
+	bouncerOnce sync.Once
+	bouncer     *bouncer // PgBouncer in front of it (pgbouncer.go), started at first use
+	bouncerErr  error
+
 	adminMu   sync.Mutex
-	adminConn *pgx.Conn // to the maintenance database, kept open
+	adminPool *pgxpool.Pool // to the maintenance database, opened at first use
 }
+
+// adminConns is how many databases are created or dropped at once: the
+// server does a few at once in about the time of one.
+const adminConns = 4
 
 // admin runs fn on a connection to the maintenance database.
 func (c *cluster) admin(fn func(context.Context, *pgx.Conn) error) error {
 	c.adminMu.Lock()
-	defer c.adminMu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if c.adminConn == nil || c.adminConn.IsClosed() {
+	if c.adminPool == nil {
 		u := *c.base
 		u.Path = "/postgres"
-		conn, err := pgx.Connect(ctx, u.String())
+		cfg, err := pgxpool.ParseConfig(u.String())
 		if err != nil {
+			c.adminMu.Unlock()
 			return err
 		}
-		c.adminConn = conn
+		cfg.MaxConns = adminConns
+		if c.adminPool, err = pgxpool.NewWithConfig(context.Background(), cfg); err != nil {
+			c.adminMu.Unlock()
+			return err
+		}
 	}
-	return fn(ctx, c.adminConn)
+	pool := c.adminPool
+	c.adminMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	return fn(ctx, conn.Conn())
 }
 
 // findBinaries finds initdb and postgres: on PATH, else the newest
@@ -367,10 +387,13 @@ func (c *cluster) startServer(postgres, data string, port int, cred *syscall.Cre
 }
 
 func (c *cluster) stop() {
+	if c.bouncer != nil {
+		c.bouncer.stop()
+	}
 	c.adminMu.Lock()
-	if c.adminConn != nil {
-		c.adminConn.Close(context.Background())
-		c.adminConn = nil
+	if c.adminPool != nil {
+		c.adminPool.Close()
+		c.adminPool = nil
 	}
 	c.adminMu.Unlock()
 	if c.cmd != nil {

@@ -24,14 +24,16 @@ func (s *Store) Enqueue(ctx context.Context, msgs ...queuestore.NewMessage) (que
 		return queuestore.EnqueueResult{IDs: []int64{}}, nil
 	}
 	var res queuestore.EnqueueResult
+	var ready []string
 	err := s.withTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		var err error
-		res, err = s.enqueue(ctx, tx, msgs)
+		res, ready, err = s.enqueue(ctx, tx, msgs)
 		return err
 	})
 	if err != nil {
 		return queuestore.EnqueueResult{}, s.err(err)
 	}
+	s.notifyAfterCommit(ready)
 	return res, nil
 }
 
@@ -46,15 +48,21 @@ func (s *Store) EnqueueTx(ctx context.Context, tx pgx.Tx, msgs ...queuestore.New
 	if len(msgs) == 0 {
 		return queuestore.EnqueueResult{IDs: []int64{}}, nil
 	}
-	res, err := s.enqueue(ctx, tx, msgs)
-	return res, s.err(err)
+	res, ready, err := s.enqueue(ctx, tx, msgs)
+	if err == nil {
+		err = s.notifyInTx(ctx, tx, ready)
+	}
+	if err != nil {
+		return queuestore.EnqueueResult{}, s.err(err)
+	}
+	return res, nil
 }
 
 // enqueue numbers the messages from the id sequence, in input order, and
 // stores them with one INSERT per chunk from arrays; a dedupe key already
 // taken skips its row (ON CONFLICT DO NOTHING), and RETURNING says which
-// went in.
-func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, msgs []queuestore.NewMessage) (queuestore.EnqueueResult, error) {
+// went in. ready lists the queues that got ready (not delayed) messages.
+func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, msgs []queuestore.NewMessage) (res queuestore.EnqueueResult, ready []string, err error) {
 	var queues []string
 	for _, m := range msgs {
 		queues = append(queues, m.Queue)
@@ -64,23 +72,23 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, msgs []queuestore.NewMes
 	// The sort keys depend on each queue's aging: hold a change of it off
 	// until this transaction ends.
 	if _, err := tx.Exec(ctx, sqlQueuesShared, queues); err != nil {
-		return queuestore.EnqueueResult{}, fmt.Errorf("enqueue: %w", err)
+		return queuestore.EnqueueResult{}, nil, fmt.Errorf("enqueue: %w", err)
 	}
 	steps := map[string]int64{}
 	rows, err := tx.Query(ctx, sqlAgingOf, queues)
 	if err != nil {
-		return queuestore.EnqueueResult{}, fmt.Errorf("enqueue: %w", err)
+		return queuestore.EnqueueResult{}, nil, fmt.Errorf("enqueue: %w", err)
 	}
 	for rows.Next() {
 		var name string
 		var aging int64
 		if err := rows.Scan(&name, &aging); err != nil {
-			return queuestore.EnqueueResult{}, fmt.Errorf("enqueue: %w", err)
+			return queuestore.EnqueueResult{}, nil, fmt.Errorf("enqueue: %w", err)
 		}
 		steps[name] = queuestore.SortStep(aging)
 	}
 	if err := rows.Err(); err != nil {
-		return queuestore.EnqueueResult{}, fmt.Errorf("enqueue: %w", err)
+		return queuestore.EnqueueResult{}, nil, fmt.Errorf("enqueue: %w", err)
 	}
 	stepOf := func(queue string) int64 {
 		if step, ok := steps[queue]; ok {
@@ -91,11 +99,11 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, msgs []queuestore.NewMes
 
 	rows, err = tx.Query(ctx, sqlNextMessageIDs, len(msgs))
 	if err != nil {
-		return queuestore.EnqueueResult{}, fmt.Errorf("enqueue: %w", err)
+		return queuestore.EnqueueResult{}, nil, fmt.Errorf("enqueue: %w", err)
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
-		return queuestore.EnqueueResult{}, fmt.Errorf("enqueue: %w", err)
+		return queuestore.EnqueueResult{}, nil, fmt.Errorf("enqueue: %w", err)
 	}
 	at := make(map[int64]int, len(ids)) // id -> input position
 	for i, id := range ids {
@@ -103,7 +111,7 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, msgs []queuestore.NewMes
 	}
 
 	now := s.now()
-	res := queuestore.EnqueueResult{IDs: make([]int64, len(msgs))}
+	res = queuestore.EnqueueResult{IDs: make([]int64, len(msgs))}
 	changes := queueCounts{}
 	for start := 0; start < len(msgs); start += enqueueChunk {
 		end := min(start+enqueueChunk, len(msgs))
@@ -134,11 +142,11 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, msgs []queuestore.NewMes
 		}
 		rows, err := tx.Query(ctx, sqlInsertMessages, idCol, queue, state, priority, sortKey, visible, maxAttempts, group, dedupe, enqueued, size)
 		if err != nil {
-			return queuestore.EnqueueResult{}, fmt.Errorf("enqueue messages %d..%d to %q: %w", start, end-1, msgs[start].Queue, err)
+			return queuestore.EnqueueResult{}, nil, fmt.Errorf("enqueue messages %d..%d to %q: %w", start, end-1, msgs[start].Queue, err)
 		}
 		stored, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 		if err != nil {
-			return queuestore.EnqueueResult{}, fmt.Errorf("enqueue messages %d..%d to %q: %w", start, end-1, msgs[start].Queue, err)
+			return queuestore.EnqueueResult{}, nil, fmt.Errorf("enqueue messages %d..%d to %q: %w", start, end-1, msgs[start].Queue, err)
 		}
 		bodyIDs := make([]int64, 0, len(stored))
 		bodies := make([][]byte, 0, len(stored))
@@ -161,16 +169,22 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, msgs []queuestore.NewMes
 		}
 		if len(bodyIDs) > 0 {
 			if _, err := tx.Exec(ctx, sqlInsertBodies, bodyIDs, bodies); err != nil {
-				return queuestore.EnqueueResult{}, fmt.Errorf("enqueue bodies to %q: %w", msgs[start].Queue, err)
+				return queuestore.EnqueueResult{}, nil, fmt.Errorf("enqueue bodies to %q: %w", msgs[start].Queue, err)
 			}
 		}
 		res.Enqueued += len(stored)
 	}
 	res.Duplicates = len(msgs) - res.Enqueued
 	if err := changes.flush(ctx, tx); err != nil {
-		return queuestore.EnqueueResult{}, fmt.Errorf("enqueue: %w", err)
+		return queuestore.EnqueueResult{}, nil, fmt.Errorf("enqueue: %w", err)
 	}
-	return res, nil
+	for q, c := range changes {
+		if c.readySet > 0 {
+			ready = append(ready, q)
+		}
+	}
+	slices.Sort(ready)
+	return res, ready, nil
 }
 
 func nullString(s string) *string {

@@ -414,6 +414,7 @@ func (s *Store) Ack(ctx context.Context, lease *queuestore.Lease, ids ...int64) 
 		return change.flush(ctx, tx, lease.Queue)
 	})
 	if err == nil {
+		s.noteFinished(len(done))
 		err = queuestore.LostOf(lease, ids, done)
 	}
 	if err != nil {

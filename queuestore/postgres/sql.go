@@ -234,6 +234,15 @@ ON CONFLICT (queue, dedupe_key) WHERE dedupe_key IS NOT NULL AND state <> 3 DO N
 RETURNING id`
 	sqlInsertBodies = `INSERT INTO daguq_bodies (id, body) SELECT * FROM unnest($1::bigint[], $2::bytea[])`
 
+	// sqlVacuumHot is the store's own vacuum of the tables every message
+	// passes through (vacuum.go); SKIP_LOCKED: it does not wait for
+	// autovacuum or another process's vacuum of the same table.
+	sqlVacuumHot = `VACUUM (SKIP_LOCKED) daguq_messages, daguq_bodies, daguq_leases, daguq_queue_counts`
+
+	// sqlNotify wakes the listeners of queues ($2) on channel $1
+	// (notify.go).
+	sqlNotify = `SELECT pg_notify($1, q) FROM unnest($2::text[]) AS q`
+
 	sqlUpsertPaused = `
 INSERT INTO daguq_queues (name, paused) VALUES ($1, $2)
 ON CONFLICT (name) DO UPDATE SET paused = EXCLUDED.paused`

@@ -42,6 +42,11 @@ type Options struct {
 	// MaxConns caps the connection pool. Default: pool_max_conns from the
 	// URL, else the larger of 4 and the number of CPUs.
 	MaxConns int32
+	// VacuumEvery makes the store VACUUM its hot tables itself, in the
+	// background, after it acked this many messages (a burst need not
+	// wait for autovacuum's next round; docs/postgres.md). Default 20,000;
+	// negative: never, autovacuum only.
+	VacuumEvery int
 	// ConnectTimeout bounds each connection attempt. Default:
 	// connect_timeout from the URL, else 10s.
 	ConnectTimeout time.Duration
@@ -57,6 +62,9 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.VacuumEvery == 0 {
+		o.VacuumEvery = defaultVacuumEvery
+	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 10 * time.Second
 	}
@@ -69,6 +77,12 @@ type Store struct {
 	opts     Options
 	describe string   // the URL without its password
 	secrets  []string // texts no error may carry (the password)
+
+	listens      bool            // LISTEN for wakeups (daguq_listen, notify.go)
+	listenConfig *pgx.ConnConfig // the listening connection's settings
+	notifier     notifier
+	listener     listener
+	vacuumer     vacuumer
 
 	mu            sync.Mutex
 	nextLeaseSwep map[string]time.Time // per queue: when to drop finished leases next
@@ -104,6 +118,10 @@ func Open(connString string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fail(fmt.Errorf("%w: %v", queuestore.ErrInvalid, err))
 	}
+	listens, err := takeListenParam(cfg.ConnConfig.RuntimeParams)
+	if err != nil {
+		return nil, fail(err)
+	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
@@ -122,7 +140,11 @@ func Open(connString string, opts Options) (*Store, error) {
 		return nil, fail(err)
 	}
 	s := &Store{pool: pool, opts: opts, describe: describe, secrets: secrets,
+		listens: listens, listenConfig: cfg.ConnConfig.Copy(),
+		notifier:      notifier{last: map[string]time.Time{}, queued: map[string]bool{}},
+		listener:      listener{wake: map[string]chan struct{}{}},
 		nextLeaseSwep: map[string]time.Time{}, nextAckPurge: map[string]time.Time{}}
+	s.vacuumer.ctx, s.vacuumer.cancel = context.WithCancel(context.Background())
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fail(err)
@@ -137,10 +159,34 @@ func (s *Store) Describe() string { return s.describe }
 // transaction around EnqueueTx.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-// Close closes the connection pool.
+// Close stops the wakeups and closes the connection pool.
 func (s *Store) Close() error {
+	s.closeWakeups()
+	s.closeVacuum()
 	s.pool.Close()
 	return nil
+}
+
+// ListenParam is the URL setting that turns LISTEN off: daguq_listen=off
+// (on by default). Behind PgBouncer in transaction mode a LISTEN does not
+// stay on the client's connection; consumers then poll.
+const ListenParam = "daguq_listen"
+
+// takeListenParam reads daguq_listen from the settings pgx parsed, and
+// removes it: it is daguq's, not a server setting.
+func takeListenParam(params map[string]string) (bool, error) {
+	v, set := params[ListenParam]
+	if !set {
+		return true, nil
+	}
+	delete(params, ListenParam)
+	switch strings.ToLower(v) {
+	case "on", "true", "1":
+		return true, nil
+	case "off", "false", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("%w: %s must be on or off, got %q", queuestore.ErrInvalid, ListenParam, v)
 }
 
 func (s *Store) now() int64 { return s.opts.Now().UnixMilli() }

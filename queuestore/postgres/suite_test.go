@@ -52,3 +52,25 @@ FROM daguq_messages WHERE queue = $1`, queue, now.UnixMilli()).Scan(&r.ReadySet,
 	}
 	return r
 }
+
+// pgBouncerSettings are the URL settings a store needs behind PgBouncer in
+// transaction pooling mode (docs/postgres.md#pgbouncer): no prepared
+// statements (without them, concurrent claims fail with 'prepared
+// statement "stmtcache_..." already exists' on PgBouncer 1.18), no LISTEN.
+const pgBouncerSettings = "?default_query_exec_mode=simple_protocol&daguq_listen=off"
+
+// The contract holds behind PgBouncer in transaction pooling mode, in
+// poll-only mode with pgx's simple protocol: every transaction of the store
+// runs on whatever server connection PgBouncer lends it.
+func TestContractPgBouncer(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, opts queuestore.Options) queuestore.Backend {
+		s, err := postgres.Open(pgtest.NewPgBouncerDatabase(t)+pgBouncerSettings, postgres.Options{MaxConns: 4,
+			MaxAttempts: opts.MaxAttempts, AckRetention: opts.AckRetention, Backoff: opts.Backoff, Now: opts.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}, storetest.RowCounter(countRows))
+}
