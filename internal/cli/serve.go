@@ -153,9 +153,8 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 	}
 	opts := server.Options{
 		Token: token, ReadOnly: f.readOnly, AllowedHosts: f.allowHosts, MaxBodyBytes: f.maxBody,
-		DB: storeopen.Redact(path), DBFlag: dbFlag, Log: a.stderr, Backend: backendName(path),
+		DB: storeopen.Redact(path), DBFlag: dbFlag, Log: a.stderr, Backend: backendName(path), DaguURL: daguURL,
 	}
-	opts.DaguURL = daguURL
 	var notes []string
 	if token != "" {
 		notes = append(notes, "token required")
