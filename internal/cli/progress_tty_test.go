@@ -48,7 +48,7 @@ func TestProgressBarOnATerminal(t *testing.T) {
 	if !strings.Contains(stdout, `"enqueued":20000`) {
 		t.Errorf("stdout: %s", stdout)
 	}
-	if !strings.Contains(stderr, "enqueue big") || !strings.Contains(stderr, "100%") || !strings.Contains(stderr, "MB") {
+	if !strings.Contains(stderr, "enqueue big") || !strings.Contains(stderr, "100%") || !strings.Contains(stderr, "B/s") {
 		t.Errorf("no bar on the terminal: %q", stderr)
 	}
 	stdout, stderr = onTTY("consume", "--queue", "big", "--batch-size", "1000", "--", "sh", "-c", "cat >/dev/null")
