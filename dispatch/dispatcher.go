@@ -76,13 +76,15 @@ type Counts struct {
 
 // BatchInfo describes a batch in flight, for a dashboard.
 type BatchInfo struct {
-	Queue  string `json:"queue"`
-	DAG    string `json:"dag"`
-	RunID  string `json:"run_id"`
-	Token  string `json:"token"`
-	Count  int    `json:"count"`
-	Phase  string `json:"phase"`
-	Status int    `json:"status"` // Dagu's last known run status
+	Queue   string    `json:"queue"`
+	DAG     string    `json:"dag"`
+	DAGName string    `json:"dag_name"` // the DAG's name in Dagu's run history
+	RunID   string    `json:"run_id"`
+	Token   string    `json:"token"`
+	Count   int       `json:"count"`
+	Phase   string    `json:"phase"`
+	Status  int       `json:"status"` // Dagu's last known run status
+	Since   time.Time `json:"since"`  // when the batch was handed to its run; zero while filling
 }
 
 // Dispatcher runs the rules. Create it with New, then call Run once.
@@ -257,8 +259,8 @@ func (d *Dispatcher) restore(ctx context.Context) {
 func (d *Dispatcher) track(b *batch) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.inFlight[b.lease.Token] = BatchInfo{Queue: b.r.rule.Queue, DAG: b.r.rule.DAG, RunID: b.runID,
-		Token: b.lease.Token, Count: len(b.held), Phase: phaseNames[b.phase], Status: b.status}
+	d.inFlight[b.lease.Token] = BatchInfo{Queue: b.r.rule.Queue, DAG: b.r.rule.DAG, DAGName: b.r.rule.DAGName, RunID: b.runID,
+		Token: b.lease.Token, Count: len(b.held), Phase: phaseNames[b.phase], Status: b.status, Since: b.since}
 }
 
 func (d *Dispatcher) untrack(b *batch) {

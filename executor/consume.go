@@ -605,6 +605,10 @@ func (c *consumer) progress(start time.Time, stop <-chan struct{}) {
 	if c.cfg.ProgressInterval <= 0 {
 		return
 	}
+	if c.e.progress != nil {
+		c.progressBar(c.e.progress, stop)
+		return
+	}
 	t := time.NewTicker(c.cfg.ProgressInterval)
 	defer t.Stop()
 	for {

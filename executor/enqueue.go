@@ -29,6 +29,8 @@ type enqueueExecutor struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// progress, when set, is told the bytes of the file read.
+	progress Progress
 
 	exitStatus
 }
@@ -130,8 +132,15 @@ func (e *enqueueExecutor) messages(now time.Time) ([]queuestore.NewMessage, erro
 			defer f.Close()
 			r = f
 		}
+		if e.progress != nil {
+			e.progress.Start(fileSize(r), "bytes")
+			r = &progressReader{r: r, p: e.progress}
+		}
 		var err error
 		msgs, err = readJSONLines(r, base, e.cfg.Envelope, e.cfg.Raw, now)
+		if e.progress != nil {
+			e.progress.Finish()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("file %s: %w", name, err)
 		}

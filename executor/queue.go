@@ -19,6 +19,9 @@ type queueExecutor struct {
 	cfg    queueConfig
 	stdout io.Writer
 	stderr io.Writer
+	// progress, when set, is told the messages consume finished, instead
+	// of progress lines on stderr.
+	progress Progress
 
 	mu      sync.Mutex
 	stopSig syscall.Signal          // the signal of the first Kill

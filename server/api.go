@@ -94,12 +94,15 @@ type info struct {
 	ReadOnly  bool   `json:"read_only"`
 	Auth      bool   `json:"auth"`
 	RefreshMS int64  `json:"refresh_ms"`
+	DaguURL   string `json:"dagu_url,omitempty"`
+	Dispatch  bool   `json:"dispatch"` // a dispatcher runs beside the server
 }
 
 func (s *Server) getInfo(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, info{
 		Version: s.opts.Version, Backend: s.opts.Backend, DB: s.opts.DB, DBFlag: s.opts.DBFlag,
 		ReadOnly: s.opts.ReadOnly, Auth: s.opts.Token != "", RefreshMS: s.opts.RefreshEvery.Milliseconds(),
+		DaguURL: s.opts.DaguURL, Dispatch: s.opts.Dispatch != nil,
 	})
 }
 
@@ -274,20 +277,26 @@ func (s *Server) getHistory(w http.ResponseWriter, r *http.Request) {
 
 // messageView is a message as the API shows it; Body only when asked.
 type messageView struct {
-	ID          int64           `json:"id"`
-	Queue       string          `json:"queue"`
-	State       string          `json:"state"`
-	Priority    int64           `json:"priority"`
-	Attempts    int             `json:"attempts"`
-	MaxAttempts int             `json:"max_attempts"`
-	Group       string          `json:"group,omitempty"`
-	DedupeKey   string          `json:"dedupe_key,omitempty"`
-	EnqueuedAt  time.Time       `json:"enqueued_at"`
-	VisibleAt   *time.Time      `json:"visible_at,omitempty"`
-	FinishedAt  *time.Time      `json:"finished_at,omitempty"`
-	LastError   string          `json:"last_error,omitempty"`
-	Size        int             `json:"size"`
-	Body        json.RawMessage `json:"body,omitempty"`
+	ID          int64      `json:"id"`
+	Queue       string     `json:"queue"`
+	State       string     `json:"state"`
+	Priority    int64      `json:"priority"`
+	Attempts    int        `json:"attempts"`
+	MaxAttempts int        `json:"max_attempts"`
+	Group       string     `json:"group,omitempty"`
+	DedupeKey   string     `json:"dedupe_key,omitempty"`
+	EnqueuedAt  time.Time  `json:"enqueued_at"`
+	VisibleAt   *time.Time `json:"visible_at,omitempty"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
+	LastError   string     `json:"last_error,omitempty"`
+	// The Dagu DAG runs ("dag/run-id") that enqueued the message and last
+	// claimed it, and their pages in Dagu when the server knows Dagu's URL.
+	EnqueuedBy    string          `json:"enqueued_by,omitempty"`
+	ClaimedBy     string          `json:"claimed_by,omitempty"`
+	EnqueuedByURL string          `json:"enqueued_by_url,omitempty"`
+	ClaimedByURL  string          `json:"claimed_by_url,omitempty"`
+	Size          int             `json:"size"`
+	Body          json.RawMessage `json:"body,omitempty"`
 }
 
 // The states a list can ask for, and where Peek finds them. Peek lists
@@ -300,9 +309,10 @@ var listStates = map[string]queuestore.State{
 
 const stateWaiting = "waiting"
 
-func viewMessage(m queuestore.Message, withBody bool) messageView {
+func (s *Server) viewMessage(m queuestore.Message, withBody bool) messageView {
 	v := messageView{ID: m.ID, Queue: m.Queue, Priority: m.Priority, Attempts: m.Attempt, MaxAttempts: m.MaxAttempts,
-		Group: m.Group, DedupeKey: m.DedupeKey, EnqueuedAt: m.EnqueuedAt, LastError: m.LastError, Size: len(m.Body)}
+		Group: m.Group, DedupeKey: m.DedupeKey, EnqueuedAt: m.EnqueuedAt, LastError: m.LastError, Size: len(m.Body),
+		EnqueuedBy: m.EnqueuedBy, ClaimedBy: m.ClaimedBy, EnqueuedByURL: s.dagRunURL(m.EnqueuedBy), ClaimedByURL: s.dagRunURL(m.ClaimedBy)}
 	at := m.VisibleAt
 	switch m.State {
 	case queuestore.StateDead, queuestore.StateAcked:
@@ -396,7 +406,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
 			truncated = true
 			break
 		}
-		out = append(out, viewMessage(m, false))
+		out = append(out, s.viewMessage(m, false))
 	}
 	if len(msgs) == queuestore.MaxClaim {
 		truncated = true // the filter saw only the first MaxClaim
@@ -436,7 +446,7 @@ func (s *Server) getMessage(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, m := range msgs {
 			if m.ID == id {
-				writeJSON(w, http.StatusOK, viewMessage(m, withBody))
+				writeJSON(w, http.StatusOK, s.viewMessage(m, withBody))
 				return
 			}
 		}
@@ -525,10 +535,6 @@ func (req idsRequest) check() error {
 		}
 	}
 	return nil
-}
-
-func (s *Server) redrive(w http.ResponseWriter, r *http.Request) {
-	s.deadAction(w, r, "redriven", s.store.Redrive)
 }
 
 func (s *Server) purgeDead(w http.ResponseWriter, r *http.Request) {

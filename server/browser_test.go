@@ -387,3 +387,31 @@ func populate(tb testing.TB, path string) {
 		must(err)
 	}
 }
+
+// With a Dagu URL, a message's DAG runs and the dispatcher's runs link to
+// their pages in Dagu, opened without an opener or a referrer.
+func TestDashboardDaguLinksInBrowser(t *testing.T) {
+	t.Parallel()
+	b := newBrowser(t)
+	started := time.Now().Add(-time.Minute)
+	ts := newTestServer(t, Options{RefreshEvery: 200 * time.Millisecond, DaguURL: "http://dagu.example:8080", Dispatch: func() DispatchStatus {
+		return DispatchStatus{
+			Rules: []DispatchRule{{Queue: "orders", DAG: "process", DAGName: "process", BatchSize: 10, Concurrency: 2}},
+			Runs:  []DispatchRun{{Queue: "orders", DAG: "process", DAGName: "process", RunID: "daguq-1", Messages: 3, Phase: "running", Started: &started}},
+		}
+	}})
+	b.allow(ts.url)
+	res, err := ts.store.Enqueue(context.Background(), queuestore.NewMessage{Queue: "orders", Body: []byte(`{}`), EnqueuedBy: "producer/r 1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.do(chromedp.Navigate(ts.url + "/"))
+	b.wait("the dispatcher's rules and runs", textIs("#dispatch-rules tbody td:nth-child(2)", "process")+
+		` && document.querySelector('#dispatch-runs tr[data-run="daguq-1"] a')?.getAttribute("href") === "http://dagu.example:8080/dag-runs/process/daguq-1"`)
+	b.do(chromedp.Navigate(fmt.Sprintf("%s/#/q/orders/m/%d", ts.url, res.IDs[0])))
+	b.wait("the enqueuing run, linked", `(() => { const a = document.querySelector("a#enqueued-by");
+		return a !== null && a.textContent === "producer/r 1" && a.getAttribute("href") === "http://dagu.example:8080/dag-runs/producer/r%201" &&
+			a.getAttribute("rel") === "noopener noreferrer" && a.getAttribute("target") === "_blank"; })()`)
+	b.wait("no claiming run", textIs("dl.fields", "")+` || document.querySelector("#claimed-by") === null`)
+	b.check()
+}

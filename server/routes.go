@@ -45,6 +45,7 @@ func (s *Server) routeTable() []route {
 		write(http.MethodPost, q+"/pause", s.pause),
 		write(http.MethodPost, q+"/resume", s.resume),
 		write(http.MethodPut, q+"/limit", s.setLimit),
+		get(apiPrefix+"/dispatch", s.getDispatch),
 		get(apiPrefix+"/openapi.yaml", serveFile("web/openapi.yaml", "application/yaml")),
 		// Prometheus.
 		{method: http.MethodGet, path: "/metrics", handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.promHandler.ServeHTTP(w, r) })},

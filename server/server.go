@@ -82,6 +82,13 @@ type Options struct {
 	Log io.Writer
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// DaguURL is Dagu's address (http or https, checked with CheckDaguURL):
+	// the DAG runs that enqueued or claimed a message, and the dispatcher's
+	// runs, link to their pages in Dagu. "": no links.
+	DaguURL string
+	// Dispatch, when set, reports the dispatcher running beside the server,
+	// for GET /api/v1/dispatch and the dashboard.
+	Dispatch func() DispatchStatus
 	// ShutdownTimeout bounds how long a stop waits for requests in flight.
 	// Default 30s.
 	ShutdownTimeout time.Duration
@@ -147,6 +154,12 @@ type Server struct {
 	tokenSum [sha256.Size]byte // sha256 of the token, compared in constant time
 	session  string            // the session cookie's value: an HMAC of the token
 
+	// Background work (a redrive at a rate) runs under bg, cancelled when
+	// Serve stops, which waits for jobs.
+	bg     context.Context
+	stopBg context.CancelFunc
+	jobs   sync.WaitGroup
+
 	logMu sync.Mutex
 }
 
@@ -157,6 +170,7 @@ func New(store Store, opts Options) *Server {
 		panic("server: nil store")
 	}
 	s := &Server{store: store, opts: opts.withDefaults(), mux: http.NewServeMux(), cop: http.NewCrossOriginProtection()}
+	s.bg, s.stopBg = context.WithCancel(context.Background())
 	if s.opts.Token != "" {
 		s.tokenSum = sha256.Sum256([]byte(s.opts.Token))
 		mac := hmac.New(sha256.New, []byte(s.opts.Token))
@@ -203,7 +217,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		<-served
 	}
 	stopHistory()
+	s.stopBg()
 	wg.Wait()
+	s.jobs.Wait()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

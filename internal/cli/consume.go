@@ -32,7 +32,10 @@ gives the leases of unfinished batches back (ready again, no attempt spent);
 a second SIGTERM or SIGINT kills the handlers at once.
 
 A JSON summary goes to stdout ({"queue", "batches", "messages", "acked",
-"retried", "dead", ...}); progress and handler output go to stderr.
+"retried", "dead", ...}); progress and handler output go to stderr. On a
+terminal the progress is a bar (messages acked or dead against the queue's
+ready and in-flight count at the start; a spinner with --mode watch); else a
+line every --progress-interval (0s: neither).
 
 --action claim leases one batch and prints it as JSON (with its lease token)
 instead of running a handler, for a fan-out in Dagu; --action ack or

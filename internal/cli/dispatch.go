@@ -83,7 +83,7 @@ next start follows their runs.`,
 				return err
 			}
 			defer st.Close()
-			d, err := a.newDispatcher(st, f)
+			d, _, err := a.newDispatcher(st, f)
 			if err != nil {
 				return err
 			}
@@ -129,19 +129,20 @@ func (a *app) dispatchDaguFlags(cmd *cobra.Command, f *dispatchFlags) {
 }
 
 // newDispatcher builds a dispatcher from the flags, the rules file and the
-// environment. Its errors never quote a credential.
-func (a *app) newDispatcher(st dispatch.Store, f dispatchFlags) (*dispatch.Dispatcher, error) {
+// environment, and says at which Dagu address (the URL as given, without
+// /api/v1). Its errors never quote a credential.
+func (a *app) newDispatcher(st dispatch.Store, f dispatchFlags) (*dispatch.Dispatcher, string, error) {
 	var cfg dispatch.Config
 	switch {
 	case f.rulesFile != "" && (f.rule.Queue != "" || f.rule.DAG != ""):
-		return nil, usageError("give --rules FILE or --queue and --dag, not both")
+		return nil, "", usageError("give --rules FILE or --queue and --dag, not both")
 	case f.rulesFile != "":
 		var err error
 		if cfg, err = dispatch.LoadConfig(f.rulesFile); err != nil {
-			return nil, usageError("--rules: %v", err)
+			return nil, "", usageError("--rules: %v", err)
 		}
 	case f.rule.Queue == "" || f.rule.DAG == "":
-		return nil, usageError("give --queue and --dag (one rule), or --rules FILE")
+		return nil, "", usageError("give --queue and --dag (one rule), or --rules FILE")
 	default:
 		cfg.Rules = []dispatch.Rule{f.rule}
 	}
@@ -151,33 +152,33 @@ func (a *app) newDispatcher(st dispatch.Store, f dispatchFlags) (*dispatch.Dispa
 	}
 	auth, err := cfg.Dagu.ReadAuth()
 	if err != nil {
-		return nil, usageError("%v", err)
+		return nil, "", usageError("%v", err)
 	}
 	if auth == (dispatch.Auth{}) {
 		if tok := strings.TrimSpace(a.getenv("DAGUQ_DAGU_TOKEN")); tok != "" {
 			auth.Token = tok
 		} else if basic := a.getenv("DAGUQ_DAGU_BASIC_AUTH"); basic != "" {
 			if auth, err = dispatch.ParseBasic(basic); err != nil {
-				return nil, usageError("DAGUQ_DAGU_BASIC_AUTH: %v", err)
+				return nil, "", usageError("DAGUQ_DAGU_BASIC_AUTH: %v", err)
 			}
 		}
 	}
 	client, err := dispatch.NewClient(url, auth, nil)
 	if err != nil {
-		return nil, usageError("%v", err)
+		return nil, "", usageError("%v", err)
 	}
 	path, _ := a.dbPath()
 	state := f.state
 	if state == "" {
 		if isURL(path) {
-			return nil, usageError("the database is not a file: give the dispatcher's state file with --state FILE (--dispatch-state for serve)")
+			return nil, "", usageError("the database is not a file: give the dispatcher's state file with --state FILE (--dispatch-state for serve)")
 		}
 		state = path + ".dispatch.json"
 	}
 	d, err := dispatch.New(dispatch.Options{Store: st, Dagu: client, Rules: cfg.Rules, StatePath: state,
 		Namespace: path, Poll: f.poll, Watch: f.watch, Consumer: "daguq-dispatch", Stderr: a.stderr})
 	if err != nil {
-		return nil, usageError("%v", err)
+		return nil, "", usageError("%v", err)
 	}
 	how := "no auth"
 	switch {
@@ -190,7 +191,7 @@ func (a *app) newDispatcher(st dispatch.Store, f dispatchFlags) (*dispatch.Dispa
 		fmt.Fprintf(a.stderr, "daguq dispatch: queue %q -> dag %q (batch %d, concurrency %d, lease %s) at %s (%s), state %s\n",
 			r.Queue, r.DAG, r.BatchSize, r.Concurrency, r.Lease, client, how, state)
 	}
-	return d, nil
+	return d, strings.TrimSuffix(client.String(), "/api/v1"), nil
 }
 
 func firstNonEmpty(s ...string) string {

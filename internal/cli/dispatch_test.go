@@ -3,9 +3,11 @@ package cli_test
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -194,6 +196,28 @@ func TestServeRunsTheDispatcher(t *testing.T) {
 		a, b := e.stats("a"), e.stats("b")
 		return a.Ready+a.InFlight+a.Delayed+b.Ready+b.InFlight+b.Delayed == 0
 	})
+	// The dashboard's API shows the rules, linked to the dispatcher's Dagu.
+	addr := regexp.MustCompile(`daguq serve: http://([^/]+)/`).FindStringSubmatch(log.String())
+	if addr == nil {
+		t.Fatalf("no address in:\n%s", log.String())
+	}
+	res, err := http.Get("http://" + addr[1] + "/api/v1/dispatch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Running bool   `json:"running"`
+		DaguURL string `json:"dagu_url"`
+		Rules   []struct {
+			Queue, DAG  string
+			Concurrency int
+		} `json:"rules"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&got)
+	res.Body.Close()
+	if err != nil || !got.Running || got.DaguURL != strings.TrimSuffix(dagu.URL, "/") || len(got.Rules) != 2 || got.Rules[1].Queue != "b" || got.Rules[1].DAG != "dag-b" || got.Rules[1].Concurrency != 2 {
+		t.Errorf("GET /api/v1/dispatch: %+v %v", got, err)
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("serve after SIGTERM: %v\n%s", err, log.String())

@@ -31,7 +31,9 @@ Text must be valid UTF-8, JSON or --raw alike: a message, a file line, a
 --group or --dedupe-key with another encoding is refused (exit status 2,
 naming the line and the byte offset of the first bad byte), never altered.
 
-A JSON summary goes to stdout: {"queue", "enqueued", "duplicates", "ids"}.`,
+A JSON summary goes to stdout: {"queue", "enqueued", "duplicates", "ids"}.
+When stderr is a terminal, reading --file draws a progress bar there (bytes
+read of the file's size; a running count when the size is unknown).`,
 		Example: `  daguq enqueue --queue emails --message '{"to":"a@example.com"}'
   daguq enqueue --queue emails --message '{"to":"a@example.com"}' --message '{"to":"b@example.com"}'
   daguq enqueue --queue emails --file batch.jsonl --priority 10

@@ -47,6 +47,9 @@ func (a *app) runExecutor(name, kind string, flags *configFlags, config map[stri
 	}
 	exe.SetStdout(a.stdout)
 	exe.SetStderr(a.stderr)
+	if ps, ok := exe.(executor.ProgressSetter); ok && a.isTerminal(a.stderr) {
+		ps.SetProgress(newBarProgress(a.stderr, progressDesc(kind, config)))
+	}
 	if stdin != nil {
 		s, ok := exe.(executor.StdinSetter)
 		if !ok {
@@ -99,4 +102,15 @@ func withHint(err error, flags *configFlags) error {
 		err = ee.Err
 	}
 	return usageError("%s", flags.withFlagHint(err))
+}
+
+// progressDesc names the work of a progress bar: "enqueue orders",
+// "consume orders".
+func progressDesc(kind string, config map[string]any) string {
+	verb := "enqueue"
+	if kind == executor.KindQueue {
+		verb = "consume"
+	}
+	q, _ := config["queue"].(string)
+	return verb + " " + q
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/daguq/daguq/dispatch"
 	"github.com/daguq/daguq/executor"
 	"github.com/daguq/daguq/internal/storeopen"
 	"github.com/daguq/daguq/server"
@@ -52,12 +53,19 @@ Changes are POST, PUT and DELETE requests only, refused from other origins;
 loopback only the Host names localhost, 127.0.0.1 and [::1] with the port are
 answered (DNS rebinding); --allow-host adds a name, e.g. of a reverse proxy.
 
+A message's page shows the Dagu DAG runs that enqueued it and last claimed
+it; with --dagu-url (http or https) they link to their pages in Dagu.
+--dispatch RULES runs a dispatcher in the same process (see daguq dispatch):
+the dashboard then lists its rules and runs in flight (GET /api/v1/dispatch),
+linked to Dagu at --dagu-url, by default the dispatcher's Dagu address.
+
 Every minute it records a sample of every queue in the database for the
 charts (kept 8 days). SIGTERM or SIGINT stop it: it finishes the requests in
 flight (up to 30s) and exits 0. Setup beside Dagu, a systemd unit and the
 Prometheus scrape config: docs/serve.md.`,
 		Example: `  daguq serve                                   # http://127.0.0.1:8470/
   daguq serve --read-only --addr 127.0.0.1:9000
+  daguq serve --dagu-url http://127.0.0.1:8080 --dispatch /etc/daguq/dispatch.yaml
   openssl rand -hex 32 > /etc/daguq/token && chmod 600 /etc/daguq/token
   daguq serve --addr 0.0.0.0:8470 --token-file /etc/daguq/token
   # the header in a file, so the token is in no command line (ps shows those)
@@ -113,6 +121,13 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 	if _, _, err := net.SplitHostPort(f.addr); err != nil {
 		return usageError("--addr %q: want host:port, like 127.0.0.1:8470", f.addr)
 	}
+	daguURL := ""
+	if f.dispatch.daguURL != "" {
+		var err error
+		if daguURL, err = server.CheckDaguURL(f.dispatch.daguURL); err != nil {
+			return usageError("--dagu-url: %v", err)
+		}
+	}
 	token, err := a.token(f.tokenFile)
 	if err != nil {
 		return err
@@ -136,10 +151,10 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return usageError("--addr: %v", err)
 	}
-	srv := server.New(st, server.Options{
+	opts := server.Options{
 		Token: token, ReadOnly: f.readOnly, AllowedHosts: f.allowHosts, MaxBodyBytes: f.maxBody,
-		DB: storeopen.Redact(path), DBFlag: dbFlag, Log: a.stderr, Backend: backendName(path),
-	})
+		DB: storeopen.Redact(path), DBFlag: dbFlag, Log: a.stderr, Backend: backendName(path), DaguURL: daguURL,
+	}
 	var notes []string
 	if token != "" {
 		notes = append(notes, "token required")
@@ -153,16 +168,21 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 	}
 	waitDispatch := func() error { return nil }
 	if f.dispatch.rulesFile != "" {
-		d, err := a.newDispatcher(st, f.dispatch)
+		d, dispatchURL, err := a.newDispatcher(st, f.dispatch)
 		if err != nil {
 			ln.Close()
 			return err
 		}
+		if opts.DaguURL == "" {
+			opts.DaguURL, _ = server.CheckDaguURL(dispatchURL) // the dispatcher checked it
+		}
+		opts.Dispatch = func() server.DispatchStatus { return dispatchStatus(d) }
 		dctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		wait := runDispatcher(dctx, d)
 		waitDispatch = func() error { cancel(); return wait() } // serve ended: so does the dispatcher
 	}
+	srv := server.New(st, opts)
 	fmt.Fprintf(a.stderr, "daguq serve: http://%s/ (database %s%s)\n", ln.Addr(), describeDB(path, source), note)
 	serveErr := srv.Serve(ctx, ln)
 	if err := waitDispatch(); err != nil && serveErr == nil {
@@ -189,4 +209,22 @@ func backendName(db string) string {
 		return "postgres"
 	}
 	return "sqlite"
+}
+
+// dispatchStatus is what the dashboard shows of d.
+func dispatchStatus(d *dispatch.Dispatcher) server.DispatchStatus {
+	var st server.DispatchStatus
+	for _, r := range d.Rules() {
+		st.Rules = append(st.Rules, server.DispatchRule{Queue: r.Queue, DAG: r.DAG, DAGName: r.DAGName,
+			BatchSize: r.BatchSize, Concurrency: r.Concurrency})
+	}
+	for _, b := range d.InFlight() {
+		run := server.DispatchRun{Queue: b.Queue, DAG: b.DAG, DAGName: b.DAGName, RunID: b.RunID, Messages: b.Count, Phase: b.Phase}
+		if !b.Since.IsZero() && b.Phase != "filling" {
+			since := b.Since
+			run.Started = &since
+		}
+		st.Runs = append(st.Runs, run)
+	}
+	return st
 }

@@ -39,6 +39,8 @@ func TestServeRefusesToStart(t *testing.T) {
 		{"a missing token file", []string{"--token-file", filepath.Join(e.dir, "nope")}, "", "--token-file"},
 		{"a bad address", []string{"--addr", "8470"}, "", "want host:port"},
 		{"a tiny body limit", []string{"--max-body", "10"}, "", "--max-body"},
+		{"a javascript: dagu url", []string{"--addr", "127.0.0.1:0", "--dagu-url", "javascript:alert(1)"}, "", "--dagu-url"},
+		{"a dagu url with a password", []string{"--addr", "127.0.0.1:0", "--dagu-url", "http://u:hunter2hunter2@dagu:8080"}, "", "must not hold a user or password"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

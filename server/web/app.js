@@ -98,6 +98,14 @@ function fmtTime(iso) {
   return d.toLocaleString(undefined, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
+// runLink shows a Dagu DAG run ("dag/run-id"), linked to its page in Dagu
+// when the server gave a URL (it builds them from its --dagu-url).
+function runLink(text, url, id) {
+  if (!text) return "—";
+  if (!url || !/^https?:\/\//.test(url)) return el("span", { id, text });
+  return el("a", { id, href: url, target: "_blank", rel: "noopener noreferrer", text });
+}
+
 // command is the daguq command line that does the same as a button.
 function command(...args) {
   const parts = ["daguq", ...args];
@@ -220,9 +228,11 @@ async function history(queue, since, maxAgeMs) {
 function overviewPage() {
   const root = document.getElementById("view");
   const body = el("div");
-  replace(root, el("h1", { text: "Queues" }), body);
+  const disp = el("div", { id: "dispatch" });
+  replace(root, el("h1", { text: "Queues" }), body, disp);
   return {
     async refresh() {
+      if (info.dispatch) await drawDispatch(disp);
       const { queues } = await api("/queues");
       if (queues.length === 0) {
         update(body, el("div", { class: "empty" },
@@ -256,6 +266,29 @@ function overviewPage() {
         el("tbody", {}, rows)));
     },
   };
+}
+
+// drawDispatch shows the rules and runs in flight of the dispatcher that
+// runs beside the server (daguq serve --dispatch).
+async function drawDispatch(box) {
+  const d = await api("/dispatch");
+  if (!d.running) { update(box); return; }
+  update(box,
+    el("h2", { text: "Dispatcher" }),
+    el("table", { id: "dispatch-rules" },
+      el("thead", {}, el("tr", {}, el("th", { text: "Queue" }), el("th", { text: "DAG" }), el("th", { class: "n", text: "Batch" }), el("th", { class: "n", text: "Concurrency" }))),
+      el("tbody", {}, d.rules.map((r) => el("tr", {},
+        el("td", {}, el("a", { href: "#/q/" + encodeURIComponent(r.queue), text: r.queue })),
+        el("td", { text: r.dag }), el("td", { class: "n", text: String(r.batch_size) }), el("td", { class: "n", text: String(r.concurrency) }))))),
+    el("h3", { text: "Runs in flight" }),
+    d.runs.length === 0 ? el("p", { class: "muted", text: "None." }) : el("table", { id: "dispatch-runs" },
+      el("thead", {}, el("tr", {}, el("th", { text: "Queue" }), el("th", { text: "Run" }), el("th", { class: "n", text: "Messages" }), el("th", { text: "Phase" }), el("th", { text: "Started" }))),
+      el("tbody", {}, d.runs.map((r) => el("tr", { "data-run": r.run_id },
+        el("td", { text: r.queue }),
+        el("td", {}, runLink(r.dag_name + "/" + r.run_id, r.url)),
+        el("td", { class: "n", text: fmtInt(r.messages) }),
+        el("td", { text: r.phase }),
+        el("td", { text: r.started ? fmtTime(r.started) : "—" }))))));
 }
 
 // ---- queue page -------------------------------------------------------------------
@@ -301,16 +334,25 @@ function queuePage(queue, state) {
   function drawActions(v) {
     if (info.read_only) return;
     const limitInput = el("input", { type: "number", min: 0, max: 1000000, step: 1, id: "limit-input", value: v.in_flight_limit });
+    const rateInput = el("input", { type: "number", min: 1, max: 10000, step: 1, id: "rate-input", placeholder: "all", size: 6 });
     update(actions,
       ...actionRow(v.paused
         ? el("button", { type: "button", "data-action": "resume", text: "Resume", on: { click: () => act(`Resume ${queue}: consumers claim from it again.`, command("resume", queue), async () => { await api(`/queues/${q}/resume`, { method: "POST" }); return `${queue} resumed`; }) } })
         : el("button", { type: "button", "data-action": "pause", text: "Pause", on: { click: () => act(`Pause ${queue}: claims take nothing until resumed; enqueues still work.`, command("pause", queue), async () => { await api(`/queues/${q}/pause`, { method: "POST" }); return `${queue} paused`; }) } }),
       v.paused ? command("resume", queue) : command("pause", queue)),
       ...actionRow(el("span", { class: "inline" }, limitInput, el("button", { type: "button", "data-action": "limit", text: "Set in-flight limit",
-        on: { click: () => { const n = Number(limitInput.value); act(`Set the in-flight limit of ${queue} to ${n} (0: no limit).`, command("limit", queue, String(n)), async () => { await api(`/queues/${q}/limit`, { method: "PUT", json: { limit: n } }); return `${queue}: limit ${n}`; }); } } })),
+        on: { click: () => { const n = Number(document.getElementById("limit-input").value); act(`Set the in-flight limit of ${queue} to ${n} (0: no limit).`, command("limit", queue, String(n)), async () => { await api(`/queues/${q}/limit`, { method: "PUT", json: { limit: n } }); return `${queue}: limit ${n}`; }); } } })),
       command("limit", queue, "N")),
-      ...actionRow(el("button", { type: "button", "data-action": "redrive-all", disabled: v.dead === 0, text: `Redrive all dead (${fmtInt(v.dead)})`,
-        on: { click: () => act(`Put all ${v.dead} dead letter(s) of ${queue} back to ready, attempts reset?`, command("dlq", "redrive", queue), async () => { const r = await api(`/queues/${q}/dead/redrive`, { method: "POST" }); return `redrove ${r.redriven} dead letter(s)`; }) } }),
+      ...actionRow(el("span", { class: "inline" }, el("button", { type: "button", "data-action": "redrive-all", disabled: v.dead === 0, text: `Redrive all dead (${fmtInt(v.dead)})`,
+        on: { click: () => {
+          const typed = document.getElementById("rate-input").value; // the element on the page: a refresh keeps it, not this copy
+          const rate = typed === "" ? 0 : Math.floor(Number(typed));
+          if (rate > 0) {
+            act(`Put all ${v.dead} dead letter(s) of ${queue} back to ready, ${rate} a second, attempts reset?`, command("dlq", "redrive", queue) + " (all at once; the rate is the server's)", async () => { const r = await api(`/queues/${q}/dead/redrive?rate=${rate}`, { method: "POST" }); return `redriving ${r.scheduled} dead letter(s), ${r.rate} a second (about ${fmtDuration(r.seconds)})`; });
+          } else {
+            act(`Put all ${v.dead} dead letter(s) of ${queue} back to ready, attempts reset?`, command("dlq", "redrive", queue), async () => { const r = await api(`/queues/${q}/dead/redrive`, { method: "POST" }); return `redrove ${r.redriven} dead letter(s)`; });
+          }
+        } } }), " at ", rateInput, " per second (empty: all at once)"),
       command("dlq", "redrive", queue)),
       ...actionRow(el("button", { type: "button", class: "danger", "data-action": "purge-dead", disabled: v.dead === 0, text: `Purge dead (${fmtInt(v.dead)})`,
         on: { click: () => act(`Delete all ${v.dead} dead letter(s) of ${queue}? This cannot be undone.`, command("dlq", "purge", queue, "--yes"), async () => { const r = await api(`/queues/${q}/dead/purge`, { method: "POST" }); return `deleted ${r.purged} dead letter(s)`; }) } }),
@@ -450,6 +492,8 @@ function messagePage(queue, id) {
         ...row("dedupe key", m.dedupe_key || "—"),
         ...row("enqueued", fmtTime(m.enqueued_at)),
         ...(m.finished_at ? row(m.state === "dead" ? "died" : "acked", fmtTime(m.finished_at)) : row(m.state === "ready" ? "ready since" : "visible at", fmtTime(m.visible_at))),
+        ...row("enqueued by", runLink(m.enqueued_by, m.enqueued_by_url, "enqueued-by")),
+        ...row("last claimed by", runLink(m.claimed_by, m.claimed_by_url, "claimed-by")),
         ...row("size", fmtInt(m.size) + " bytes"),
         ...row("last error", m.last_error ? el("pre", { id: "last-error", text: m.last_error }) : "—"));
       if (m.state === "dead" && !info.read_only && !shown) {
