@@ -491,3 +491,55 @@ func BenchmarkClaimBehindDelayed(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStatsAtDepth times Stats and Metrics on a queue of
+// DAGUQ_BENCH_DEPTH messages (default 10,000,000; small bodies, a tenth of
+// them delayed, some in flight): they read the kept counts, so they should
+// answer in well under 100 ms at any depth.
+func BenchmarkStatsAtDepth(b *testing.B) {
+	depth := 10_000_000
+	if v, err := strconv.Atoi(os.Getenv("DAGUQ_BENCH_DEPTH")); err == nil {
+		depth = v
+	}
+	ctx := context.Background()
+	s, err := Open(filepath.Join(b.TempDir(), "bench.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	later := time.Now().Add(time.Hour)
+	msgs := make([]NewMessage, 0, 10_000)
+	for sent := 0; sent < depth; sent += len(msgs) {
+		msgs = msgs[:0]
+		for i := range min(10_000, depth-sent) {
+			m := NewMessage{Queue: benchQueue, Body: []byte("{}"), Priority: int64(i % 3)}
+			if i%10 == 0 {
+				m.NotBefore = later
+			}
+			msgs = append(msgs, m)
+		}
+		if _, err := s.Enqueue(ctx, msgs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := s.Claim(ctx, ClaimOptions{Queue: benchQueue, Max: 1000, Lease: time.Hour}); err != nil {
+		b.Fatal(err)
+	}
+	var statsTook, metricsTook time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		st, err := s.Stats(ctx, benchQueue)
+		statsTook = max(statsTook, time.Since(t0))
+		if err != nil || st.Ready+st.Delayed+st.InFlight != int64(depth) {
+			b.Fatalf("stats %+v, %v; want %d messages", st, err, depth)
+		}
+		t0 = time.Now()
+		if _, err := s.Metrics(ctx); err != nil {
+			b.Fatal(err)
+		}
+		metricsTook = max(metricsTook, time.Since(t0))
+	}
+	b.ReportMetric(float64(statsTook.Microseconds())/1000, "max-stats-ms")
+	b.ReportMetric(float64(metricsTook.Microseconds())/1000, "max-metrics-ms")
+}
