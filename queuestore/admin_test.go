@@ -6,11 +6,6 @@ import (
 	"time"
 )
 
-
-
-
-
-
 // A message that died under a nack's MaxAttempts override shows that limit,
 // not the one it was enqueued with: "attempt 2 of 2", not "2 of 5".
 func TestDeadMessageKeepsTheLimitThatApplied(t *testing.T) {

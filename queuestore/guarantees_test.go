@@ -13,12 +13,6 @@ import (
 	"time"
 )
 
-
-
-
-
-
-
 // Another application's SQLite file is refused before anything is written:
 // the file stays byte for byte as it was, and no WAL is made for it.
 func TestForeignSQLiteFileIsNeverModified(t *testing.T) {
