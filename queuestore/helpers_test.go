@@ -70,15 +70,6 @@ func (b *testBundle) claim(tb testing.TB, opts ClaimOptions) *Lease {
 	return lease
 }
 
-func (b *testBundle) stats(tb testing.TB, queue string) Stats {
-	tb.Helper()
-	st, err := b.store.Stats(b.ctx, queue)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return st
-}
-
 func bodies(l *Lease) []string {
 	if l == nil {
 		return nil
@@ -91,5 +82,3 @@ func bodies(l *Lease) []string {
 }
 
 func msg(queue, body string) NewMessage { return NewMessage{Queue: queue, Body: []byte(body)} }
-
-func ptr[T any](v T) *T { return &v }
