@@ -61,12 +61,8 @@ func (c *counts) leaveLive(state int, leased bool) {
 func (c *counts) ackWait(waitMs int64) {
 	c.waitCount++
 	c.waitSumMs += max(waitMs, 0)
-	secs := float64(waitMs) / 1000
-	for i, bound := range WaitBuckets {
-		if secs <= bound {
-			c.wait[i]++
-			return
-		}
+	if i := WaitBucket(waitMs); i >= 0 {
+		c.wait[i]++
 	}
 }
 
