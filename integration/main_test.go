@@ -3,9 +3,10 @@ package integration
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/daguq/daguq/internal/proctest"
 )
 
 // daguqBin is the daguq binary, built once for the package; binDir holds it
@@ -38,10 +39,8 @@ func run(m *testing.M) int {
 	daguqBin = filepath.Join(binDir, "daguq")
 	// Built without -race: these tests run many daguq processes; the race
 	// detector covers the same code in the package tests.
-	build := exec.Command("go", "build", "-o", daguqBin, "github.com/daguq/daguq/cmd/daguq")
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build daguq: %v\n%s", err, out)
+	if err := proctest.BuildDaguq(daguqBin, false); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()

@@ -25,13 +25,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	daguqBin = filepath.Join(dir, "daguq")
-	args := []string{"build", "-o", daguqBin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	build := exec.Command("go", append(args, "github.com/daguq/daguq/cmd/daguq")...)
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build daguq: %v\n%s", err, out)
+	if err := proctest.BuildDaguq(daguqBin, raceEnabled); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}

@@ -84,3 +84,18 @@ func Run(tb testing.TB, cmd *exec.Cmd, limit time.Duration) Result {
 	}
 	return res
 }
+
+// BuildDaguq builds the daguq binary as path (with the race detector when
+// race), for tests that run it as a real process. It returns the build's
+// output with the error.
+func BuildDaguq(path string, race bool) error {
+	args := []string{"build", "-o", path}
+	if race {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, "github.com/daguq/daguq/cmd/daguq")...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("build daguq: %v\n%s", err, out)
+	}
+	return nil
+}
