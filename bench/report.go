@@ -52,6 +52,7 @@ type report struct {
 	load     []string // /proc/loadavg at the start and the end
 	revision string   // the daguq commit the bench was built against
 	pages    map[string]map[int]float64
+	order    []string // the systems measured, in report order
 }
 
 // daguqRevision names the commit of the root module and whether the store
@@ -84,9 +85,12 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-func newReport(c config) *report {
+func newReport(c config, systems []system) *report {
 	r := &report{c: c, checks: map[string]map[string][]check{}, correct: map[string]check{},
 		pages: map[string]map[int]float64{}}
+	for _, s := range systems {
+		r.order = append(r.order, s.name())
+	}
 	for range c.runs {
 		r.runs = append(r.runs, map[string]map[string]float64{})
 	}
@@ -140,21 +144,13 @@ func (r *report) ratio(numSys, numMetric, denSys, denMetric string) (med, lo, hi
 // systemNames lists the systems measured, in the fixed report order.
 func (r *report) systemNames() []string {
 	var out []string
-	for _, s := range append(systemsOrder(), shellName) {
+	for _, s := range append(r.order, shellName) {
 		for _, run := range r.runs {
 			if _, ok := run[s]; ok {
 				out = append(out, s)
 				break
 			}
 		}
-	}
-	return out
-}
-
-func systemsOrder() []string {
-	var out []string
-	for _, s := range systems {
-		out = append(out, s.name())
 	}
 	return out
 }
@@ -292,13 +288,35 @@ func (r *report) markdown() string {
 	p("Enqueue: one message per call (one transaction each) and 1,000 per call. Drain: claim a batch of b, run the")
 	p("no-op handler on each message, ack the batch; ×1 and ×4 consumer processes on one database file.")
 	p("")
+	r.rateTable(p)
+	p("![Throughput against batch size and against consumer processes](bench-peers.svg)")
+	p("")
+	p("CPU time per message (user+sys of the worker processes, µs; median of runs). This machine is shared, so")
+	p("wall-clock rates move with other load; CPU per message moves much less and backs up the ratios above.")
+	p("")
+	r.cpuTable(p, "cpu ")
+	r.pagesSection(p)
+	r.targets(p)
+	r.correctness(p)
+	r.resources(p)
+	r.scaleSection(p)
+	r.cliSection(p)
+	r.reading(p)
+	r.mapping(p)
+	r.errorsSection(p)
+	return strings.TrimRight(w.String(), "\n")
+}
+
+// rateTable is the throughput table (enqueue and every drain) with its
+// notes.
+func (r *report) rateTable(p func(string, ...any)) {
 	p("| system | enqueue 1/call | enqueue 1,000/call | b1 ×1 | b10 ×1 | b100 ×1 | b1 ×4 | b10 ×4 | b100 ×4 |")
 	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	anyCapped, anyBroken := false, false
 	for _, s := range r.systemNames() {
 		row := []string{s, r.cell(s, "enq1"), r.cell(s, "enqbulk")}
-		for _, procs := range c.procs {
-			for _, batch := range c.batches {
+		for _, procs := range r.c.procs {
+			for _, batch := range r.c.batches {
 				cell := r.cell(s, metricConsume(batch, procs))
 				anyCapped = anyCapped || strings.Contains(cell, "*")
 				anyBroken = anyBroken || strings.Contains(cell, "†")
@@ -308,20 +326,20 @@ func (r *report) markdown() string {
 		p("| %s |", strings.Join(row, " | "))
 	}
 	p("")
-	if _, ok := r.med("daguq", metricAhead(10)); ok {
-		var parts []string
-		for _, s := range r.systemNames() {
-			if x, ok := r.med(s, metricAhead(10)); ok {
-				parts = append(parts, fmt.Sprintf("%s %s", s, num(x)))
-			}
+	var parts []string
+	for _, s := range r.systemNames() {
+		if x, ok := r.med(s, metricAhead(10)); ok {
+			parts = append(parts, fmt.Sprintf("%s %s", s, num(x)))
 		}
+	}
+	if len(parts) > 0 {
 		p("A batch-1 handler fed from claims of 10 (one claim transaction per 10 messages, then each message")
 		p("handled and acked alone, in its own transaction, before the next), messages/s, 1 process: %s.", strings.Join(parts, ", "))
 		p("")
 	}
 	if anyCapped {
-		p("\\* stopped by the %s drain cap (`-drain-cap`) before all messages were acked: the rate is over the", c.drainCap)
-		p("messages acked until then. Single-message enqueue also stops after %s (`-enqueue-cap`).", c.enqueueCap)
+		p("\\* stopped by the %s drain cap (`-drain-cap`) before all messages were acked: the rate is over the", r.c.drainCap)
+		p("messages acked until then. Single-message enqueue also stops after %s (`-enqueue-cap`).", r.c.enqueueCap)
 		p("")
 	}
 	if anyBroken {
@@ -329,34 +347,29 @@ func (r *report) markdown() string {
 		p("drain may have ended early because messages vanished (see \"Lost and doubled messages\").")
 		p("")
 	}
-	p("![Throughput against batch size and against consumer processes](bench-peers.svg)")
-	p("")
-	p("CPU time per message (user+sys of the worker processes, µs; median of runs). This machine is shared, so")
-	p("wall-clock rates move with other load; CPU per message moves much less and backs up the ratios above.")
-	p("")
+}
+
+// cpuTable is a table of CPU time per message: the metrics named prefix
+// and the metric of each column.
+func (r *report) cpuTable(p func(string, ...any), prefix string) {
 	p("| system | enqueue 1/call | enqueue 1,000/call | b1 ×1 | b10 ×1 | b100 ×1 | b1 ×4 | b10 ×4 | b100 ×4 |")
 	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, s := range r.systemNames() {
 		if s == shellName {
 			continue
 		}
-		row := []string{s, r.cellPlain(s, "cpu enq1"), r.cellPlain(s, "cpu enqbulk")}
-		for _, procs := range c.procs {
-			for _, batch := range c.batches {
-				row = append(row, r.cellPlain(s, "cpu "+metricConsume(batch, procs)))
+		row := []string{s, r.cellPlain(s, prefix+"enq1"), r.cellPlain(s, prefix+"enqbulk")}
+		for _, procs := range r.c.procs {
+			for _, batch := range r.c.batches {
+				row = append(row, r.cellPlain(s, prefix+metricConsume(batch, procs)))
 			}
 		}
 		p("| %s |", strings.Join(row, " | "))
 	}
 	p("")
-	r.pagesSection(p)
-	r.targets(p)
-	r.correctness(p)
-	r.resources(p)
-	r.scaleSection(p)
-	r.cliSection(p)
-	r.reading(p)
-	r.mapping(p)
+}
+
+func (r *report) errorsSection(p func(string, ...any)) {
 	if len(r.errors) > 0 {
 		p("### Errors seen")
 		p("")
@@ -365,7 +378,6 @@ func (r *report) markdown() string {
 		}
 		p("")
 	}
-	return strings.TrimRight(w.String(), "\n")
 }
 
 func (r *report) pagesSection(p func(string, ...any)) {
@@ -568,7 +580,7 @@ func (r *report) scaleSection(p func(string, ...any)) {
 			float64(row.bytes)/1e6, float64(row.bytes)/float64(row.depth), row.rssKB/1024)
 	}
 	p("")
-	for _, s := range systemsOrder() {
+	for _, s := range r.order {
 		var first, last *scaleRow
 		for i := range r.scale {
 			if r.scale[i].system == s {
@@ -695,10 +707,11 @@ func (r *report) mapping(p func(string, ...any)) {
 	p("")
 }
 
-// writeSection replaces the text between the bench-peers markers in path,
-// or appends the section with its markers when they are missing.
-func writeSection(path, md string) error {
-	const begin, end = "<!-- bench-peers:begin -->", "<!-- bench-peers:end -->"
+// writeSection replaces the text between the markers named marker
+// (<!-- marker:begin --> and <!-- marker:end -->) in path, or appends the
+// section with its markers when they are missing.
+func writeSection(path, marker, md string) error {
+	begin, end := "<!-- "+marker+":begin -->", "<!-- "+marker+":end -->"
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err

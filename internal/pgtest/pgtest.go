@@ -112,7 +112,7 @@ func NewDatabase(tb testing.TB) string {
 // Main. It costs an initdb.
 func NewServerDatabase(tb testing.TB) string {
 	tb.Helper()
-	c, err := startCluster()
+	c, err := startCluster(nil)
 	if err != nil {
 		unavailable(tb, err)
 	}
@@ -136,18 +136,10 @@ func unavailable(tb testing.TB, err error) {
 func (c *cluster) newDatabase(tb testing.TB) string {
 	tb.Helper()
 	name := fmt.Sprintf("daguq_t%d_%d", os.Getpid(), dbSeq.Add(1))
-	if err := c.admin(func(ctx context.Context, conn *pgx.Conn) error {
-		_, err := conn.Exec(ctx, "CREATE DATABASE "+name) // name is ours: letters, digits, '_'
-		return err
-	}); err != nil {
+	if err := c.createDatabase(name, ""); err != nil {
 		tb.Fatalf("create test database: %v", err)
 	}
-	tb.Cleanup(func() {
-		c.admin(func(ctx context.Context, conn *pgx.Conn) error {
-			_, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			return err
-		})
-	})
+	tb.Cleanup(func() { c.dropDatabase(name) })
 	u := *c.base
 	u.Path = "/" + name
 	return u.String()
@@ -171,7 +163,7 @@ func get() (*cluster, error) {
 		started = &cluster{base: u}
 		return started, nil
 	}
-	started, failed = startCluster()
+	started, failed = startCluster(nil)
 	return started, failed
 }
 
@@ -269,7 +261,9 @@ func runAs() (*syscall.Credential, error) {
 	return nil, errors.New("running as root, and neither a postgres nor a nobody user exists to run the server as")
 }
 
-func startCluster() (*cluster, error) {
+// startCluster runs initdb and starts a server; settings (name=value) are
+// given to it after the test defaults, and win over them.
+func startCluster(settings []string) (*cluster, error) {
 	initdb, postgres, err := findBinaries()
 	if err != nil {
 		return nil, err
@@ -318,7 +312,7 @@ func startCluster() (*cluster, error) {
 		if err != nil {
 			return nil, err
 		}
-		if lastErr = c.startServer(postgres, data, port, cred); lastErr == nil {
+		if lastErr = c.startServer(postgres, data, port, cred, settings); lastErr == nil {
 			ok = true
 			return c, nil
 		}
@@ -338,19 +332,23 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func (c *cluster) startServer(postgres, data string, port int, cred *syscall.Credential) error {
+func (c *cluster) startServer(postgres, data string, port int, cred *syscall.Credential, settings []string) error {
 	logPath := filepath.Join(c.dir, "server.log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(postgres, "-D", data, "-p", strconv.Itoa(port),
+	args := []string{"-D", data, "-p", strconv.Itoa(port),
 		"-c", "listen_addresses=127.0.0.1",
-		"-c", "unix_socket_directories="+c.dir,
+		"-c", "unix_socket_directories=" + c.dir,
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "shared_buffers=32MB", "-c", "max_connections=200",
-		"-c", "max_locks_per_transaction=128")
+		"-c", "max_locks_per_transaction=128"}
+	for _, s := range settings {
+		args = append(args, "-c", s)
+	}
+	cmd := exec.Command(postgres, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// The server dies with the test binary, even when that is killed: an
 	// immediate shutdown (SIGQUIT) when this process goes away.

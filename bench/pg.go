@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/daguq/daguq/internal/pgtest"
+)
+
+// pgSettings are the bench server's settings besides pgtest's (fsync,
+// synchronous_commit and full_page_writes off): room for the queues in
+// shared buffers, and no checkpoint forced by WAL volume in a drain. The
+// same server and settings for every system.
+var pgSettings = []string{"shared_buffers=512MB", "max_wal_size=8GB", "checkpoint_timeout=30min"}
+
+// runPostgres measures the PostgreSQL systems on a throwaway server and
+// writes their section of -out-postgres. With -backend both it skips,
+// saying so, when PostgreSQL is not installed.
+func runPostgres(c config, dir string, logf io.Writer) error {
+	srv, err := pgtest.StartServer(pgSettings...)
+	if errors.Is(err, pgtest.ErrNotInstalled) && c.backend == "both" {
+		fmt.Printf("\nPostgreSQL part skipped: %s\n", pgtest.HowToEnable)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("PostgreSQL server: %w", err)
+	}
+	defer srv.Stop()
+	b := newBench(c, dir, logf, pgSystems, databases{srv: srv})
+	b.server = func() time.Duration { return treeCPU(srv.PID()) }
+	b.progress("PostgreSQL: throwaway server (pid %d), settings %s", srv.PID(), strings.Join(pgSettings, " "))
+	version, err := srv.Version()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := b.measure(); err != nil {
+		return err
+	}
+	b.rep.took = time.Since(start)
+	b.rep.load = append(b.rep.load, loadAvg())
+	md := b.rep.postgresMarkdown(version)
+	fmt.Println(md)
+	if c.outPostgres != "" {
+		if err := writeSection(c.outPostgres, "bench-postgres", md); err != nil {
+			return err
+		}
+		b.progress("wrote %s", c.outPostgres)
+	}
+	return nil
+}
+
+const (
+	pgDaguq = "daguq (PostgreSQL)"
+	pgRiver = "River (PostgreSQL)"
+	pgRaw   = "raw PostgreSQL"
+)
+
+// pgTargets are issue 11's goals for the PostgreSQL backend.
+var pgTargets = []target{
+	{"daguq claim+ack at batch 100 / raw floor, 4 processes", pgDaguq, "b100 p4", pgRaw, "b100 p4", 0.8},
+	{"daguq / River, batch 10, 1 process", pgDaguq, "b10 p1", pgRiver, "b10 p1", 2},
+	{"daguq / River, batch 10, 4 processes", pgDaguq, "b10 p4", pgRiver, "b10 p4", 2},
+	{"daguq / River, batch 100, 1 process", pgDaguq, "b100 p1", pgRiver, "b100 p1", 2},
+	{"daguq / River, batch 100, 4 processes", pgDaguq, "b100 p4", pgRiver, "b100 p4", 2},
+	{"daguq 4 processes / 1 process, batch 10", pgDaguq, "b10 p4", pgDaguq, "b10 p1", 1.5},
+}
+
+// target is a goal for a ratio of two measurements of one run.
+type target struct {
+	label          string
+	ns, nm, ds, dm string
+	goal           float64
+}
+
+// targetRow is the target's row: the median ratio and its range, and
+// whether it met the goal.
+func (r *report) targetRow(p func(string, ...any), t target) {
+	m, lo, hi, ok := r.ratio(t.ns, t.nm, t.ds, t.dm)
+	if !ok {
+		p("| %s | not measured | ≥ %.1f× | – |", t.label, t.goal)
+		return
+	}
+	met := "yes"
+	if m < t.goal {
+		met = fmt.Sprintf("**no**: %.0f%% short", (1-m/t.goal)*100)
+	}
+	p("| %s | %.2f× (%.2f–%.2f) | ≥ %.1f× | %s |", t.label, m, lo, hi, t.goal, met)
+}
+
+// lossRow counts what sys lost and doubled over every drain of the run and
+// the concurrent-producer test.
+func (r *report) lossRow(p func(string, ...any), sys string) {
+	lost, doubled, seen := 0, 0, 0
+	for _, cs := range r.checks[sys] {
+		for _, c := range cs {
+			lost += c.lost
+			doubled += c.doubled
+			seen += c.delivered
+		}
+	}
+	if c, ok := r.correct[sys]; ok {
+		lost += c.lost
+		doubled += c.doubled
+		seen += c.delivered
+	}
+	met := "yes"
+	if lost+doubled > 0 {
+		met = "**no**"
+	}
+	p("| %s lost + doubled messages, every drain of this run (%s deliveries) | %d lost, %d doubled | 0 | %s |",
+		strings.Fields(sys)[0], commas(int64(seen)), lost, doubled, met)
+}
+
+func (r *report) postgresMarkdown(version string) string {
+	var w bytes.Buffer
+	p := func(format string, args ...any) { fmt.Fprintf(&w, format+"\n", args...) }
+	c := r.c
+	p("### Throughput next to River and a raw floor (bench/)")
+	p("")
+	p("Measured by `make bench-peers` (`cd bench && go run . -backend postgres -out-postgres ../docs/postgres.md`)")
+	p("on %s: %d cores (%s), %s, PostgreSQL %s, pgx %s, River %s with riverpgxv5 %s. The whole run took %s.",
+		r.started.UTC().Format("2006-01-02"), runtime.NumCPU(), cpuModel(), runtime.Version(), version,
+		moduleVersion("github.com/jackc/pgx/v5"), moduleVersion("github.com/riverqueue/river"),
+		moduleVersion("github.com/riverqueue/river/riverdriver/riverpgxv5"), r.took.Round(time.Second))
+	if r.revision != "" {
+		p("daguq revision measured: %s.", r.revision)
+	}
+	if len(r.load) == 2 {
+		p("Load average (1, 5, 15 min) at the start: %s; at the end: %s (the machine is shared with other work).", r.load[0], r.load[1])
+	}
+	p("")
+	p("One throwaway server on the same machine as the consumers (initdb in a temporary directory, as the tests'")
+	p("internal/pgtest starts it), for every system: **fsync, synchronous_commit and full_page_writes off**, so")
+	p("these are figures of CPU and locking, not of a disk's flushes; %s. Each system gets a", strings.Join(pgSettings, ", "))
+	p("database of its own, filled once per run and copied (`CREATE DATABASE ... TEMPLATE`) before every drain. The")
+	p("same work as on SQLite ([performance.md](performance.md)): %s messages of 1 KiB, each body starting with a",
+		commas(int64(c.n)))
+	p("unique id; every producer and consumer is its own OS process; the handler only notes the id; leases are 10")
+	p("minutes. Each figure is the median of %d runs; each ratio is taken inside one run, and the median of those", c.runs)
+	p("(with its range) is shown.")
+	p("")
+	p("Messages/s. Enqueue: one message per call and 1,000 per call. Drain: claim a batch of b, run the no-op")
+	p("handler on each, ack the batch; ×1 and ×4 consumer processes.")
+	p("")
+	r.rateTable(p)
+	p("CPU per message, µs, median of runs: the consumer processes (user+sys), then the server's (the postmaster")
+	p("and all its processes, backends and autovacuum included, from /proc). The server shares the 2 cores with")
+	p("the consumers, so the two add up to most of what a drain costs.")
+	p("")
+	r.cpuTable(p, "cpu ")
+	r.cpuTable(p, "srv ")
+	p("#### Targets, as ratios inside one run")
+	p("")
+	p("| target | ratio: median (range over runs) | goal | met |")
+	p("|---|---:|---:|---|")
+	for _, t := range pgTargets {
+		r.targetRow(p, t)
+	}
+	r.lossRow(p, pgDaguq)
+	p("")
+	p("More ratios from the same runs (median):")
+	p("")
+	for _, x := range []target{
+		{label: "daguq / raw floor, batch 1, 1 process", ns: pgDaguq, nm: "b1 p1", ds: pgRaw, dm: "b1 p1"},
+		{label: "daguq / raw floor, batch 10, 1 process", ns: pgDaguq, nm: "b10 p1", ds: pgRaw, dm: "b10 p1"},
+		{label: "daguq / raw floor, batch 100, 1 process", ns: pgDaguq, nm: "b100 p1", ds: pgRaw, dm: "b100 p1"},
+		{label: "daguq / raw floor, batch 10, 4 processes", ns: pgDaguq, nm: "b10 p4", ds: pgRaw, dm: "b10 p4"},
+		{label: "raw floor 4 processes / 1 process, batch 10 (what 2 cores allow)", ns: pgRaw, nm: "b10 p4", ds: pgRaw, dm: "b10 p1"},
+		{label: "River 4 processes / 1 process, batch 10", ns: pgRiver, nm: "b10 p4", ds: pgRiver, dm: "b10 p1"},
+		{label: "daguq / River, batch 1, 1 process", ns: pgDaguq, nm: "b1 p1", ds: pgRiver, dm: "b1 p1"},
+		{label: "daguq enqueue 1/call / River", ns: pgDaguq, nm: "enq1", ds: pgRiver, dm: "enq1"},
+		{label: "daguq enqueue 1,000/call / River", ns: pgDaguq, nm: "enqbulk", ds: pgRiver, dm: "enqbulk"},
+		{label: "daguq enqueue 1,000/call / raw floor", ns: pgDaguq, nm: "enqbulk", ds: pgRaw, dm: "enqbulk"},
+	} {
+		if m, lo, hi, ok := r.ratio(x.ns, x.nm, x.ds, x.dm); ok {
+			p("- %s: %.2f× (%.2f–%.2f)", x.label, m, lo, hi)
+		}
+	}
+	p("")
+	r.correctness(p)
+	p("Size: the database after the fill (`pg_database_size`), per million messages:")
+	for _, s := range r.systemNames() {
+		if bpm, ok := r.med(s, "bytes/msg"); ok {
+			p("%s %.0f MB;", s, bpm)
+		}
+	}
+	p("")
+	p("#### How each system is driven")
+	p("")
+	p("- **daguq (PostgreSQL)**: `queuestore/postgres.Store` with its default options (a pgx pool of 4, its own")
+	p("  vacuum every 20,000 acks) through the public API: `Enqueue`, `Claim` with `Max` = batch, `Ack` of the")
+	p("  lease (docs/postgres.md#how-a-claim-works).")
+	p("- **River (PostgreSQL)**: River with riverpgxv5 on a pgx pool, set up as on SQLite: a message is a job whose")
+	p("  args carry the body, batch N is `MaxWorkers` = N (each fetch locks up to N jobs), completions are written by")
+	p("  River's batching completer and counted from completion events; `FetchCooldown` 1 ms (River's minimum),")
+	p("  `FetchPollInterval` 20 ms, LISTEN/NOTIFY on; `Insert` and `InsertMany` (one statement for all rows).")
+	p("- **raw PostgreSQL**, the floor: daguq's physical layout (a small row per message with a state, a partial")
+	p("  index over the ready ones, bodies in their own table) and statement shapes (claim = the ready rows picked in")
+	p("  a `MATERIALIZED` CTE with `FOR UPDATE SKIP LOCKED`, then updated, bodies returned; ack = one `DELETE` of")
+	p("  messages and bodies by an id array), each statement its own transaction, with no queue logic: no queue")
+	p("  name, priority, attempts, lease row, settings, advisory lock, kept counts or chores.")
+	p("")
+	r.errorsSection(p)
+	return strings.TrimRight(w.String(), "\n")
+}
