@@ -42,8 +42,8 @@ soak: ## fault-injection soak: SOAK_DURATION (2m) of kill -9, SIGSTOP, SIGTERM, 
 bench: ## store benchmarks next to a naive single-table baseline, in messages/s
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./queuestore/
 
-bench-peers: ## side-by-side benchmarks against goqite, River, raw SQLite and the shell-glue queue
-	cd bench && $(GO) run . -out ../docs/performance.md
+bench-peers: ## side-by-side benchmarks: SQLite (goqite, River, raw floor, shell glue), then PostgreSQL (River, raw floor) when installed
+	cd bench && $(GO) run . -out ../docs/performance.md -out-postgres ../docs/postgres.md
 
 demo: build ## run the main job on the default SQLite file: enqueue, drain in batches, dead letters
 	./dags/demo.sh

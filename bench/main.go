@@ -1,9 +1,11 @@
 // Command bench measures daguq side by side with goqite, River's SQLite
 // driver, a raw SQLite floor and the shell-glue file queue, in one run on
 // one machine, and writes the results into docs/performance.md between the
-// bench-peers markers, with an SVG chart next to it.
+// bench-peers markers, with an SVG chart next to it. On PostgreSQL it
+// measures daguq's PostgreSQL store next to River's pgx driver and a raw
+// SKIP LOCKED floor, on a throwaway server, into -out-postgres (pg.go).
 //
-//	cd bench && go run . -out ../docs/performance.md   (make bench-peers)
+//	cd bench && go run . -out ../docs/performance.md -out-postgres ../docs/postgres.md   (make bench-peers)
 //	cd bench && go run . -quick                        (smoke run, prints only)
 //
 // Every consumer and producer is its own OS process: the binary re-executes
@@ -59,7 +61,7 @@ func main() {
 	flag.StringVar(&c.out, "out", "", "Markdown file to update between the bench-peers markers (default: print only)")
 	flag.StringVar(&c.svg, "svg", "", "SVG chart path (default: bench-peers.svg next to -out)")
 	flag.StringVar(&c.dir, "dir", "", "scratch directory (default: a new temporary one, removed after)")
-	flag.StringVar(&c.only, "only", "", "comma-separated systems to run (daguq, goqite, river, raw, shell)")
+	flag.StringVar(&c.only, "only", "", "comma-separated systems to run (daguq, goqite, river, raw, shell; on both backends)")
 	flag.StringVar(&c.backend, "backend", "both", "sqlite, postgres or both (both skips PostgreSQL, saying so, when it is not installed)")
 	flag.StringVar(&c.outPostgres, "out-postgres", "", "Markdown file to update between the bench-postgres markers (default: print only)")
 	flag.Parse()
@@ -295,7 +297,7 @@ func (b *bench) throughputRun(run int) error {
 		if err := s.create(ctx, tmplDB); err != nil {
 			return err
 		}
-		empty, err := b.store.size(tmpl)
+		empty, err := b.store.settle(tmpl)
 		if err != nil {
 			return err
 		}
@@ -308,7 +310,7 @@ func (b *bench) throughputRun(run int) error {
 		}
 		b.rep.add(run, s.name(), "enqbulk", rate(rs))
 		b.rep.add(run, s.name(), "cpu enqbulk", float64(rs[0].CPUNs)/1e3/float64(n))
-		size, err := b.store.size(tmpl)
+		size, err := b.store.settle(tmpl)
 		if err != nil {
 			return err
 		}
@@ -441,7 +443,7 @@ func (b *bench) drainWith(run int, s system, tmpl string, batch, procs int, ackE
 	b.rep.addCheck(s.name(), m, check{delivered: unique + doubled, unique: unique, doubled: doubled, lost: lost,
 		remaining: int(left), capped: acked < n})
 	if batch == 100 && procs == 1 {
-		if size, err := b.store.size("drain"); err == nil {
+		if size, err := b.store.settle("drain"); err == nil {
 			b.rep.add(run, s.name(), "drained bytes", float64(size))
 		}
 	}

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"path/filepath"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/daguq/daguq/internal/pgtest"
 )
@@ -19,8 +22,11 @@ type storage interface {
 	remove(name string) error
 	// clone makes dst a copy of src, which nobody has open.
 	clone(dst, src string) error
-	// size is what the database takes on disk, its WAL folded in first.
-	size(name string) (int64, error)
+	// settle readies a filled or drained database to be copied and
+	// measured, as a store at rest would be (SQLite: its WAL checkpointed
+	// into the file; PostgreSQL: VACUUM ANALYZE, which autovacuum would do
+	// in time), and returns its size on disk.
+	settle(name string) (int64, error)
 }
 
 // files is the SQLite storage: one file (and its WAL) per name.
@@ -40,7 +46,7 @@ func (f files) remove(name string) error {
 
 func (f files) clone(dst, src string) error { return copyFile(f.locate(dst), f.locate(src)) }
 
-func (f files) size(name string) (int64, error) {
+func (f files) settle(name string) (int64, error) {
 	if err := checkpoint(f.locate(name)); err != nil {
 		return 0, err
 	}
@@ -73,4 +79,16 @@ func (d databases) clone(dst, src string) error {
 	return d.srv.CreateDatabase(dbName(dst), dbName(src))
 }
 
-func (d databases) size(name string) (int64, error) { return d.srv.DatabaseSize(dbName(name)) }
+func (d databases) settle(name string) (int64, error) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, d.locate(name))
+	if err != nil {
+		return 0, err
+	}
+	_, err = conn.Exec(ctx, "VACUUM ANALYZE")
+	conn.Close(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return d.srv.DatabaseSize(dbName(name))
+}
