@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -71,28 +72,6 @@ var pgTargets = []target{
 	{"daguq 4 processes / 1 process, batch 10", pgDaguq, "b10 p4", pgDaguq, "b10 p1", 1.5},
 }
 
-// target is a goal for a ratio of two measurements of one run.
-type target struct {
-	label          string
-	ns, nm, ds, dm string
-	goal           float64
-}
-
-// targetRow is the target's row: the median ratio and its range, and
-// whether it met the goal.
-func (r *report) targetRow(p func(string, ...any), t target) {
-	m, lo, hi, ok := r.ratio(t.ns, t.nm, t.ds, t.dm)
-	if !ok {
-		p("| %s | not measured | ≥ %.1f× | – |", t.label, t.goal)
-		return
-	}
-	met := "yes"
-	if m < t.goal {
-		met = fmt.Sprintf("**no**: %.0f%% short", (1-m/t.goal)*100)
-	}
-	p("| %s | %.2f× (%.2f–%.2f) | ≥ %.1f× | %s |", t.label, m, lo, hi, t.goal, met)
-}
-
 // cpuRatio is t in CPU per message: the denominator system's consumer and
 // server CPU over the numerator's, taken inside each run.
 func (r *report) cpuRatio(t target) (med, lo, hi float64, ok bool) {
@@ -111,47 +90,19 @@ func (r *report) cpuRatio(t target) (med, lo, hi float64, ok bool) {
 	return m, xs[0], xs[len(xs)-1], true
 }
 
-// lossRow counts what sys lost and doubled over every drain of the run and
-// the concurrent-producer test.
-func (r *report) lossRow(p func(string, ...any), sys string) {
-	lost, doubled, seen := 0, 0, 0
-	for _, cs := range r.checks[sys] {
-		for _, c := range cs {
-			lost += c.lost
-			doubled += c.doubled
-			seen += c.delivered
-		}
-	}
-	if c, ok := r.correct[sys]; ok {
-		lost += c.lost
-		doubled += c.doubled
-		seen += c.delivered
-	}
-	met := "yes"
-	if lost+doubled > 0 {
-		met = "**no**"
-	}
-	p("| %s lost + doubled messages, every drain of this run (%s deliveries) | %d lost, %d doubled | 0 | %s |",
-		strings.Fields(sys)[0], commas(int64(seen)), lost, doubled, met)
-}
-
 func (r *report) postgresMarkdown(version string) string {
 	var w bytes.Buffer
 	p := func(format string, args ...any) { fmt.Fprintf(&w, format+"\n", args...) }
 	c := r.c
 	p("### Measured side by side (bench/)")
 	p("")
-	p("Measured by `make bench-peers` (`cd bench && go run . -backend postgres -out-postgres ../docs/postgres.md`)")
+	p("Measured by `cd bench && go run . %s` (`make bench-peers` runs it with the SQLite part)",
+		strings.Join(os.Args[1:], " "))
 	p("on %s: %d cores (%s), %s, PostgreSQL %s, pgx %s, River %s with riverpgxv5 %s. The whole run took %s.",
 		r.started.UTC().Format("2006-01-02"), runtime.NumCPU(), cpuModel(), runtime.Version(), version,
 		moduleVersion("github.com/jackc/pgx/v5"), moduleVersion("github.com/riverqueue/river"),
 		moduleVersion("github.com/riverqueue/river/riverdriver/riverpgxv5"), r.took.Round(time.Second))
-	if r.revision != "" {
-		p("daguq revision measured: %s.", r.revision)
-	}
-	if len(r.load) == 2 {
-		p("Load average (1, 5, 15 min) at the start: %s; at the end: %s (the machine is shared with other work).", r.load[0], r.load[1])
-	}
+	r.provenance(p)
 	p("")
 	p("One throwaway server on the same machine as the consumers (initdb in a temporary directory, as the tests'")
 	p("internal/pgtest starts it), for every system: **fsync, synchronous_commit and full_page_writes off**, so")
