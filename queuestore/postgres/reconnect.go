@@ -103,7 +103,7 @@ func (r *reconnecting) wait(ctx context.Context, s *Store, kind txKind, b *broke
 		r.since, r.pause = now, 50*time.Millisecond
 	}
 	if s.opts.ReconnectFor < 0 || now.Sub(r.since) >= s.opts.ReconnectFor {
-		return fmt.Errorf("database %s unreachable for %s: %w", s.describe, now.Sub(r.since).Round(time.Second), b.err)
+		return fmt.Errorf("database %s unreachable for %s: %w", s.describe, now.Sub(r.since).Round(100*time.Millisecond), b.err)
 	}
 	t := time.NewTimer(r.pause/2 + rand.N(r.pause))
 	defer t.Stop()
