@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daguq/daguq/internal/pgtest"
 	"github.com/daguq/daguq/internal/proctest"
 )
 
@@ -30,7 +31,7 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pgtest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

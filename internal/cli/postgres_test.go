@@ -13,7 +13,7 @@ import (
 // and never print its password.
 func TestCommandsOnPostgres(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewServerDatabase(t)
+	url := pgtest.NewDatabase(t)
 	e := newEnv(t)
 	e.setenv("DAGUQ_DB", url)
 	noPassword := func(r result) {
