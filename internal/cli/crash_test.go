@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/daguq/daguq/internal/proctest"
 )
 
 // A consumer killed with SIGKILL in the middle of a drain loses nothing: the
@@ -28,7 +30,7 @@ func TestKilledConsumerLosesNothing(t *testing.T) {
 	// Each batch is saved whole to a file named after its consumer, then the
 	// handler takes a moment: a kill that follows a saved file lands while
 	// that batch is still held.
-	handler := func(name string) []string { return recordingHandler(t, out, name, "0.2") }
+	handler := func(name string) []string { return proctest.RecordingHandler(t, out, name, "0.2") }
 	consume := func(name string) []string {
 		args := []string{"consume", "--queue", "crash", "--batch-size", "50", "--concurrency", "2",
 			"--lease", "2s", "--progress-interval", "0s", "--consumer", name, "--"}
@@ -71,26 +73,7 @@ func TestKilledConsumerLosesNothing(t *testing.T) {
 	time.Sleep(time.Until(killed.Add(2500 * time.Millisecond)))
 	e.ok(nil, consume("sweeper")...)
 
-	byN := readDeliveries(t, out)
-	var doubles int
-	for n := range total {
-		ds := byN[n]
-		switch {
-		case len(ds) == 0:
-			t.Errorf("message %d was never handled", n)
-		case len(ds) > 2:
-			t.Errorf("message %d handled %d times: %+v", n, len(ds), ds)
-		case len(ds) == 2:
-			doubles++
-			first, second := ds[0], ds[1]
-			if first.attempt > second.attempt {
-				first, second = second, first
-			}
-			if first.consumer != "victim" || first.attempt != 1 || second.attempt != 2 {
-				t.Errorf("message %d handled twice without an expired lease of the victim: %+v", n, ds)
-			}
-		}
-	}
+	doubles := proctest.CheckKilledConsumer(t, proctest.ReadDeliveries(t, out), total, "victim", killed)
 	if doubles == 0 {
 		t.Errorf("no message of the killed consumer was handled again: its batches were lost or never held")
 	}

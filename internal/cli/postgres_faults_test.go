@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/daguq/daguq/internal/pgtest"
+	"github.com/daguq/daguq/internal/proctest"
 )
 
 // faultsEnv runs the PostgreSQL fault tests (make test-postgres-faults):
@@ -43,7 +44,7 @@ func TestPostgresRestartMidDrain(t *testing.T) {
 	consume := func(name string) []string {
 		args := []string{"consume", "--queue", "jobs", "--batch-size", "10", "--concurrency", "2",
 			"--lease", "15s", "--progress-interval", "0s", "--consumer", name, "--"}
-		return append(args, recordingHandler(t, out, name, "0.01")...)
+		return append(args, proctest.RecordingHandler(t, out, name, "0.01")...)
 	}
 	noPassword := func(what string, r result) {
 		t.Helper()
@@ -64,10 +65,10 @@ func TestPostgresRestartMidDrain(t *testing.T) {
 			}
 		}()
 	}
-	waitHandled(t, total/4, time.Minute, out)
+	proctest.WaitHandled(t, total/4, time.Minute, out)
 	srv.Stop(t)
 	down := time.Now()
-	handledAtStop := handledCount(out)
+	handledAtStop := proctest.HandledCount(out)
 
 	// While the server is down: an enqueue fails at once and stores
 	// nothing (its messages would be n >= total+late).
@@ -80,12 +81,12 @@ func TestPostgresRestartMidDrain(t *testing.T) {
 	}
 	time.Sleep(time.Until(down.Add(5 * time.Second)))
 	srv.Start(t)
-	if handled := handledCount(out); handled >= total {
+	if handled := proctest.HandledCount(out); handled >= total {
 		t.Fatalf("the drain ended while the server was down (%d handled): the restart came too late to test anything", handled)
 	}
 	e.ok(strings.NewReader(jsonLinesFrom(total, total+late)), "enqueue", "--queue", "jobs", "--file", "-")
 	wg.Wait()
-	t.Logf("%d messages handled before the stop, %d after the restart", handledAtStop, handledCount(out)-handledAtStop)
+	t.Logf("%d messages handled before the stop, %d after the restart", handledAtStop, proctest.HandledCount(out)-handledAtStop)
 
 	// A claim whose commit's answer was lost leaves its lease to run out:
 	// a last consumer takes what the drains left.
@@ -94,7 +95,7 @@ func TestPostgresRestartMidDrain(t *testing.T) {
 		time.Sleep(16 * time.Second)
 	}
 	noPassword("the last consumer", e.ok(nil, consume("last")...))
-	byN := readDeliveries(t, out)
+	byN := proctest.ReadDeliveries(t, out)
 	for n := range total + late {
 		ds := byN[n]
 		if len(ds) == 0 {
@@ -103,10 +104,10 @@ func TestPostgresRestartMidDrain(t *testing.T) {
 		}
 		seen := map[int]bool{}
 		for _, d := range ds {
-			if seen[d.attempt] {
-				t.Errorf("message %d handled twice as attempt %d (two valid leases): %+v", n, d.attempt, ds)
+			if seen[d.Attempt] {
+				t.Errorf("message %d handled twice as attempt %d (two valid leases): %+v", n, d.Attempt, ds)
 			}
-			seen[d.attempt] = true
+			seen[d.Attempt] = true
 		}
 	}
 	for n := range byN {

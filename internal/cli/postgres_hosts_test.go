@@ -42,7 +42,7 @@ func newHost(tb testing.TB, e *env, name, dbURL string) *host {
 func (h *host) consume(tb testing.TB, queue string, lease time.Duration) *exec.Cmd {
 	args := []string{"consume", "--queue", queue, "--batch-size", "25", "--concurrency", "2",
 		"--lease", lease.String(), "--progress-interval", "0s", "--consumer", h.name, "--"}
-	cmd := exec.Command(daguqBin, append(args, recordingHandler(tb, h.records, h.name, "0.05")...)...)
+	cmd := exec.Command(daguqBin, append(args, proctest.RecordingHandler(tb, h.records, h.name, "0.05")...)...)
 	cmd.Env = h.vars
 	cmd.Dir = filepath.Join(h.dir, "work")
 	return cmd
@@ -84,7 +84,7 @@ func TestPostgresManyHostsOneKilled(t *testing.T) {
 	// A kill right after the victim saved a batch lands while its handler
 	// still holds it.
 	deadline := time.Now().Add(30 * time.Second)
-	for handledCount(hosts[0].records) == 0 {
+	for proctest.HandledCount(hosts[0].records) == 0 {
 		if time.Now().After(deadline) {
 			victim.Process.Kill()
 			t.Fatalf("the victim handled nothing in 30 s\n%s", &victimErr)
@@ -107,26 +107,7 @@ func TestPostgresManyHostsOneKilled(t *testing.T) {
 	for _, h := range hosts {
 		dirs = append(dirs, h.records)
 	}
-	byN := readDeliveries(t, dirs...)
-	doubles := 0
-	for n := range total {
-		ds := byN[n]
-		switch {
-		case len(ds) == 0:
-			t.Errorf("message %d was never handled", n)
-		case len(ds) > 2:
-			t.Errorf("message %d handled %d times: %+v", n, len(ds), ds)
-		case len(ds) == 2:
-			doubles++
-			first, second := ds[0], ds[1]
-			if first.attempt > second.attempt {
-				first, second = second, first
-			}
-			if first.consumer != hosts[0].name || second.attempt != first.attempt+1 || second.at.Before(killed) {
-				t.Errorf("message %d handled twice while the first lease was valid: %+v (victim killed at %s)", n, ds, killed.Format(time.RFC3339Nano))
-			}
-		}
-	}
+	doubles := proctest.CheckKilledConsumer(t, proctest.ReadDeliveries(t, dirs...), total, hosts[0].name, killed)
 	if doubles == 0 {
 		t.Errorf("no message the victim held was handled again: its batch was lost or never held")
 	}
