@@ -54,12 +54,21 @@ func TestPostgresRestartMidDrain(t *testing.T) {
 	}
 
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var noticed int // consumers that said the server went away and came back
 	for i := range 3 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			r := e.run(nil, consume(fmt.Sprintf("c%d", i))...)
 			noPassword("a consumer", r)
+			if strings.Contains(r.Stderr, "unreachable") && strings.Contains(r.Stderr, "reachable again after") {
+				mu.Lock()
+				if noticed++; noticed == 1 {
+					t.Logf("c%d said:\n%s", i, r.Stderr)
+				}
+				mu.Unlock()
+			}
 			if r.Code != 0 {
 				t.Errorf("consumer c%d did not survive the restart: %s", i, r)
 			}
@@ -86,6 +95,9 @@ func TestPostgresRestartMidDrain(t *testing.T) {
 	}
 	e.ok(strings.NewReader(jsonLinesFrom(total, total+late)), "enqueue", "--queue", "jobs", "--file", "-")
 	wg.Wait()
+	if noticed == 0 {
+		t.Errorf("no consumer said on stderr that the database was unreachable, then reachable again")
+	}
 	t.Logf("%d messages handled before the stop, %d after the restart", handledAtStop, proctest.HandledCount(out)-handledAtStop)
 
 	// A claim whose commit's answer was lost leaves its lease to run out:
@@ -96,11 +108,15 @@ func TestPostgresRestartMidDrain(t *testing.T) {
 	}
 	noPassword("the last consumer", e.ok(nil, consume("last")...))
 	byN := proctest.ReadDeliveries(t, out)
+	twice := 0
 	for n := range total + late {
 		ds := byN[n]
 		if len(ds) == 0 {
 			t.Errorf("message %d was never handled", n)
 			continue
+		}
+		if len(ds) > 1 {
+			twice++
 		}
 		seen := map[int]bool{}
 		for _, d := range ds {
@@ -110,6 +126,7 @@ func TestPostgresRestartMidDrain(t *testing.T) {
 			seen[d.Attempt] = true
 		}
 	}
+	t.Logf("%d messages handled more than once (after a lease ran out)", twice)
 	for n := range byN {
 		if n >= total+late {
 			t.Errorf("message %d of the enqueue that failed was stored", n)

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -101,6 +102,7 @@ func (r *reconnecting) wait(ctx context.Context, s *Store, kind txKind, b *broke
 	now := time.Now()
 	if r.since.IsZero() {
 		r.since, r.pause = now, 50*time.Millisecond
+		s.outage.begin(s, b.err)
 	}
 	if s.opts.ReconnectFor < 0 || now.Sub(r.since) >= s.opts.ReconnectFor {
 		return fmt.Errorf("database %s unreachable for %s: %w", s.describe, now.Sub(r.since).Round(100*time.Millisecond), b.err)
@@ -114,6 +116,41 @@ func (r *reconnecting) wait(ctx context.Context, s *Store, kind txKind, b *broke
 	}
 	r.pause = min(2*r.pause, reconnectPause)
 	return nil
+}
+
+// outage tells Options.ReconnectNotice when the store's transactions find
+// the server unreachable and when they reach it again, once per outage
+// whatever the number of transactions waiting.
+type outage struct {
+	mu    sync.Mutex
+	since time.Time // zero: no outage
+}
+
+func (o *outage) begin(s *Store, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.since.IsZero() {
+		return
+	}
+	o.since = time.Now()
+	if s.opts.ReconnectNotice != nil && s.opts.ReconnectFor >= 0 {
+		fmt.Fprintf(s.opts.ReconnectNotice, "daguq: database %s unreachable (%s); trying again for up to %s\n",
+			s.describe, s.err(err), s.opts.ReconnectFor)
+	}
+}
+
+// end is called by a transaction that ran after waiting.
+func (o *outage) end(s *Store) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.since.IsZero() {
+		return
+	}
+	if s.opts.ReconnectNotice != nil {
+		fmt.Fprintf(s.opts.ReconnectNotice, "daguq: database %s reachable again after %s\n",
+			s.describe, time.Since(o.since).Round(100*time.Millisecond))
+	}
+	o.since = time.Time{}
 }
 
 // unreachable reports an error of a connection that could not be made or

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"net/url"
@@ -55,6 +56,10 @@ type Options struct {
 	// minute; negative: it fails at once. Open does not wait: a server
 	// that cannot be reached when the store opens fails it.
 	ReconnectFor time.Duration
+	// ReconnectNotice, when set, is told when the store finds the server
+	// unreachable and when it reaches it again: a line each, once per
+	// outage.
+	ReconnectNotice io.Writer
 }
 
 func (o Options) withDefaults() Options {
@@ -91,6 +96,7 @@ type Store struct {
 	notifier     notifier
 	listener     listener
 	vacuumer     vacuumer
+	outage       outage
 
 	mu            sync.Mutex
 	nextLeaseSwep map[string]time.Time // per queue: when to drop finished leases next
@@ -353,6 +359,9 @@ func (s *Store) runTx(ctx context.Context, kind txKind, fn func(context.Context,
 		var broken *brokenError
 		switch {
 		case err == nil:
+			if !rc.since.IsZero() {
+				s.outage.end(s)
+			}
 			return nil
 		case errors.As(err, &broken):
 			if err := rc.wait(ctx, s, kind, broken); err != nil {
