@@ -88,6 +88,7 @@ func TestPostgresRestartMidDrain(t *testing.T) {
 	if r.Code != 3 || !strings.Contains(r.Stderr, u.Host) || took > 15*time.Second {
 		t.Errorf("enqueue while the server is down: want exit 3 within seconds naming %s, took %s\n%s", u.Host, took, r)
 	}
+	t.Logf("an enqueue while the server was down exited %d after %s", r.Code, took.Round(time.Millisecond))
 	time.Sleep(time.Until(down.Add(5 * time.Second)))
 	srv.Start(t)
 	if handled := proctest.HandledCount(out); handled >= total {
