@@ -107,14 +107,6 @@ func NewDatabase(tb testing.TB) string {
 	return c.newDatabase(tb)
 }
 
-// NewServerDatabase is NewDatabase on a cluster of the test's own, stopped
-// and removed when the test ends: for a package whose TestMain does not run
-// Main. It costs an initdb.
-func NewServerDatabase(tb testing.TB) string {
-	tb.Helper()
-	return NewServer(tb).NewDatabase(tb)
-}
-
 // Server is a cluster of one test's own, which the test may stop and start
 // again: a server restart under the code it tests.
 type Server struct{ c *cluster }
