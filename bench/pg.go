@@ -31,7 +31,7 @@ func runPostgres(c config, dir string, logf io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("PostgreSQL server: %w", err)
 	}
-	defer srv.Stop()
+	defer srv.Close()
 	b := newBench(c, dir, logf, pgSystems, databases{srv: srv})
 	b.server = func() time.Duration { return treeCPU(srv.PID()) }
 	b.progress("PostgreSQL: throwaway server (pid %d), settings %s", srv.PID(), strings.Join(pgSettings, " "))

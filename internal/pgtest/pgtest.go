@@ -156,7 +156,7 @@ func (s *Server) Start(tb testing.TB) {
 	if c.cmd != nil {
 		tb.Fatal("pgtest: Start of a server that is running")
 	}
-	if err := c.startServer(c.postgres, c.data, c.port, c.cred); err != nil {
+	if err := c.startServer(c.postgres, c.data, c.port, c.cred, c.settings); err != nil {
 		tb.Fatalf("pgtest: start the server again: %v", err)
 	}
 }
@@ -219,6 +219,7 @@ type cluster struct {
 	postgres, data string
 	port           int
 	cred           *syscall.Credential
+	settings       []string
 
 	bouncerOnce sync.Once
 	bouncer     *bouncer // PgBouncer in front of it (pgbouncer.go), started at first use
@@ -405,7 +406,7 @@ func (c *cluster) startServer(postgres, data string, port int, cred *syscall.Cre
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	c.cmd, c.done = cmd, done
-	c.postgres, c.data, c.port, c.cred = postgres, data, port, cred
+	c.postgres, c.data, c.port, c.cred, c.settings = postgres, data, port, cred, settings
 	c.base = &url.URL{Scheme: "postgres", User: url.UserPassword("daguq", Password), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 
 	deadline := time.Now().Add(60 * time.Second)

@@ -71,7 +71,7 @@ func TestStartServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Stop()
+	defer srv.Close()
 	ctx := context.Background()
 	if err := srv.CreateDatabase("filled", ""); err != nil {
 		t.Fatal(err)

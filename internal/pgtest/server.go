@@ -12,14 +12,10 @@ import (
 // found; HowToEnable says how to install them.
 var ErrNotInstalled = errNotInstalled
 
-// Server is a throwaway cluster for a program that is not a test (the
-// benchmarks in bench/): the cluster the tests get, started and stopped by
-// its caller.
-type Server struct{ c *cluster }
-
-// StartServer runs initdb in a temporary directory and starts a server on a
-// free loopback port, with the tests' settings (fsync, synchronous_commit
-// and full_page_writes off) overridden by settings ("name=value"). Stop
+// StartServer is NewServer for a program that is not a test (the benchmarks
+// in bench/): it runs initdb in a temporary directory and starts a server on
+// a free loopback port, with the tests' settings (fsync, synchronous_commit
+// and full_page_writes off) overridden by settings ("name=value"). Close
 // removes it; it also stops when this process dies.
 func StartServer(settings ...string) (*Server, error) {
 	c, err := startCluster(settings)
@@ -91,8 +87,8 @@ func (s *Server) Version() (string, error) {
 	return v, err
 }
 
-// Stop stops the server and removes its directory.
-func (s *Server) Stop() { s.c.stop() }
+// Close stops the server of StartServer and removes its directory.
+func (s *Server) Close() { s.c.stop() }
 
 // PID is the server's main process (the postmaster): its CPU time with its
 // children's is the server's.
