@@ -25,7 +25,9 @@ var pgSettings = []string{"shared_buffers=512MB", "max_wal_size=8GB", "checkpoin
 func runPostgres(c config, dir string, logf io.Writer) error {
 	srv, err := pgtest.StartServer(pgSettings...)
 	if errors.Is(err, pgtest.ErrNotInstalled) && c.backend == "both" {
-		fmt.Printf("\nPostgreSQL part skipped: %s\n", pgtest.HowToEnable)
+		msg := fmt.Sprintf("PostgreSQL part skipped: %v (no initdb on PATH or in /usr/lib/postgresql/*/bin; apt-get install postgresql)", err)
+		fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05"), msg)
+		fmt.Printf("\n%s\n", msg)
 		return nil
 	}
 	if err != nil {
