@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -68,14 +69,39 @@ func checkProgram(dir, field, prog string) error {
 	return nil
 }
 
-// prepare makes the run's temporary directory and the script file.
+// handlerRuns is what the handler runs of one consumer share, made once by
+// prepare: per batch only the batch's own variables and files change.
+type handlerRuns struct {
+	starter *proctree.Starter // keeps the supervisors between batches
+	env     []string          // the environment before the batch's variables
+	files   chan batchFiles   // one pair per running batch, reused
+	// The handler program last found in PATH.
+	lookedUp, path string
+	mu             sync.Mutex
+}
+
+// batchFiles are the batch file and the result file of one running batch.
+// They are rewritten in place for the next batch: creating and removing
+// two files per batch cost more than the claim of a batch of 10.
+type batchFiles struct{ batch, result string }
+
+// prepare makes the run's temporary directory, the script file, the batch
+// files and the supervisor pool.
 func (c *consumer) prepare() error {
 	dir, unlock, err := newRunDir()
 	if err != nil {
 		return fmt.Errorf("temporary directory for batch files: %w", err)
 	}
 	c.tmpDir = dir
+	runs := &handlerRuns{starter: proctree.NewStarter(dir), files: make(chan batchFiles, c.cfg.Concurrency),
+		env: append(os.Environ(), c.e.spec.Env...)}
+	for i := range c.cfg.Concurrency {
+		runs.files <- batchFiles{batch: filepath.Join(dir, "batch-"+strconv.Itoa(i)+".jsonl"),
+			result: filepath.Join(dir, "result-"+strconv.Itoa(i)+".txt")}
+	}
+	c.runs = runs
 	c.cleanup = func() {
+		runs.starter.Close()
 		os.RemoveAll(dir)
 		unlock()
 	}
@@ -87,6 +113,33 @@ func (c *consumer) prepare() error {
 		}
 	}
 	return nil
+}
+
+// lookPath finds the handler program as os/exec does; a name found in PATH
+// is looked up again only when it fails to start.
+func (r *handlerRuns) lookPath(name string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if name == r.lookedUp {
+		return r.path, nil
+	}
+	lookup := exec.Command(name)
+	if lookup.Err != nil {
+		return "", lookup.Err
+	}
+	if !strings.ContainsRune(name, '/') {
+		r.lookedUp, r.path = name, lookup.Path
+	}
+	return lookup.Path, nil
+}
+
+// forget drops the program found for name.
+func (r *handlerRuns) forget(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if name == r.lookedUp {
+		r.lookedUp, r.path = "", ""
+	}
 }
 
 // handlerResult is how one handler run ended.
@@ -106,10 +159,9 @@ func (c *consumer) handle(ctx context.Context, batch []claimed) {
 	for _, m := range batch {
 		attempt = max(attempt, m.msg.Attempt)
 	}
-	batchFile := filepath.Join(c.tmpDir, "batch-"+batchID+".jsonl")
-	resultFile := filepath.Join(c.tmpDir, "result-"+batchID+".txt")
-	defer os.Remove(batchFile)
-	defer os.Remove(resultFile)
+	files := <-c.runs.files
+	defer func() { c.runs.files <- files }()
+	batchFile, resultFile := files.batch, files.result
 
 	if c.e.isStopped() {
 		c.finish(ctx, batch, finishRelease, "", nil)
@@ -117,7 +169,7 @@ func (c *consumer) handle(ctx context.Context, batch []claimed) {
 	}
 	err := writeBatchFile(batchFile, batch)
 	if err == nil {
-		err = os.WriteFile(resultFile, nil, 0o600)
+		err = emptyFile(resultFile)
 	}
 	if err != nil {
 		c.finish(ctx, batch, finishRelease, "", nil)
@@ -128,8 +180,7 @@ func (c *consumer) handle(ctx context.Context, batch []claimed) {
 		"batch_file": batchFile, "result_file": resultFile, "batch_id": batchID,
 		"queue": c.cfg.Queue, "attempt": strconv.Itoa(attempt), "batch_size": strconv.Itoa(len(batch)),
 	}
-	env := append(os.Environ(), c.e.spec.Env...)
-	env = append(env,
+	env := append(c.runs.env[:len(c.runs.env):len(c.runs.env)],
 		EnvQueue+"="+c.cfg.Queue,
 		EnvBatchID+"="+batchID,
 		EnvBatchSize+"="+strconv.Itoa(len(batch)),
@@ -246,13 +297,14 @@ func (c *consumer) runHandler(argv []string, env []string, stdinFile string) han
 		io.Copy(&teeWriter{a: c.stderr, b: tail}, outR)
 	}()
 	var tree *proctree.Tree
-	lookup := exec.Command(argv[0], argv[1:]...) // finds the program as os/exec does
-	if err = lookup.Err; err == nil {
-		tree, err = proctree.Start(proctree.Cmd{Path: lookup.Path, Args: argv, Dir: c.e.spec.Dir, Env: env,
-			Stdin: stdin, Output: outW, Cleanup: c.tmpDir})
+	path, err := c.runs.lookPath(argv[0])
+	if err == nil {
+		tree, err = c.runs.starter.Start(proctree.Cmd{Path: path, Args: argv, Dir: c.e.spec.Dir, Env: env,
+			Stdin: stdin, Output: outW})
 	}
 	outW.Close()
 	if err != nil {
+		c.runs.forget(argv[0])
 		outR.Close()
 		<-copied
 		return handlerResult{startErr: err}
@@ -318,13 +370,47 @@ func (c *consumer) runHandler(argv []string, env []string, stdinFile string) han
 // ended, from processes that escaped it (without a supervisor only).
 const outputDrainTime = time.Second
 
-// writeBatchFile writes the batch as JSON Lines.
-func writeBatchFile(path string, batch []claimed) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+// openRewrite opens path to be rewritten from its start: the file of the
+// batch before, or a new one. A symbolic link a handler left in its place is
+// replaced, not followed. The caller truncates it to what it wrote, never to
+// zero before writing: ext4 flushes a file truncated to zero when it is
+// closed (auto_da_alloc), which costs more than writing it.
+func openRewrite(path string) (*os.File, error) {
+	const flags = os.O_CREATE | os.O_WRONLY | syscall.O_NOFOLLOW
+	f, err := os.OpenFile(path, flags, 0o600)
+	if err != nil {
+		os.Remove(path)
+		f, err = os.OpenFile(path, flags|os.O_EXCL, 0o600)
+	}
+	return f, err
+}
+
+// finishRewrite cuts f to the n bytes just written and closes it.
+func finishRewrite(f *os.File, n int64) error {
+	err := f.Truncate(n)
+	return errors.Join(err, f.Close())
+}
+
+// emptyFile makes path an empty file, touching it only when it is not.
+func emptyFile(path string) error {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+		return nil
+	}
+	f, err := openRewrite(path)
 	if err != nil {
 		return err
 	}
-	w := bufio.NewWriterSize(f, 64<<10)
+	return finishRewrite(f, 0)
+}
+
+// writeBatchFile writes the batch as JSON Lines.
+func writeBatchFile(path string, batch []claimed) error {
+	f, err := openRewrite(path)
+	if err != nil {
+		return err
+	}
+	cw := &countingWriter{w: f}
+	w := bufio.NewWriterSize(cw, 64<<10)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	for _, m := range batch {
@@ -337,7 +423,19 @@ func writeBatchFile(path string, batch []claimed) error {
 		f.Close()
 		return err
 	}
-	return f.Close()
+	return finishRewrite(f, cw.n)
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w *os.File
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // readResultFile reads the ids a handler reports as failed: one per line,
