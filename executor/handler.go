@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/daguq/daguq/internal/proctree"
+	"github.com/daguq/daguq/queuestore"
 )
 
 // Environment variables a handler gets, besides the step's own.
@@ -239,10 +240,16 @@ func tailText(t string) string {
 func (c *consumer) handlerArgv(values map[string]string) []string {
 	switch {
 	case c.cfg.runArgv != nil:
-		r := placeholderReplacer(values, func(s string) string { return s })
+		var r *strings.Replacer // only for words that may hold a placeholder
 		argv := make([]string, len(c.cfg.runArgv))
 		for i, w := range c.cfg.runArgv {
-			argv[i] = r.Replace(w)
+			if strings.IndexByte(w, '{') >= 0 {
+				if r == nil {
+					r = placeholderReplacer(values, func(s string) string { return s })
+				}
+				w = r.Replace(w)
+			}
+			argv[i] = w
 		}
 		return argv
 	case c.script != "":
@@ -411,10 +418,9 @@ func writeBatchFile(path string, batch []claimed) error {
 	}
 	cw := &countingWriter{w: f}
 	w := bufio.NewWriterSize(cw, 64<<10)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
+	enc := newLineEncoder()
 	for _, m := range batch {
-		if err := enc.Encode(claimedMessage(m.msg)); err != nil {
+		if err := enc.write(w, m.msg); err != nil {
 			f.Close()
 			return err
 		}
@@ -424,6 +430,72 @@ func writeBatchFile(path string, batch []claimed) error {
 		return err
 	}
 	return finishRewrite(f, cw.n)
+}
+
+// lineEncoder writes a message as the line json.Encoder (HTML escaping
+// off) writes for claimedMessage, reading the body once: claimedMessage
+// validates it, and the encoder then validates and compacts it again.
+type lineEncoder struct {
+	env  bytes.Buffer
+	enc  *json.Encoder // into env
+	body bytes.Buffer
+}
+
+// plainJSONString reports a JSON string without escapes or control
+// characters: valid JSON that compacting leaves as it is, found with one
+// quick pass instead of the JSON scanner's.
+func plainJSONString(b []byte) bool {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return false
+	}
+	for _, c := range b[1 : len(b)-1] {
+		if c == '"' || c == '\\' || c < 0x20 {
+			return false
+		}
+	}
+	return true
+}
+
+// bodySlot is the body the envelope is encoded with: cut off and replaced.
+var bodySlot = []byte("null}\n")
+
+func newLineEncoder() *lineEncoder {
+	e := &lineEncoder{}
+	e.enc = json.NewEncoder(&e.env)
+	e.enc.SetEscapeHTML(false)
+	return e
+}
+
+func (e *lineEncoder) write(w io.Writer, m queuestore.Message) error {
+	body := m.Body
+	if !plainJSONString(body) { // plain strings are what `enqueue --raw` stores
+		e.body.Reset()
+		if json.Compact(&e.body, body) != nil {
+			// Stored by something other than daguq's enqueue: pass it as
+			// text, as claimedMessage does.
+			s, err := json.Marshal(string(body))
+			if err != nil {
+				return err
+			}
+			e.body.Reset()
+			e.body.Write(s)
+		}
+		body = e.body.Bytes()
+	}
+	e.env.Reset()
+	if err := e.enc.Encode(ClaimedMessage{ID: m.ID, Queue: m.Queue, Priority: m.Priority, Attempt: m.Attempt,
+		Group: m.Group, EnqueuedAt: m.EnqueuedAt, Body: json.RawMessage(bodySlot[:4])}); err != nil {
+		return err
+	}
+	env := e.env.Bytes()
+	if _, err := w.Write(env[:len(env)-len(bodySlot)]); err != nil {
+		return err
+	}
+	if _, err := w.Write(body); err != nil {
+		return err
+	}
+	_, err := w.Write(bodySlot[4:])
+	return err
 }
 
 // countingWriter counts the bytes written through it.
