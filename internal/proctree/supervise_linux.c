@@ -418,8 +418,11 @@ static int pt_run(struct pt_req *q) {
 		pt_say("errno %d exec\n", errno);
 		return 0;
 	}
-	pt_handler = fork();
-	if (pt_handler == 0) {
+	// vfork: the child borrows our memory until its exec, so no copy of
+	// this process's page tables is made per command. It only makes system
+	// calls and writes to the pipe before it execs or exits.
+	pid_t pid = vfork();
+	if (pid == 0) {
 		sigaction(SIGCHLD, &pt_oldchld, NULL);
 		sigprocmask(SIG_SETMASK, &pt_oldmask, NULL);
 		setpgid(0, 0);
@@ -442,6 +445,7 @@ static int pt_run(struct pt_req *q) {
 		_exit(127);
 	}
 	int forkerr = errno;
+	pt_handler = pid;
 	close(ep[1]);
 	// Only the command holds its stdin and output now: its output ends
 	// with the tree.
