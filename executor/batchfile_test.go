@@ -45,11 +45,12 @@ func TestBatchFileLines(t *testing.T) {
 		}
 	}
 	path := filepath.Join(t.TempDir(), "batch.jsonl")
+	files := newBatchFiles(path, path+".result")
 	// A longer batch first: the file is rewritten in place and cut to size.
-	if err := writeBatchFile(path, append(batch, batch...)); err != nil {
+	if err := files.writeBatch(append(batch, batch...)); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeBatchFile(path, batch); err != nil {
+	if err := files.writeBatch(batch); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(path)

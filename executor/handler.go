@@ -75,16 +75,25 @@ func checkProgram(dir, field, prog string) error {
 type handlerRuns struct {
 	starter *proctree.Starter // keeps the supervisors between batches
 	env     []string          // the environment before the batch's variables
-	files   chan batchFiles   // one pair per running batch, reused
+	files   chan *batchFiles  // one pair per running batch, reused
 	// The handler program last found in PATH.
 	lookedUp, path string
 	mu             sync.Mutex
 }
 
-// batchFiles are the batch file and the result file of one running batch.
-// They are rewritten in place for the next batch: creating and removing
-// two files per batch cost more than the claim of a batch of 10.
-type batchFiles struct{ batch, result string }
+// batchFiles are the batch file and the result file of one running batch,
+// with the buffers that write the batch file. They are rewritten in place
+// for the next batch: creating and removing two files per batch cost more
+// than the claim of a batch of 10.
+type batchFiles struct {
+	batch, result string
+	w             *bufio.Writer
+	enc           *lineEncoder
+}
+
+func newBatchFiles(batch, result string) *batchFiles {
+	return &batchFiles{batch: batch, result: result, w: bufio.NewWriterSize(nil, 64<<10), enc: newLineEncoder()}
+}
 
 // prepare makes the run's temporary directory, the script file, the batch
 // files and the supervisor pool.
@@ -94,11 +103,11 @@ func (c *consumer) prepare() error {
 		return fmt.Errorf("temporary directory for batch files: %w", err)
 	}
 	c.tmpDir = dir
-	runs := &handlerRuns{starter: proctree.NewStarter(dir), files: make(chan batchFiles, c.cfg.Concurrency),
+	runs := &handlerRuns{starter: proctree.NewStarter(dir), files: make(chan *batchFiles, c.cfg.Concurrency),
 		env: append(os.Environ(), c.e.spec.Env...)}
 	for i := range c.cfg.Concurrency {
-		runs.files <- batchFiles{batch: filepath.Join(dir, "batch-"+strconv.Itoa(i)+".jsonl"),
-			result: filepath.Join(dir, "result-"+strconv.Itoa(i)+".txt")}
+		runs.files <- newBatchFiles(filepath.Join(dir, "batch-"+strconv.Itoa(i)+".jsonl"),
+			filepath.Join(dir, "result-"+strconv.Itoa(i)+".txt"))
 	}
 	c.runs = runs
 	c.cleanup = func() {
@@ -168,7 +177,7 @@ func (c *consumer) handle(ctx context.Context, batch []claimed) {
 		c.finish(ctx, batch, finishRelease, "", nil)
 		return
 	}
-	err := writeBatchFile(batchFile, batch)
+	err := files.writeBatch(batch)
 	if err == nil {
 		err = emptyFile(resultFile)
 	}
@@ -201,12 +210,15 @@ func (c *consumer) handle(ctx context.Context, batch []claimed) {
 			c.finish(ctx, batch, finishNack, "result file: "+err.Error(), nil)
 			return
 		}
-		var ok, bad []claimed
-		for _, m := range batch {
-			if _, f := failed[m.msg.ID]; f {
-				bad = append(bad, m)
-			} else {
-				ok = append(ok, m)
+		ok, bad := batch, []claimed(nil)
+		if len(failed) > 0 {
+			ok = nil
+			for _, m := range batch {
+				if _, f := failed[m.msg.ID]; f {
+					bad = append(bad, m)
+				} else {
+					ok = append(ok, m)
+				}
 			}
 		}
 		if len(ok) > 0 {
@@ -301,7 +313,10 @@ func (c *consumer) runHandler(argv []string, env []string, stdinFile string) han
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
-		io.Copy(&teeWriter{a: c.stderr, b: tail}, outR)
+		// A small buffer: io.Copy would take 32 KiB per batch (*os.File's
+		// WriteTo falls back to it), for output that is mostly empty.
+		buf := make([]byte, 4<<10)
+		io.CopyBuffer(&teeWriter{a: c.stderr, b: tail}, struct{ io.Reader }{outR}, buf)
 	}()
 	var tree *proctree.Tree
 	path, err := c.runs.lookPath(argv[0])
@@ -410,25 +425,25 @@ func emptyFile(path string) error {
 	return finishRewrite(f, 0)
 }
 
-// writeBatchFile writes the batch as JSON Lines.
-func writeBatchFile(path string, batch []claimed) error {
-	f, err := openRewrite(path)
+// writeBatch writes the batch file: the batch as JSON Lines.
+func (b *batchFiles) writeBatch(batch []claimed) error {
+	f, err := openRewrite(b.batch)
 	if err != nil {
 		return err
 	}
 	cw := &countingWriter{w: f}
-	w := bufio.NewWriterSize(cw, 64<<10)
-	enc := newLineEncoder()
+	b.w.Reset(cw)
 	for _, m := range batch {
-		if err := enc.write(w, m.msg); err != nil {
+		if err := b.enc.write(b.w, m.msg); err != nil {
 			f.Close()
 			return err
 		}
 	}
-	if err := w.Flush(); err != nil {
+	if err := b.w.Flush(); err != nil {
 		f.Close()
 		return err
 	}
+	b.w.Reset(nil)
 	return finishRewrite(f, cw.n)
 }
 
@@ -514,6 +529,9 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // a bare id or a JSON object {"id": N, "error": "text"}. Blank lines are
 // skipped; an id not in the batch is an error.
 func readResultFile(path string, batch []claimed) (map[int64]string, error) {
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+		return nil, nil // the common case: nothing failed
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
