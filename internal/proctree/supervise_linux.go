@@ -137,7 +137,9 @@ func startSupervisor(cleanup string, statOnly bool) (*supervisor, error) {
 	if statOnly {
 		version += "-stat"
 	}
-	env := []string{envSupervise + "=" + version}
+	// Our own environment: the dynamic loader may need it (LD_LIBRARY_PATH)
+	// to start this binary again. Each command gets its own.
+	env := append(os.Environ(), envSupervise+"="+version)
 	cmd := &exec.Cmd{
 		// The running binary, even when its file was replaced meanwhile.
 		Path:       "/proc/self/exe",
