@@ -422,6 +422,12 @@ func (r *report) targets(p func(string, ...any)) {
 		if m < x.goal {
 			met = fmt.Sprintf("**no**: %.0f%% short", (1-m/x.goal)*100)
 		}
+		if bound, ok := r.cpuBound(x.nm, x.dm); ok && x.ns == cliSys {
+			met += fmt.Sprintf("; CPU allows %.2f×", bound)
+			if m >= x.goal && bound < x.goal {
+				met = fmt.Sprintf("**no** by CPU: at most %.2f× on %d cores (the wall-clock ratio is flattered by load)", bound, runtime.NumCPU())
+			}
+		}
 		p("| %s | %.2f× (%.2f–%.2f) | ≥ %.1f× | %s |", x.label, m, lo, hi, x.goal, met)
 	}
 	ahead := metricAhead(10)
@@ -663,6 +669,21 @@ func (r *report) cliSection(p func(string, ...any)) {
 		p("| %s |", strings.Join(cells, " | "))
 	}
 	p("")
+	p("On %d cores a CLI drain can spread its CPU over every core while the floor is one thread that never", runtime.NumCPU())
+	p("waits, so CLI / floor is at most cores × (floor CPU per message) / (CLI CPU per message), whatever the")
+	p("load: the \"CPU allows\" figures. On a loaded machine the wall-clock ratio can exceed it.")
+	p("")
+	for _, b := range c.cliBatches {
+		var parts []string
+		for _, conc := range c.cliConc {
+			if bound, ok := r.cpuBound(metricCLI(wayConc(conc), b), metricCLI(wayRaw, b)); ok {
+				parts = append(parts, fmt.Sprintf("concurrency %d %.2f×", conc, bound))
+			}
+		}
+		if len(parts) > 0 {
+			p("- Batch %d, CPU allows: %s.", b, strings.Join(parts, ", "))
+		}
+	}
 	for _, b := range c.cliBatches {
 		var parts []string
 		for _, row := range rows {
@@ -683,6 +704,18 @@ func (r *report) cliSection(p func(string, ...any)) {
 	p("- Peak RSS of `daguq consume`: %d MB. Filling the queue with `daguq enqueue --raw --file` (one transaction", r.cli.cliRSSKB/1024)
 	p("  for all): %s msg/s.", num(r.cli.enqueueRate))
 	p("")
+}
+
+// cpuBound is the most a CLI drain (metric num) can reach against the
+// floor (metric den) on this machine's cores, from their median CPU per
+// message: the floor is one thread that never waits.
+func (r *report) cpuBound(num, den string) (float64, bool) {
+	cliCPU, ok1 := r.med(cliSys, "cpu "+num)
+	floorCPU, ok2 := r.med(cliSys, "cpu "+den)
+	if !ok1 || !ok2 || cliCPU <= 0 {
+		return 0, false
+	}
+	return float64(runtime.NumCPU()) * floorCPU / cliCPU, true
 }
 
 // reading explains the mechanisms behind the shapes of the curves; it
