@@ -670,8 +670,8 @@ func (r *report) cliSection(p func(string, ...any)) {
 	}
 	p("")
 	p("On %d cores a CLI drain can spread its CPU over every core while the floor is one thread that never", runtime.NumCPU())
-	p("waits, so CLI / floor is at most cores × (floor CPU per message) / (CLI CPU per message), whatever the")
-	p("load: the \"CPU allows\" figures. On a loaded machine the wall-clock ratio can exceed it.")
+	p("waits, so CLI / floor is at most cores × (floor CPU per message) / (CLI CPU per message), a")
+	p("bound that load does not flatter: the \"CPU allows\" figures. On a loaded machine the wall-clock ratio can exceed it.")
 	p("")
 	for _, b := range c.cliBatches {
 		var parts []string
