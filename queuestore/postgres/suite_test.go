@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -73,4 +74,34 @@ func TestContractPgBouncer(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	}, storetest.RowCounter(countRows))
+}
+
+// Queues move between PostgreSQL databases, and between PostgreSQL and
+// SQLite both ways.
+func TestMoves(t *testing.T) {
+	t.Parallel()
+	openPG := func(t *testing.T, opts queuestore.Options) queuestore.Backend {
+		return open(t, postgres.Options{Backoff: opts.Backoff, Now: opts.Now})
+	}
+	openSQLite := func(t *testing.T, opts queuestore.Options) queuestore.Backend {
+		s, err := queuestore.Open(filepath.Join(t.TempDir(), "daguq.db"), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	for _, tc := range []struct {
+		name     string
+		from, to storetest.Opener
+	}{
+		{"PostgresToPostgres", openPG, openPG},
+		{"SQLiteToPostgres", openSQLite, openPG},
+		{"PostgresToSQLite", openPG, openSQLite},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			storetest.RunMoves(t, tc.from, tc.to)
+		})
+	}
 }
