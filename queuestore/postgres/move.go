@@ -156,7 +156,7 @@ func (s *Store) takeOut(ctx context.Context, tx pgx.Tx, queue string, after int6
 }
 
 // PutIn stores moved messages with their origin records in one
-// transaction, one statement per message sent in one batch. This schema
+// transaction, each table's rows in one statement from arrays. This schema
 // has no column for the Dagu run names (enqueued_by, claimed_by): they are
 // counted in Dropped.
 func (s *Store) PutIn(ctx context.Context, source string, msgs []queuestore.MovingMessage) (queuestore.PutResult, error) {
@@ -193,42 +193,35 @@ func (s *Store) PutIn(ctx context.Context, source string, msgs []queuestore.Movi
 		for _, id := range found {
 			present[id] = true
 		}
-		now := s.now()
-		batch := &pgx.Batch{}
 		var put []queuestore.MovingMessage
 		for _, m := range msgs {
 			if present[m.ID] {
 				res.Present = append(res.Present, m.ID)
-				continue
+			} else {
+				put = append(put, m)
 			}
-			state, finished := movedCode(m)
-			visible := m.VisibleAt.UnixMilli()
-			body := m.Body
-			if body == nil {
-				body = []byte{}
-			}
-			batch.Queue(sqlPutMessage, m.Queue, state, m.Priority, visible-m.Priority*steps[m.Queue], visible,
-				int32(m.Attempt), int32(m.MaxAttempts), nullString(m.Group), nullString(m.DedupeKey),
-				m.EnqueuedAt.UnixMilli(), finished, nullString(m.LastError), int64(len(m.Body)), body, source, m.ID, now)
-			put = append(put, m)
 		}
 		if len(put) == 0 {
 			return nil
 		}
-		results := tx.SendBatch(ctx, batch)
+		stored, err := putMessages(ctx, tx, put, steps)
+		if err != nil {
+			return err
+		}
+		var (
+			idCol, sourceIDs []int64
+			queueCol         []string
+			bodies           [][]byte
+		)
 		change := queueCounts{}
-		for _, m := range put {
-			var id int64
-			err := results.QueryRow().Scan(&id)
-			if errors.Is(err, pgx.ErrNoRows) {
-				res.Clashed = append(res.Clashed, m.ID)
-				continue
+		for _, i := range stored {
+			m := put[i.at]
+			idCol, sourceIDs, queueCol = append(idCol, i.id), append(sourceIDs, m.ID), append(queueCol, m.Queue)
+			body := m.Body
+			if body == nil {
+				body = []byte{}
 			}
-			if err != nil {
-				results.Close()
-				return fmt.Errorf("message %d: %w", m.ID, err)
-			}
-			res.Stored = append(res.Stored, m.ID)
+			bodies = append(bodies, body)
 			if m.EnqueuedBy != "" || m.ClaimedBy != "" {
 				res.Dropped++
 			}
@@ -244,7 +237,23 @@ func (s *Store) PutIn(ctx context.Context, source string, msgs []queuestore.Movi
 				c.dead++
 			}
 		}
-		if err := results.Close(); err != nil {
+		res.Stored = sourceIDs
+		storedAt := map[int]bool{}
+		for _, i := range stored {
+			storedAt[i.at] = true
+		}
+		for at, m := range put {
+			if !storedAt[at] {
+				res.Clashed = append(res.Clashed, m.ID)
+			}
+		}
+		if len(idCol) == 0 {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, sqlInsertBodies, idCol, bodies); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, sqlPutOrigins, source, sourceIDs, queueCol, idCol, s.now()); err != nil {
 			return err
 		}
 		return change.flush(ctx, tx)
@@ -255,6 +264,61 @@ func (s *Store) PutIn(ctx context.Context, source string, msgs []queuestore.Movi
 	slices.Sort(ready)
 	s.notifyAfterCommit(slices.Compact(ready))
 	return res, nil
+}
+
+// storedRow is a message putMessages stored: its position in the input and
+// its id here.
+type storedRow struct {
+	at int
+	id int64
+}
+
+// putMessages inserts the messages (not their bodies) with new ids, and
+// returns those that went in, in input order: a dedupe key taken here
+// skips its message.
+func putMessages(ctx context.Context, tx pgx.Tx, put []queuestore.MovingMessage, steps map[string]int64) ([]storedRow, error) {
+	rows, err := tx.Query(ctx, sqlNextMessageIDs, len(put))
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, err
+	}
+	n := len(put)
+	var (
+		queue                                      = make([]string, n)
+		state                                      = make([]int16, n)
+		priority, sortKey, visible, enqueued, size = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		attempts, maxAttempts                      = make([]int32, n), make([]int32, n)
+		group, dedupe, lastErr                     = make([]*string, n), make([]*string, n), make([]*string, n)
+		finished                                   = make([]*int64, n)
+		at                                         = make(map[int64]int, n)
+	)
+	for i, m := range put {
+		state[i], finished[i] = movedCode(m)
+		queue[i], priority[i], visible[i] = m.Queue, m.Priority, m.VisibleAt.UnixMilli()
+		sortKey[i] = visible[i] - m.Priority*steps[m.Queue]
+		attempts[i], maxAttempts[i] = int32(m.Attempt), int32(m.MaxAttempts)
+		group[i], dedupe[i], lastErr[i] = nullString(m.Group), nullString(m.DedupeKey), nullString(m.LastError)
+		enqueued[i], size[i] = m.EnqueuedAt.UnixMilli(), int64(len(m.Body))
+		at[ids[i]] = i
+	}
+	rows, err = tx.Query(ctx, sqlPutMessages, ids, queue, state, priority, sortKey, visible, attempts, maxAttempts,
+		group, dedupe, enqueued, finished, lastErr, size)
+	if err != nil {
+		return nil, err
+	}
+	inserted, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, err
+	}
+	out := make([]storedRow, len(inserted))
+	for i, id := range inserted {
+		out[i] = storedRow{at: at[id], id: id}
+	}
+	slices.SortFunc(out, func(a, b storedRow) int { return a.at - b.at })
+	return out, nil
 }
 
 // agingSteps is the sort key step of each queue.

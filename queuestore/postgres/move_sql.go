@@ -33,20 +33,22 @@ bodies AS (DELETE FROM daguq_bodies b USING gone WHERE b.id = gone.id)
 SELECT state, leased, count(*) FROM gone GROUP BY state, leased`
 
 	sqlOriginsPresent = `SELECT source_id FROM daguq_move_origins WHERE source = $1 AND source_id = ANY($2)`
-	// sqlPutMessage stores one moved message, its body and its origin
-	// record; a dedupe key taken skips all three and returns no row.
-	sqlPutMessage = `
-WITH m AS (
-    INSERT INTO daguq_messages (id, queue, state, priority, sort_key, visible_at, attempts, max_attempts, group_key,
-                                dedupe_key, enqueued_at, finished_at, last_error, size)
-    VALUES (nextval('daguq_message_ids'), $1::text, $2::smallint, $3::bigint, $4::bigint, $5::bigint, $6::integer,
-            $7::integer, $8::text, $9::text, $10::bigint, $11::bigint, $12::text, $13::bigint)
-    ON CONFLICT (queue, dedupe_key) WHERE dedupe_key IS NOT NULL AND state <> 3 DO NOTHING
-    RETURNING id),
-b AS (INSERT INTO daguq_bodies (id, body) SELECT id, $14::bytea FROM m),
-o AS (INSERT INTO daguq_move_origins (source, source_id, queue, message_id, moved_at)
-      SELECT $15::text, $16::bigint, $1::text, id, $17::bigint FROM m)
-SELECT id FROM m`
+	// sqlPutMessages stores moved messages from arrays, with ids taken
+	// before (sqlNextMessageIDs); a dedupe key taken skips its row, and
+	// RETURNING says which went in. Their bodies go in with
+	// sqlInsertBodies.
+	sqlPutMessages = `
+INSERT INTO daguq_messages (id, queue, state, priority, sort_key, visible_at, attempts, max_attempts, group_key,
+                            dedupe_key, enqueued_at, finished_at, last_error, size)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::bigint[], $5::bigint[], $6::bigint[],
+                     $7::integer[], $8::integer[], $9::text[], $10::text[], $11::bigint[], $12::bigint[],
+                     $13::text[], $14::bigint[])
+ORDER BY 1
+ON CONFLICT (queue, dedupe_key) WHERE dedupe_key IS NOT NULL AND state <> 3 DO NOTHING
+RETURNING id`
+	sqlPutOrigins = `
+INSERT INTO daguq_move_origins (source, source_id, queue, message_id, moved_at)
+SELECT $1, s, q, m, $5 FROM unnest($2::bigint[], $3::text[], $4::bigint[]) AS t (s, q, m)`
 
 	sqlOrigins = `
 SELECT source_id, message_id FROM daguq_move_origins

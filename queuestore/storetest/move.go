@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -32,6 +33,17 @@ func RunMoves(t *testing.T, from, to Opener) {
 			tc.run(t, &movePair{src: src, dst: dst, clock: clock, ctx: context.Background()})
 		})
 	}
+}
+
+// OpenSQLite is an Opener of SQLite stores, each a new file in the test's
+// temporary directory.
+func OpenSQLite(t *testing.T, opts queuestore.Options) queuestore.Backend {
+	s, err := queuestore.Open(filepath.Join(t.TempDir(), "daguq.db"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 type movePair struct {
