@@ -184,11 +184,16 @@ func (o *MoveOptions) validate() error {
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
 	}
+	var queues []string
 	for _, q := range o.Queues {
 		if err := ValidateQueueName(q); err != nil {
 			return err
 		}
+		if !slices.Contains(queues, q) {
+			queues = append(queues, q)
+		}
 	}
+	o.Queues = queues
 	return nil
 }
 

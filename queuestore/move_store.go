@@ -246,16 +246,7 @@ func originsPresent(ctx context.Context, tx querier, source string, msgs []Movin
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	present := map[int64]bool{}
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		present[id] = true
-	}
-	return present, rows.Err()
+	return scanIDs(rows)
 }
 
 // Origins lists origin records from source for queue.

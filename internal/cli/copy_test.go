@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -336,4 +337,39 @@ func TestCopyKilledAtRandomMoments(t *testing.T) {
 	if st, _ := dst.Stats(context.Background(), "q"); st.Ready != total-delayed || st.Delayed != delayed {
 		t.Fatalf("destination %+v, want %d ready and %d delayed", st, total-delayed, delayed)
 	}
+}
+
+// SIGINT stops a move between batches with exit status 4: the batch under
+// way finishes, so nothing is in both databases, and a second run moves
+// the rest.
+func TestCopyStopsOnSIGINT(t *testing.T) {
+	t.Parallel()
+	const total = 5000
+	e := newEnv(t)
+	dst := filepath.Join(e.dir, "moved.db")
+	e.ok(strings.NewReader(jsonLines(total)), "enqueue", "--queue", "q", "--file", "-")
+	move := e.command(nil, "copy", "--from", e.db, "--to", dst, "--batch-size", "5")
+	var stdout strings.Builder
+	stderr := &lockedBuffer{}
+	move.Stdout, move.Stderr = &stdout, stderr
+	if err := move.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first progress line", stderr, func() bool { return strings.Contains(stderr.String(), "moved") })
+	move.Process.Signal(syscall.SIGINT)
+	err := move.Wait()
+	if code := move.ProcessState.ExitCode(); code != 4 || !strings.Contains(stderr.String(), "run the same command again") {
+		t.Fatalf("after SIGINT: exit %d (%v), want 4 saying to run again\n%s", code, err, stderr)
+	}
+	var s copySummary
+	if err := json.Unmarshal([]byte(stdout.String()), &s); err != nil || s.Complete || s.Queues[0].Ready == 0 || s.Queues[0].Ready == total {
+		t.Fatalf("summary after SIGINT: %+v %v\n%s", s, err, stdout.String())
+	}
+	src, to := openMover(t, e.db), openMover(t, dst)
+	noneLostOrTwice(t, src, to, "q", total, 0)
+	r := e.run(nil, "copy", "--from", e.db, "--to", dst, "--batch-size", "5")
+	if s2 := decode[copySummary](t, r); r.Code != 0 || s2.Queues[0].Ready+s.Queues[0].Ready != total {
+		t.Fatalf("second run: %+v\n%s", s2, r)
+	}
+	noneLostOrTwice(t, src, to, "q", total, 0)
 }
