@@ -63,8 +63,8 @@ the same flags on the new database.
 First the queue is paused in --from, and stays paused afterwards (consumers
 there take nothing; "daguq resume" undoes it). Messages a consumer holds under
 a live lease are never moved: by default they are left in --from and counted
-("in_flight_left"); --wait waits that long for their leases to end (acked
-ones are done, retried or released ones move).
+("in_flight_left"); --wait waits that long per queue for their leases to end
+(acked ones are done, retried or released ones move).
 
 Messages move in batches (--batch-size, default 1000): each batch is stored in
 --to with a record of its origin in one transaction, then deleted from --from.
@@ -73,8 +73,8 @@ what was begun, with no message lost or stored twice. Do not resume the queue
 in --from before it has. Stop it with SIGINT or SIGTERM: the batch under way
 finishes first.
 
-Progress goes to stderr: a bar on a terminal, a line per queue and a line at
-most every second otherwise. A JSON summary goes to stdout: {"from", "to",
+Progress goes to stderr: a bar on a terminal; otherwise a line when a queue
+starts moving, at most one a second after, and one when it is done. A JSON summary goes to stdout: {"from", "to",
 "complete", "queues": [{"queue", "ready", "delayed", "dead", "resumed",
 "settings", "settings_differences", "destination_paused", "in_flight_left",
 "left", "dedupe_clashes", "in_both", "dropped_run_names"}]}. Database URLs
@@ -100,7 +100,7 @@ the message since): the summary lists them; 2 bad flags (nothing moved);
 	fl.StringVar(&f.to, "to", "", "database to move them into: a SQLite file (created when missing) or a postgres:// URL (required)")
 	fl.StringArrayVar(&f.queues, "queue", nil, "queue to move; repeat for several (default: every queue of --from)")
 	fl.IntVar(&f.batchSize, "batch-size", 1000, "messages moved per transaction, 1..10000")
-	fl.DurationVar(&f.wait, "wait", 0, "wait up to this long for messages in flight to come back or be acked (0: leave them)")
+	fl.DurationVar(&f.wait, "wait", 0, "per queue, wait up to this long for messages in flight to come back or be acked (0: leave them)")
 	return cmd
 }
 

@@ -131,8 +131,9 @@ func TestCopyBetweenSQLiteAndPostgres(t *testing.T) {
 	// And back, into a new file.
 	back := filepath.Join(e.dir, "back.db")
 	r = e.run(nil, "copy", "--from", pg, "--to", back, "--queue", "jobs", "--batch-size", "7")
-	if s := decode[copySummary](t, r); r.Code != 0 || s.Queues[0].Ready != 20 || s.Queues[0].Delayed != 1 {
-		t.Fatalf("copy back: %+v\n%s", s, r)
+	if s := decode[copySummary](t, r); r.Code != 0 || s.Queues[0].Ready != 20 || s.Queues[0].Delayed != 1 ||
+		!strings.Contains(s.From, "xxxxx") || strings.Contains(r.Stdout+r.Stderr, pgtest.Password) {
+		t.Fatalf("copy back: want the 21 messages moved and no password\n%+v\n%s", s, r)
 	}
 	backEnv := newEnv(t)
 	backEnv.setenv("DAGUQ_DB", back)
