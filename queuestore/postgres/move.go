@@ -165,15 +165,16 @@ func (s *Store) PutIn(ctx context.Context, source string, msgs []queuestore.Movi
 	err := s.withTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		res, ready = queuestore.PutResult{}, nil
 		var queues []string
-		ids := make([]int64, len(msgs))
-		for i, m := range msgs {
+		for _, m := range msgs {
 			if err := queuestore.ValidateQueueName(m.Queue); err != nil {
 				return err
 			}
-			queues, ids[i] = append(queues, m.Queue), m.ID
+			queues = append(queues, m.Queue)
 		}
 		slices.Sort(queues)
 		queues = slices.Compact(queues)
+		// The sort keys depend on each queue's aging: hold a change of it
+		// off until this transaction ends.
 		if _, err := tx.Exec(ctx, sqlQueuesShared, queues); err != nil {
 			return err
 		}
@@ -181,17 +182,9 @@ func (s *Store) PutIn(ctx context.Context, source string, msgs []queuestore.Movi
 		if err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, sqlOriginsPresent, source, ids)
+		present, err := originsPresent(ctx, tx, source, msgs)
 		if err != nil {
 			return err
-		}
-		found, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil {
-			return err
-		}
-		present := map[int64]bool{}
-		for _, id := range found {
-			present[id] = true
 		}
 		var put []queuestore.MovingMessage
 		for _, m := range msgs {
@@ -264,6 +257,24 @@ func (s *Store) PutIn(ctx context.Context, source string, msgs []queuestore.Movi
 	slices.Sort(ready)
 	s.notifyAfterCommit(slices.Compact(ready))
 	return res, nil
+}
+
+// originsPresent says which of msgs have an origin record from source.
+func originsPresent(ctx context.Context, tx pgx.Tx, source string, msgs []queuestore.MovingMessage) (map[int64]bool, error) {
+	ids := make([]int64, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	rows, err := tx.Query(ctx, sqlOriginsPresent, source, ids)
+	if err != nil {
+		return nil, err
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	present := make(map[int64]bool, len(found))
+	for _, id := range found {
+		present[id] = true
+	}
+	return present, err
 }
 
 // storedRow is a message putMessages stored: its position in the input and
