@@ -73,6 +73,8 @@ func (o Options) withDefaults() Options {
 
 // Store is a daguq message store in a PostgreSQL database.
 type Store struct {
+	*queuestore.PoolKeeper // pools, in this database's tables (pool.go)
+
 	pool     *pgxpool.Pool
 	opts     Options
 	describe string   // the URL without its password
@@ -144,6 +146,7 @@ func Open(connString string, opts Options) (*Store, error) {
 		notifier:      notifier{last: map[string]time.Time{}, queued: map[string]bool{}},
 		listener:      listener{wake: map[string]chan struct{}{}},
 		nextLeaseSwep: map[string]time.Time{}, nextAckPurge: map[string]time.Time{}}
+	s.PoolKeeper = queuestore.NewPoolKeeper(poolRows{s})
 	s.vacuumer.ctx, s.vacuumer.cancel = context.WithCancel(context.Background())
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
@@ -155,9 +158,9 @@ func Open(connString string, opts Options) (*Store, error) {
 // Describe is the database URL without its password.
 func (s *Store) Describe() string { return s.describe }
 
-// Pool exposes the connection pool, for callers that want their own
+// ConnPool exposes the connection pool, for callers that want their own
 // transaction around EnqueueTx.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+func (s *Store) ConnPool() *pgxpool.Pool { return s.pool }
 
 // Close stops the wakeups and closes the connection pool.
 func (s *Store) Close() error {
