@@ -16,7 +16,7 @@ import (
 
 var _ queuestore.Mover = (*Store)(nil)
 
-// StoreID is the random id the database got when its schema 2 was made.
+// StoreID is the random id the database got when its schema 3 was made.
 func (s *Store) StoreID(ctx context.Context) (string, error) {
 	var id string
 	if err := s.pool.QueryRow(ctx, sqlStoreID).Scan(&id); err != nil {

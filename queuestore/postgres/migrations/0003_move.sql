@@ -1,4 +1,4 @@
--- daguq PostgreSQL schema version 2: moving queues between databases
+-- daguq PostgreSQL schema version 3: moving queues between databases
 -- (`daguq copy`, queuestore.Move), as the SQLite store's schema 4.
 --
 -- daguq_store names this database (and schema) for good, whatever URL
