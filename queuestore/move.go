@@ -71,6 +71,17 @@ type QueueSettings struct {
 	Aging         time.Duration `json:"aging_ns"`
 }
 
+// ValidateQueueSettings checks settings AdoptQueueSettings is to give queue.
+func ValidateQueueSettings(queue string, set QueueSettings) error {
+	if err := ValidateQueueName(queue); err != nil {
+		return err
+	}
+	if set.Aging < 0 {
+		return fmt.Errorf("%w: aging must be >= 0, got %s", ErrInvalid, set.Aging)
+	}
+	return ValidateLimit(set.InFlightLimit)
+}
+
 // PutResult says what PutIn did with each message, by source id.
 type PutResult struct {
 	Stored  []int64 // stored now

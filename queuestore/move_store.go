@@ -47,10 +47,7 @@ func readSettings(ctx context.Context, q querier, queue string) (QueueSettings, 
 // AdoptQueueSettings sets queue's settings when the database does not know
 // the queue.
 func (s *Store) AdoptQueueSettings(ctx context.Context, queue string, set QueueSettings) (bool, error) {
-	if err := ValidateQueueName(queue); err != nil {
-		return false, err
-	}
-	if err := ValidateLimit(set.InFlightLimit); err != nil {
+	if err := ValidateQueueSettings(queue, set); err != nil {
 		return false, err
 	}
 	var adopted bool

@@ -1,10 +1,12 @@
 package cli_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -298,29 +300,37 @@ func TestCopyKilledAtRandomMoments(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- move.Wait() }()
-		// Let it move a share more than the last run, then freeze and look.
+		// Let it move a share more than the last run, then freeze it again
+		// and again, letting it run a few hundred microseconds in between,
+		// until it is frozen between the two commits.
 		threshold := int64(total) * int64(kill+1) / (kills + 2)
-		for tries := 0; ; tries++ {
+		ended := func() {
 			select {
 			case err := <-done:
 				t.Fatalf("run %d ended before its kill: %v", kill, err)
 			default:
 			}
+		}
+		for {
+			ended()
+			if st, err := dst.Stats(context.Background(), "q"); err == nil && st.Ready+st.Delayed >= threshold {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		for tries := 0; ; tries++ {
+			ended()
 			if tries > 20000 {
 				move.Process.Kill()
 				t.Fatalf("run %d: not frozen between the two commits in %d tries", kill, tries)
 			}
-			st, err := dst.Stats(context.Background(), "q")
-			if err != nil || st.Ready+st.Delayed < threshold {
-				time.Sleep(time.Millisecond)
-				continue
-			}
 			move.Process.Signal(syscall.SIGSTOP)
+			waitStopped(t, move.Process.Pid)
 			if inBoth() > 0 {
 				break
 			}
 			move.Process.Signal(syscall.SIGCONT)
-			time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
+			time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
 		}
 		move.Process.Kill() // SIGKILL, frozen between the destination's commit and the source's
 		<-done
@@ -373,4 +383,24 @@ func TestCopyStopsOnSIGINT(t *testing.T) {
 		t.Fatalf("second run: %+v\n%s", s2, r)
 	}
 	noneLostOrTwice(t, src, to, "q", total, 0)
+}
+
+// waitStopped waits until the process pid is stopped by a signal (its state
+// in /proc is T), or a moment where /proc cannot say.
+func waitStopped(tb testing.TB, pid int) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			time.Sleep(10 * time.Millisecond)
+			return
+		}
+		// The state follows the command name in parentheses.
+		if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && (stat[i+2] == 'T' || stat[i+2] == 't') {
+			return
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	tb.Fatalf("process %d not stopped 10 s after SIGSTOP", pid)
 }

@@ -48,10 +48,7 @@ func (s *Store) QueueSettings(ctx context.Context, queue string) (queuestore.Que
 // the queue. The queue's advisory lock, held exclusively, keeps enqueues
 // and claims of it out meanwhile (they key the ready set by its aging).
 func (s *Store) AdoptQueueSettings(ctx context.Context, queue string, set queuestore.QueueSettings) (bool, error) {
-	if err := queuestore.ValidateQueueName(queue); err != nil {
-		return false, err
-	}
-	if err := queuestore.ValidateLimit(set.InFlightLimit); err != nil {
+	if err := queuestore.ValidateQueueSettings(queue, set); err != nil {
 		return false, err
 	}
 	var adopted bool
