@@ -101,7 +101,7 @@ func noneLostOrTwice(tb testing.TB, src, dst queuestore.Backend, queue string, n
 // state; the summary and the errors never show the password.
 func TestCopyBetweenSQLiteAndPostgres(t *testing.T) {
 	t.Parallel()
-	pg := pgtest.NewServerDatabase(t)
+	pg := pgtest.NewDatabase(t)
 	e := newEnv(t)
 	e.ok(strings.NewReader(jsonLines(20)), "enqueue", "--queue", "jobs", "--file", "-", "--priority", "3")
 	e.ok(nil, "enqueue", "--queue", "jobs", "--message", `"later"`, "--delay", "1h", "--dedupe-key", "k1")
@@ -193,7 +193,7 @@ func TestCopyRefusesBadInput(t *testing.T) {
 func TestCopyKilledBetweenTheCommits(t *testing.T) {
 	t.Parallel()
 	const total, batch = 3000, 500
-	pg := pgtest.NewServerDatabase(t)
+	pg := pgtest.NewDatabase(t)
 	e := newEnv(t)
 	dst := filepath.Join(e.dir, "moved.db")
 	e.ok(strings.NewReader(jsonLines(total)), "--db", pg, "enqueue", "--queue", "q", "--file", "-")
@@ -263,7 +263,7 @@ func fileHasReady(path, queue string, n int64) bool {
 func TestCopyKilledAtRandomMoments(t *testing.T) {
 	t.Parallel()
 	const total, delayed, kills = 9000, 200, 6
-	pg := pgtest.NewServerDatabase(t)
+	pg := pgtest.NewDatabase(t)
 	e := newEnv(t)
 	e.ok(strings.NewReader(jsonLines(total-delayed)), "enqueue", "--queue", "q", "--file", "-")
 	var later strings.Builder

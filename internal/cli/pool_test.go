@@ -103,7 +103,7 @@ func TestPoolRunProof(t *testing.T) {
 // The same on PostgreSQL: the processes share nothing but the URL.
 func TestPoolRunProofOnPostgres(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewServerDatabase(t)
+	url := pgtest.NewDatabase(t)
 	e := newEnv(t)
 	e.db = url
 	e.setenv("DAGUQ_DB", url)
@@ -220,7 +220,7 @@ func TestPoolRunKilledHolderSlotsReturnAfterTheLease(t *testing.T) {
 
 func TestPoolRunKilledHolderOnPostgres(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewServerDatabase(t)
+	url := pgtest.NewDatabase(t)
 	e := newEnv(t)
 	e.db = url
 	e.setenv("DAGUQ_DB", url)
