@@ -361,7 +361,7 @@ func TestCopyStopsOnSIGINT(t *testing.T) {
 	e.ok(strings.NewReader(jsonLines(total)), "enqueue", "--queue", "q", "--file", "-")
 	move := e.command(nil, "copy", "--from", e.db, "--to", dst, "--batch-size", "5")
 	var stdout strings.Builder
-	stderr := &lockedBuffer{}
+	stderr := &syncBuffer{}
 	move.Stdout, move.Stderr = &stdout, stderr
 	if err := move.Start(); err != nil {
 		t.Fatal(err)
