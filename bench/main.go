@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -33,6 +34,8 @@ type config struct {
 	scaleDepths               []int
 	scaleClaims               int
 	skipScale, skipCLI        bool
+	cliOnly                   bool
+	cliBatches, cliConc       []int
 	daguqBin                  string
 	out, svg, dir             string
 	only                      string
@@ -57,6 +60,9 @@ func main() {
 	scaleMax := flag.Bool("scale-max", false, "add the 10,000,000-message depth (filling takes minutes and ~15 GB)")
 	flag.BoolVar(&c.skipScale, "skip-scale", false, "skip the queue-depth measurements")
 	flag.BoolVar(&c.skipCLI, "skip-cli", false, "skip the end-to-end `daguq consume` measurement")
+	flag.BoolVar(&c.cliOnly, "cli-only", false, "run only the end-to-end `daguq consume` measurement (with its raw floor)")
+	cliBatches := flag.String("cli-batches", "100,10", "batch sizes of the end-to-end `daguq consume` measurement")
+	cliConc := flag.String("cli-concurrency", "1,2,4", "`daguq consume --concurrency` values to measure")
 	flag.StringVar(&c.daguqBin, "daguq", "", "daguq binary for the CLI measurement (default: build ../cmd/daguq)")
 	flag.StringVar(&c.out, "out", "", "Markdown file to update between the bench-peers markers (default: print only)")
 	flag.StringVar(&c.svg, "svg", "", "SVG chart path (default: bench-peers.svg next to -out)")
@@ -70,6 +76,13 @@ func main() {
 	default:
 		log.Fatalf("-backend must be sqlite, postgres or both, got %q", c.backend)
 	}
+	var err error
+	if c.cliBatches, err = intList(*cliBatches); err != nil {
+		log.Fatalf("-cli-batches: %v", err)
+	}
+	if c.cliConc, err = intList(*cliConc); err != nil {
+		log.Fatalf("-cli-concurrency: %v", err)
+	}
 	c.bulk = 1000
 	c.batches, c.procs = []int{1, 10, 100}, []int{1, 4}
 	c.scaleDepths, c.scaleClaims = []int{10_000, 1_000_000}, 2000
@@ -80,6 +93,9 @@ func main() {
 		c.n, c.runs, c.shellN, c.correctN = 5_000, 1, 200, 2_000
 		c.drainCap, c.enqueueCap = 3*time.Second, 3*time.Second
 		c.scaleDepths, c.scaleClaims = []int{10_000}, 500
+	}
+	if c.cliOnly && c.out != "" {
+		log.Fatal("-cli-only prints its part only: -out rewrites the whole bench-peers block, run it without -cli-only")
 	}
 	if c.out != "" && c.svg == "" {
 		c.svg = filepath.Join(filepath.Dir(c.out), "bench-peers.svg")
@@ -111,7 +127,7 @@ func run(c config) error {
 			return err
 		}
 	}
-	if c.backend != "sqlite" {
+	if c.backend != "sqlite" && !c.cliOnly {
 		return runPostgres(c, dir, logf)
 	}
 	return nil
@@ -144,20 +160,15 @@ func (b *bench) measure() error {
 	return b.correctness()
 }
 
-// runSQLite measures the SQLite systems and the shell glue, and writes
-// their section of -out.
+// runSQLite measures the SQLite systems and the shell glue (unless
+// -cli-only) and `daguq consume` end to end, and writes their section of
+// -out.
 func runSQLite(c config, dir string, logf io.Writer) error {
 	b := newBench(c, dir, logf, systems, files{dir: dir})
 	b.shell = b.wanted("shell")
 	start := time.Now()
-	if err := b.measure(); err != nil {
-		return err
-	}
-	if err := b.pages(); err != nil {
-		return err
-	}
-	if !c.skipScale {
-		if err := b.scale(); err != nil {
+	if !c.cliOnly {
+		if err := b.peers(); err != nil {
 			return err
 		}
 	}
@@ -181,6 +192,33 @@ func runSQLite(c config, dir string, logf io.Writer) error {
 		b.progress("wrote %s and %s", c.out, c.svg)
 	}
 	return nil
+}
+
+// peers runs every SQLite measurement but the CLI's.
+func (b *bench) peers() error {
+	if err := b.measure(); err != nil {
+		return err
+	}
+	if err := b.pages(); err != nil {
+		return err
+	}
+	if !b.c.skipScale {
+		return b.scale()
+	}
+	return nil
+}
+
+// intList parses a comma-separated list of positive integers.
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v < 1 {
+			return nil, fmt.Errorf("want positive integers separated by commas, got %q", s)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 type bench struct {
@@ -290,31 +328,13 @@ func (b *bench) throughputRun(run int) error {
 		}
 
 		tmpl := fmt.Sprintf("template-%d", len(templates))
-		tmplDB, err := b.store.fresh(tmpl)
+		rs, size, err := b.fill(s, tmpl, n)
 		if err != nil {
 			return err
-		}
-		if err := s.create(ctx, tmplDB); err != nil {
-			return err
-		}
-		empty, err := b.store.settle(tmpl)
-		if err != nil {
-			return err
-		}
-		rs, err = runWorkers([]workerSpec{{Role: "produce", System: s.name(), DB: tmplDB, Batch: b.c.bulk, N: n}}, stopAt(0, 0), b.log)
-		if err != nil {
-			return err
-		}
-		if rs[0].Acked != n {
-			return fmt.Errorf("%s: bulk enqueue stored %d of %d: %s", s.name(), rs[0].Acked, n, rs[0].FirstErr)
 		}
 		b.rep.add(run, s.name(), "enqbulk", rate(rs))
 		b.rep.add(run, s.name(), "cpu enqbulk", float64(rs[0].CPUNs)/1e3/float64(n))
-		size, err := b.store.settle(tmpl)
-		if err != nil {
-			return err
-		}
-		b.rep.add(run, s.name(), "bytes/msg", float64(size-empty)/float64(n))
+		b.rep.add(run, s.name(), "bytes/msg", float64(size)/float64(n))
 		templates[s.name()] = tmpl
 		b.progress("  %-15s enqueue single %8.0f/s  bulk %8.0f/s", s.name(), b.rep.get(run, s.name(), "enq1"), b.rep.get(run, s.name(), "enqbulk"))
 	}
@@ -347,6 +367,32 @@ func (b *bench) throughputRun(run int) error {
 		}
 	}
 	return nil
+}
+
+// fill makes a fresh database of s named name holding n messages, enqueued
+// b.c.bulk per call, and settles it. size is what the messages added to
+// the empty database.
+func (b *bench) fill(s system, name string, n int) (rs []workerResult, size int64, err error) {
+	db, err := b.store.fresh(name)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := s.create(context.Background(), db); err != nil {
+		return nil, 0, err
+	}
+	empty, err := b.store.settle(name)
+	if err != nil {
+		return nil, 0, err
+	}
+	rs, err = runWorkers([]workerSpec{{Role: "produce", System: s.name(), DB: db, Batch: b.c.bulk, N: n}}, stopAt(0, 0), b.log)
+	if err != nil {
+		return nil, 0, err
+	}
+	if rs[0].Acked != n {
+		return nil, 0, fmt.Errorf("%s: bulk enqueue stored %d of %d: %s", s.name(), rs[0].Acked, n, rs[0].FirstErr)
+	}
+	full, err := b.store.settle(name)
+	return rs, full - empty, err
 }
 
 func names(ss []system) string {

@@ -138,24 +138,6 @@ func startLeaveBehind(tb testing.TB, e *env, flags ...string) (cmd *exec.Cmd, do
 	}
 }
 
-// syncBuffer is a process's output that a test may read while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // treePids reads the pids leaveBehind recorded in dir.
 func treePids(tb testing.TB, dir string) map[string]int {
 	tb.Helper()

@@ -53,8 +53,8 @@ func (e *env) waitPool(name string, within time.Duration, what string, cond func
 // started is a daguq process running in the background.
 type started struct {
 	cmd    *exec.Cmd
-	stdout strings.Builder
-	stderr strings.Builder
+	stdout syncBuffer
+	stderr syncBuffer // read while it runs
 	done   chan struct{}
 }
 
@@ -293,6 +293,13 @@ func TestPoolRunWaiterStopAndTimeout(t *testing.T) {
 	e.waitPool("db", 30*time.Second, "the holder holds the pool", func(p queuestore.PoolStatus) bool { return p.Used == 1 })
 	waiter := e.start("pool", "run", "db", "--", "echo", "ran")
 	e.waitPool("db", 30*time.Second, "the waiter in line", func(p queuestore.PoolStatus) bool { return len(p.Waiters) == 1 })
+	// It says why it waits just after joining the line: stop it once it
+	// has said so.
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(waiter.stderr.String(), "waiting for"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the waiter did not say it waits: %s", waiter.stderr.String())
+		}
+	}
 	waiter.cmd.Process.Signal(syscall.SIGTERM)
 	if code := waiter.wait(t, 30*time.Second); code != 4 || waiter.stdout.String() != "" {
 		t.Errorf("stopped waiter: exit %d, stdout %q; stderr %s", code, waiter.stdout.String(), waiter.stderr.String())
