@@ -414,16 +414,22 @@ type target struct {
 // targetRow is the target's row: the median ratio and its range, and
 // whether it met the goal.
 func (r *report) targetRow(p func(string, ...any), t target) {
-	m, lo, hi, ok := r.ratio(t.ns, t.nm, t.ds, t.dm)
+	m, lo, hi, met, ok := r.verdict(t)
 	if !ok {
 		p("| %s | not measured | ≥ %.1f× | – |", t.label, t.goal)
 		return
 	}
-	met := "yes"
+	p("| %s | %.2f× (%.2f–%.2f) | ≥ %.1f× | %s |", t.label, m, lo, hi, t.goal, met)
+}
+
+// verdict is t's median ratio, its range, and whether it met the goal.
+func (r *report) verdict(t target) (m, lo, hi float64, met string, ok bool) {
+	m, lo, hi, ok = r.ratio(t.ns, t.nm, t.ds, t.dm)
+	met = "yes"
 	if m < t.goal {
 		met = fmt.Sprintf("**no**: %.0f%% short", (1-m/t.goal)*100)
 	}
-	p("| %s | %.2f× (%.2f–%.2f) | ≥ %.1f× | %s |", t.label, m, lo, hi, t.goal, met)
+	return m, lo, hi, met, ok
 }
 
 // lossRow counts what sys lost and doubled over every drain of the run and
@@ -455,12 +461,7 @@ func (r *report) targets(p func(string, ...any)) {
 	p("")
 	p("| target | ratio: median (range over runs) | goal | met |")
 	p("|---|---:|---:|---|")
-	type t struct {
-		label          string
-		ns, nm, ds, dm string
-		goal           float64
-	}
-	ts := []t{
+	ts := []target{
 		{"daguq claim+ack at batch 1 / goqite receive+delete, 1 process", "daguq", "b1 p1", "goqite", "b1 p1", 2},
 		{"the same, 4 processes", "daguq", "b1 p4", "goqite", "b1 p4", 2},
 		{"daguq claim+ack at batch 100 / raw SQLite floor, 1 process", "daguq", "b100 p1", "raw SQLite", "b100 p1", 0.7},
@@ -470,20 +471,16 @@ func (r *report) targets(p func(string, ...any)) {
 		for _, b := range r.c.cliBatches {
 			goal := map[int]float64{100: 0.8, 10: 0.5}[b]
 			if goal > 0 {
-				ts = append(ts, t{fmt.Sprintf("`daguq consume --batch-size %d --concurrency %d -- true` / raw floor at batch %d", b, conc, b),
+				ts = append(ts, target{fmt.Sprintf("`daguq consume --batch-size %d --concurrency %d -- true` / raw floor at batch %d", b, conc, b),
 					cliSys, metricCLI(wayConc(conc), b), cliSys, metricCLI(wayRaw, b), goal})
 			}
 		}
 	}
 	for _, x := range ts {
-		m, lo, hi, ok := r.ratio(x.ns, x.nm, x.ds, x.dm)
+		m, lo, hi, met, ok := r.verdict(x)
 		if !ok {
 			p("| %s | not measured | ≥ %.1f× | – |", x.label, x.goal)
 			continue
-		}
-		met := "yes"
-		if m < x.goal {
-			met = fmt.Sprintf("**no**: %.0f%% short", (1-m/x.goal)*100)
 		}
 		if bound, ok := r.cpuBound(x.nm, x.dm); ok && x.ns == cliSys {
 			met += fmt.Sprintf("; CPU allows %.2f×", bound)
@@ -494,39 +491,15 @@ func (r *report) targets(p func(string, ...any)) {
 		p("| %s | %.2f× (%.2f–%.2f) | ≥ %.1f× | %s |", x.label, m, lo, hi, x.goal, met)
 	}
 	ahead := metricAhead(10)
-	for _, x := range []struct {
-		label          string
-		ns, nm, ds, dm string
-	}{
-		{"daguq, batch-1 handler fed from claims of 10, each message acked alone / goqite receive+delete", "daguq", ahead, "goqite", "b1 p1"},
-		{"the same for both: daguq / goqite, each claiming 10 ahead and acking each message alone", "daguq", ahead, "goqite", ahead},
+	for _, t := range []target{
+		{"daguq, batch-1 handler fed from claims of 10, each message acked alone / goqite receive+delete", "daguq", ahead, "goqite", "b1 p1", 2},
+		{"the same for both: daguq / goqite, each claiming 10 ahead and acking each message alone", "daguq", ahead, "goqite", ahead, 2},
 	} {
-		if m, lo, hi, ok := r.ratio(x.ns, x.nm, x.ds, x.dm); ok {
-			met := "yes"
-			if m < 2 {
-				met = fmt.Sprintf("**no**: %.0f%% short", (1-m/2)*100)
-			}
-			p("| %s | %.2f× (%.2f–%.2f) | ≥ 2.0× | %s |", x.label, m, lo, hi, met)
+		if _, _, _, _, ok := r.verdict(t); ok {
+			r.targetRow(p, t)
 		}
 	}
-	lost, doubled, seen := 0, 0, 0
-	for _, cs := range r.checks["daguq"] {
-		for _, c := range cs {
-			lost += c.lost
-			doubled += c.doubled
-			seen += c.delivered
-		}
-	}
-	if c, ok := r.correct["daguq"]; ok {
-		lost += c.lost
-		doubled += c.doubled
-		seen += c.delivered
-	}
-	met := "yes"
-	if lost+doubled > 0 {
-		met = "**no**"
-	}
-	p("| daguq lost + doubled messages, every drain of this run (%s deliveries) | %d lost, %d doubled | 0 | %s |", commas(int64(seen)), lost, doubled, met)
+	r.lossRow(p, "daguq")
 	p("")
 	p("More ratios from the same runs (median):")
 	p("")
