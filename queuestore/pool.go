@@ -404,6 +404,11 @@ func (k *PoolKeeper) Acquire(ctx context.Context, opts AcquireOptions) (*Grant, 
 			opts.OnWait()
 		}
 		g, err = k.wait(ctx, r)
+		if err != nil && ctx.Err() != nil {
+			// A statement the end of ctx cut short (PostgreSQL's run on
+			// ctx) fails with context.Canceled: say why ctx ended.
+			err = context.Cause(ctx)
+		}
 		if err != nil {
 			// Leave the line now: those behind need not wait for the
 			// registration to run out.
