@@ -82,11 +82,15 @@ type Store struct {
 	listenConfig *pgx.ConnConfig // the listening connection's settings
 	notifier     notifier
 	listener     listener
-	vacuumer     vacuumer
+	chores       chores
 
 	mu            sync.Mutex
 	nextLeaseSwep map[string]time.Time // per queue: when to drop finished leases next
 	nextAckPurge  map[string]time.Time // per queue: when to purge retained acks next
+
+	nextFloorRaise  map[string]time.Time // per queue: when a claim raises the ready floor next (floor.go)
+	nextFullPromote map[string]time.Time // per queue: when a claim walks due messages from the bottom next
+	promoteCursor   map[string]int64     // per queue: where a claim's walk of due messages starts
 }
 
 var _ queuestore.Backend = (*Store)(nil)
@@ -143,8 +147,9 @@ func Open(connString string, opts Options) (*Store, error) {
 		listens: listens, listenConfig: cfg.ConnConfig.Copy(),
 		notifier:      notifier{last: map[string]time.Time{}, queued: map[string]bool{}},
 		listener:      listener{wake: map[string]chan struct{}{}},
-		nextLeaseSwep: map[string]time.Time{}, nextAckPurge: map[string]time.Time{}}
-	s.vacuumer.ctx, s.vacuumer.cancel = context.WithCancel(context.Background())
+		nextLeaseSwep: map[string]time.Time{}, nextAckPurge: map[string]time.Time{},
+		nextFloorRaise: map[string]time.Time{}, nextFullPromote: map[string]time.Time{}, promoteCursor: map[string]int64{}}
+	s.chores.ctx, s.chores.cancel = context.WithCancel(context.Background())
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fail(err)
@@ -162,7 +167,7 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // Close stops the wakeups and closes the connection pool.
 func (s *Store) Close() error {
 	s.closeWakeups()
-	s.closeVacuum()
+	s.closeChores()
 	s.pool.Close()
 	return nil
 }
@@ -329,6 +334,9 @@ func (s *Store) withTx(ctx context.Context, fn func(context.Context, pgx.Tx) err
 			return err
 		}
 		err := s.tryTx(ctx, fn)
+		if err == nil {
+			s.noteCounted() // most transactions record count changes
+		}
 		if err == nil || try == maxTxTries || !retryable(err) {
 			return err
 		}
