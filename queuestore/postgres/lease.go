@@ -74,7 +74,7 @@ func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions, rekeye
 	err := s.withTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		lease, walkedTo = nil, nil
 		now := s.now()
-		if _, err := tx.Exec(ctx, sqlQueueShared, opts.Queue); err != nil {
+		if _, err := tx.Exec(ctx, sqlClaimStart, opts.Queue); err != nil {
 			return err
 		}
 		var paused bool

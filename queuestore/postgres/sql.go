@@ -47,10 +47,22 @@ CREATE TABLE IF NOT EXISTS daguq_schema_migrations (
 	// The per-queue advisory locks: the key pair (1684501873 ("dguq"),
 	// hashtext(queue)). Transaction-level, released at commit or rollback.
 	//
-	// sqlQueueShared takes the queue's advisory lock shared until the
-	// transaction ends: the aging interval read next stays the one the
-	// ready set is keyed with.
-	sqlQueueShared = `SELECT pg_advisory_xact_lock_shared(1684501873, hashtext($1))`
+	// sqlClaimStart begins a claim: it takes the queue's advisory lock
+	// shared until the transaction ends (the aging interval read next stays
+	// the one the ready set is keyed with), and turns sorts off for the
+	// transaction. The claim's walks must follow daguq_messages_ready in
+	// order from the floor: from statistics that undercount the ready set (a
+	// new table, a set grown since the last ANALYZE) the planner may rather
+	// read the queue's whole ready set through daguq_messages_live and sort
+	// it, dead entries and all, which is slow while vacuum is held back.
+	// Plans are made in the transaction that first runs a statement on a
+	// connection, and the claim's statements run only in claims. JIT off
+	// too: a sort left in a plan (the CTE's rows put in order) costs as
+	// much as a disabled one, far above jit_above_cost, and compiling took
+	// longer than the claim.
+	sqlClaimStart = `
+SELECT pg_advisory_xact_lock_shared(1684501873, hashtext($1)),
+       set_config('enable_sort', 'off', true), set_config('jit', 'off', true)`
 	// sqlQueuesShared is sqlQueueShared for several queues.
 	sqlQueuesShared = `SELECT pg_advisory_xact_lock_shared(1684501873, hashtext(q)) FROM unnest($1::text[]) AS q`
 	// sqlQueueExclusive waits for every claim and enqueue of the queue to
@@ -154,11 +166,13 @@ WHERE id = $1 AND expires_at > $3
 RETURNING expires_at`
 
 	// sqlLeaseMessages leases the picked ids ($3, locked by this
-	// transaction) to lease $1 until $2, and returns them with their bodies.
+	// transaction while ready) to lease $1 until $2, and returns them with
+	// their bodies. By id only: with "AND state = 0" the planner may walk
+	// the whole ready index for the ids.
 	sqlLeaseMessages = `
 WITH leased AS (
     UPDATE daguq_messages SET state = 1, lease_id = $1, visible_at = $2, attempts = attempts + 1
-    WHERE id = ANY($3) AND state = 0
+    WHERE id = ANY($3)
     RETURNING id, priority, attempts, max_attempts, group_key, dedupe_key, enqueued_at)
 SELECT l.id, l.priority, l.attempts, l.max_attempts, l.group_key, l.dedupe_key, l.enqueued_at,
        coalesce(b.body, ''::bytea)
@@ -176,9 +190,13 @@ DELETE FROM daguq_leases WHERE id IN (
 	// (sqlDropLeaseIfEmpty) sees what they added.
 	sqlLockLease = `SELECT 1 FROM daguq_leases WHERE id = $1 FOR UPDATE`
 
+	// sqlDropLeaseIfEmpty drops the lease when no message carries it: a
+	// message dead or acked carries none (sqlNack, sqlAckRetain). By lease
+	// id only: with "AND state < 2" the planner may walk the whole of
+	// daguq_messages_live for it.
 	sqlDropLeaseIfEmpty = `
 DELETE FROM daguq_leases WHERE id = $1
-  AND NOT EXISTS (SELECT 1 FROM daguq_messages WHERE lease_id = $1 AND state < 2)`
+  AND NOT EXISTS (SELECT 1 FROM daguq_messages WHERE lease_id = $1)`
 
 	// Finishing statements act on the messages among the ids given ($2)
 	// that lease $1 still holds, and return the ids they changed with the
