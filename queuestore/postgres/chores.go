@@ -17,7 +17,10 @@ import (
 //     whole burst before it comes. So a store that has acked VacuumEvery
 //     messages since its last vacuum runs one itself: VACUUM (SKIP_LOCKED)
 //     of the hot tables, skipped when autovacuum or another process holds a
-//     table.
+//     table. Skipped too while the oldest running transaction is the one
+//     that was oldest when the last vacuum began: vacuum may not remove
+//     what died since, and would read the tables and indexes, which grow
+//     while that transaction stays open, for nothing.
 //   - Count rollup: transactions record their count changes as rows of
 //     daguq_count_deltas; a store that recorded some runs sqlRollupCounts at
 //     most once per rollupEvery, which adds them to daguq_queue_counts.
@@ -30,9 +33,10 @@ const rollupEvery = time.Second
 
 type chores struct {
 	mu         sync.Mutex
-	since      int  // messages finished since the last vacuum began
-	vacuuming  bool // a vacuum of this store is running
-	rollingUp  bool // a rollup of this store is running
+	since      int    // messages finished since the last vacuum began
+	vacuumXmin string // the oldest running transaction when the last vacuum began
+	vacuuming  bool   // a vacuum of this store is running
+	rollingUp  bool   // a rollup of this store is running
 	nextRollup time.Time
 	closed     bool
 	wg         sync.WaitGroup
@@ -68,7 +72,17 @@ func (s *Store) noteFinished(n int) {
 	}
 	c.since, c.vacuuming = 0, true
 	c.run(&c.vacuuming, func(ctx context.Context) {
-		s.pool.Exec(ctx, sqlVacuumHot) // a failure is autovacuum's to make up for
+		var xmin string
+		if err := s.pool.QueryRow(ctx, sqlOldestRunning).Scan(&xmin); err != nil {
+			return // autovacuum makes up for it
+		}
+		c.mu.Lock()
+		stuck := xmin == c.vacuumXmin
+		c.vacuumXmin = xmin
+		c.mu.Unlock()
+		if !stuck {
+			s.pool.Exec(ctx, sqlVacuumHot) // a failure is autovacuum's to make up for
+		}
 	})
 }
 

@@ -286,6 +286,9 @@ RETURNING id`
 	// autovacuum or another process's vacuum of the same table.
 	sqlVacuumHot = `VACUUM (SKIP_LOCKED) daguq_messages, daguq_bodies, daguq_leases, daguq_queue_counts, daguq_count_deltas`
 
+	// sqlOldestRunning is the id of the oldest transaction running, as text.
+	sqlOldestRunning = `SELECT pg_snapshot_xmin(pg_current_snapshot())::text`
+
 	// sqlNotify wakes the listeners of queues ($2) on channel $1
 	// (notify.go).
 	sqlNotify = `SELECT pg_notify($1, q) FROM unnest($2::text[]) AS q`
