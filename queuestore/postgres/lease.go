@@ -119,7 +119,8 @@ func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions, rekeye
 			return err
 		}
 		if moved < promoteBatch {
-			walkedTo = &now
+			to := now
+			walkedTo = &to
 		}
 		if moved > 0 {
 			if err := keepFloor(ctx, tx, opts.Queue, lowest); err != nil {
