@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daguq/daguq/internal/pgtest"
 	"github.com/daguq/daguq/internal/proctest"
 )
 
@@ -30,7 +31,7 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pgtest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -123,9 +124,12 @@ type queueStats struct {
 }
 
 // jsonLines makes n JSON Lines {"n": i} for i in 0..n-1.
-func jsonLines(n int) string {
+func jsonLines(n int) string { return jsonLinesFrom(0, n) }
+
+// jsonLinesFrom makes the JSON Lines {"n": i} for i in from..to-1.
+func jsonLinesFrom(from, to int) string {
 	var b strings.Builder
-	for i := range n {
+	for i := from; i < to; i++ {
 		fmt.Fprintf(&b, "{\"n\":%d}\n", i)
 	}
 	return b.String()

@@ -107,17 +107,58 @@ func NewDatabase(tb testing.TB) string {
 	return c.newDatabase(tb)
 }
 
-// NewServerDatabase is NewDatabase on a cluster of the test's own, stopped
-// and removed when the test ends: for a package whose TestMain does not run
-// Main. It costs an initdb.
-func NewServerDatabase(tb testing.TB) string {
+// Server is a cluster of one test's own, which the test may stop and start
+// again: a server restart under the code it tests.
+type Server struct{ c *cluster }
+
+// NewServer starts a cluster for the test, stopped and removed when the
+// test ends. It skips the test without PostgreSQL, or fails it when CI is
+// set. It costs an initdb.
+func NewServer(tb testing.TB) *Server {
 	tb.Helper()
 	c, err := startCluster()
 	if err != nil {
 		unavailable(tb, err)
 	}
 	tb.Cleanup(c.stop)
-	return c.newDatabase(tb)
+	return &Server{c: c}
+}
+
+// NewDatabase creates an empty database on the server, dropped when the
+// test ends, and returns its URL (with the password).
+func (s *Server) NewDatabase(tb testing.TB) string {
+	tb.Helper()
+	return s.c.newDatabase(tb)
+}
+
+// Stop shuts the server down as pg_ctl stop -m fast does (SIGINT to the
+// postmaster): sessions are ended, transactions in progress rolled back,
+// and new connections refused until Start.
+func (s *Server) Stop(tb testing.TB) {
+	tb.Helper()
+	c := s.c
+	if c.cmd == nil {
+		tb.Fatal("pgtest: Stop of a server that is not running")
+	}
+	c.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-c.done:
+	case <-time.After(time.Minute):
+		tb.Fatalf("pgtest: the server did not stop within a minute: %s", tail(filepath.Join(c.dir, "server.log")))
+	}
+	c.cmd, c.done = nil, nil
+}
+
+// Start starts a stopped server again, on the same port.
+func (s *Server) Start(tb testing.TB) {
+	tb.Helper()
+	c := s.c
+	if c.cmd != nil {
+		tb.Fatal("pgtest: Start of a server that is running")
+	}
+	if err := c.startServer(c.postgres, c.data, c.port, c.cred); err != nil {
+		tb.Fatalf("pgtest: start the server again: %v", err)
+	}
 }
 
 // unavailable skips the test for want of PostgreSQL, or fails it (under CI,
@@ -181,6 +222,11 @@ type cluster struct {
 	dir  string   // removed at stop; empty for an outside server
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the server process exited
+
+	// How the server was started, to start it again (Server.Start).
+	postgres, data string
+	port           int
+	cred           *syscall.Credential
 
 	bouncerOnce sync.Once
 	bouncer     *bouncer // PgBouncer in front of it (pgbouncer.go), started at first use
@@ -361,6 +407,7 @@ func (c *cluster) startServer(postgres, data string, port int, cred *syscall.Cre
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	c.cmd, c.done = cmd, done
+	c.postgres, c.data, c.port, c.cred = postgres, data, port, cred
 	c.base = &url.URL{Scheme: "postgres", User: url.UserPassword("daguq", Password), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 
 	deadline := time.Now().Add(60 * time.Second)

@@ -56,7 +56,7 @@ func TestCountsRolledUpExactly(t *testing.T) {
 		// Two rollups at least: rows of the first are in the counts table,
 		// and changes recorded since are in the deltas again.
 		var rolled, pending int64
-		err := s.Pool().QueryRow(ctx, `SELECT (SELECT coalesce(sum(enqueued), 0) FROM daguq_queue_counts WHERE queue = 'q'),
+		err := s.ConnPool().QueryRow(ctx, `SELECT (SELECT coalesce(sum(enqueued), 0) FROM daguq_queue_counts WHERE queue = 'q'),
 		                                      (SELECT count(*) FROM daguq_count_deltas)`).Scan(&rolled, &pending)
 		if err != nil {
 			t.Fatal(err)

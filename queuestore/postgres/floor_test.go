@@ -22,7 +22,7 @@ func TestReadyFloor(t *testing.T) {
 	floor := func() int64 {
 		t.Helper()
 		var f *int64
-		if err := s.Pool().QueryRow(ctx, `SELECT ready_floor FROM daguq_queues WHERE name = 'q'`).Scan(&f); err != nil {
+		if err := s.ConnPool().QueryRow(ctx, `SELECT ready_floor FROM daguq_queues WHERE name = 'q'`).Scan(&f); err != nil {
 			t.Fatal(err)
 		}
 		if f == nil {
@@ -33,7 +33,7 @@ func TestReadyFloor(t *testing.T) {
 	keyOf := func(body string) int64 {
 		t.Helper()
 		var k int64
-		err := s.Pool().QueryRow(ctx, `SELECT m.sort_key FROM daguq_messages m JOIN daguq_bodies b ON b.id = m.id WHERE b.body = $1`, []byte(body)).Scan(&k)
+		err := s.ConnPool().QueryRow(ctx, `SELECT m.sort_key FROM daguq_messages m JOIN daguq_bodies b ON b.id = m.id WHERE b.body = $1`, []byte(body)).Scan(&k)
 		if err != nil {
 			t.Fatalf("sort key of %s: %v", body, err)
 		}
@@ -92,7 +92,7 @@ func TestReadyFloor(t *testing.T) {
 	// A writer of a message above the floor but below the head, not yet
 	// committed, keeps claims from raising the floor past it.
 	enqueue(s, "high", 5)
-	tx, err := s.Pool().Begin(ctx)
+	tx, err := s.ConnPool().Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

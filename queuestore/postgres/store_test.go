@@ -152,10 +152,10 @@ func TestClaimPlansUseTheirIndexes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// All leased, then statistics, then as many ready again.
-	if _, err := s.Pool().Exec(ctx, `UPDATE daguq_messages SET state = 1, visible_at = visible_at + 60000, lease_id = id`); err != nil {
+	if _, err := s.ConnPool().Exec(ctx, `UPDATE daguq_messages SET state = 1, visible_at = visible_at + 60000, lease_id = id`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Pool().Exec(ctx, `ANALYZE`); err != nil {
+	if _, err := s.ConnPool().Exec(ctx, `ANALYZE`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Enqueue(ctx, msgs...); err != nil {
@@ -181,7 +181,7 @@ ORDER BY sort_key, id LIMIT 1`, `'q1', 0`, "daguq_messages_ready"},
 	}
 	for _, analyzed := range []bool{false, true} {
 		if analyzed {
-			if _, err := s.Pool().Exec(ctx, `ANALYZE`); err != nil {
+			if _, err := s.ConnPool().Exec(ctx, `ANALYZE`); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -199,7 +199,7 @@ ORDER BY sort_key, id LIMIT 1`, `'q1', 0`, "daguq_messages_ready"},
 func explainInClaim(t *testing.T, s *postgres.Store, query, args string) string {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := s.Pool().Acquire(ctx)
+	conn, err := s.ConnPool().Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestHotTablesVacuumEarly(t *testing.T) {
 	s := open(t, postgres.Options{})
 	for _, table := range []string{"daguq_messages", "daguq_bodies", "daguq_leases", "daguq_queue_counts", "daguq_count_deltas"} {
 		var opts []string
-		err := s.Pool().QueryRow(context.Background(), `SELECT coalesce(reloptions, '{}') FROM pg_class WHERE relname = $1`, table).Scan(&opts)
+		err := s.ConnPool().QueryRow(context.Background(), `SELECT coalesce(reloptions, '{}') FROM pg_class WHERE relname = $1`, table).Scan(&opts)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -39,7 +39,7 @@ func open(tb testing.TB, opts postgres.Options) *postgres.Store {
 func countRows(tb testing.TB, b queuestore.Backend, queue string, now time.Time) storetest.Rows {
 	tb.Helper()
 	var r storetest.Rows
-	err := b.(*postgres.Store).Pool().QueryRow(context.Background(), `
+	err := b.(*postgres.Store).ConnPool().QueryRow(context.Background(), `
 SELECT count(*) FILTER (WHERE state = 0),
        count(*) FILTER (WHERE state = 0 OR (state = 1 AND visible_at <= $2)),
        count(*) FILTER (WHERE state = 1 AND visible_at > $2 AND lease_id IS NULL),
