@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -31,6 +32,8 @@ type config struct {
 	scaleDepths               []int
 	scaleClaims               int
 	skipScale, skipCLI        bool
+	cliOnly                   bool
+	cliBatches, cliConc       []int
 	daguqBin                  string
 	out, svg, dir             string
 	only                      string
@@ -53,12 +56,22 @@ func main() {
 	scaleMax := flag.Bool("scale-max", false, "add the 10,000,000-message depth (filling takes minutes and ~15 GB)")
 	flag.BoolVar(&c.skipScale, "skip-scale", false, "skip the queue-depth measurements")
 	flag.BoolVar(&c.skipCLI, "skip-cli", false, "skip the end-to-end `daguq consume` measurement")
+	flag.BoolVar(&c.cliOnly, "cli-only", false, "run only the end-to-end `daguq consume` measurement (with its raw floor)")
+	cliBatches := flag.String("cli-batches", "100,10", "batch sizes of the end-to-end `daguq consume` measurement")
+	cliConc := flag.String("cli-concurrency", "1,2,4", "`daguq consume --concurrency` values to measure")
 	flag.StringVar(&c.daguqBin, "daguq", "", "daguq binary for the CLI measurement (default: build ../cmd/daguq)")
 	flag.StringVar(&c.out, "out", "", "Markdown file to update between the bench-peers markers (default: print only)")
 	flag.StringVar(&c.svg, "svg", "", "SVG chart path (default: bench-peers.svg next to -out)")
 	flag.StringVar(&c.dir, "dir", "", "scratch directory (default: a new temporary one, removed after)")
 	flag.StringVar(&c.only, "only", "", "comma-separated systems to run (daguq, goqite, river, raw, shell)")
 	flag.Parse()
+	var err error
+	if c.cliBatches, err = intList(*cliBatches); err != nil {
+		log.Fatalf("-cli-batches: %v", err)
+	}
+	if c.cliConc, err = intList(*cliConc); err != nil {
+		log.Fatalf("-cli-concurrency: %v", err)
+	}
 	c.bulk = 1000
 	c.batches, c.procs = []int{1, 10, 100}, []int{1, 4}
 	c.scaleDepths, c.scaleClaims = []int{10_000, 1_000_000}, 2000
@@ -69,6 +82,9 @@ func main() {
 		c.n, c.runs, c.shellN, c.correctN = 5_000, 1, 200, 2_000
 		c.drainCap, c.enqueueCap = 3*time.Second, 3*time.Second
 		c.scaleDepths, c.scaleClaims = []int{10_000}, 500
+	}
+	if c.cliOnly && c.out != "" {
+		log.Fatal("-cli-only prints its part only: -out rewrites the whole bench-peers block, run it without -cli-only")
 	}
 	if c.out != "" && c.svg == "" {
 		c.svg = filepath.Join(filepath.Dir(c.out), "bench-peers.svg")
@@ -105,19 +121,8 @@ func run(c config) error {
 		}
 	}
 	start := time.Now()
-	for r := range c.runs {
-		if err := b.throughputRun(r); err != nil {
-			return err
-		}
-	}
-	if err := b.correctness(); err != nil {
-		return err
-	}
-	if err := b.pages(); err != nil {
-		return err
-	}
-	if !c.skipScale {
-		if err := b.scale(); err != nil {
+	if !c.cliOnly {
+		if err := b.peers(); err != nil {
 			return err
 		}
 	}
@@ -141,6 +146,38 @@ func run(c config) error {
 		b.progress("wrote %s and %s", c.out, c.svg)
 	}
 	return nil
+}
+
+// peers runs every measurement but the CLI's.
+func (b *bench) peers() error {
+	for r := range b.c.runs {
+		if err := b.throughputRun(r); err != nil {
+			return err
+		}
+	}
+	if err := b.correctness(); err != nil {
+		return err
+	}
+	if err := b.pages(); err != nil {
+		return err
+	}
+	if !b.c.skipScale {
+		return b.scale()
+	}
+	return nil
+}
+
+// intList parses a comma-separated list of positive integers.
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v < 1 {
+			return nil, fmt.Errorf("want positive integers separated by commas, got %q", s)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 type bench struct {
@@ -234,22 +271,12 @@ func (b *bench) throughputRun(run int) error {
 		removeDB(db)
 
 		tmpl := b.path(fmt.Sprintf("template-%d.db", len(templates)))
-		removeDB(tmpl)
-		if err := s.create(ctx, tmpl); err != nil {
-			return err
-		}
-		rs, err = runWorkers([]workerSpec{{Role: "produce", System: s.name(), DB: tmpl, Batch: b.c.bulk, N: n}}, stopAt(0, 0), b.log)
+		rs, err = b.fill(s, tmpl, n)
 		if err != nil {
 			return err
 		}
-		if rs[0].Acked != n {
-			return fmt.Errorf("%s: bulk enqueue stored %d of %d: %s", s.name(), rs[0].Acked, n, rs[0].FirstErr)
-		}
 		b.rep.add(run, s.name(), "enqbulk", rate(rs))
 		b.rep.add(run, s.name(), "cpu enqbulk", float64(rs[0].CPUNs)/1e3/float64(n))
-		if err := checkpoint(tmpl); err != nil {
-			return err
-		}
 		b.rep.add(run, s.name(), "bytes/msg", float64(fileSize(tmpl))/float64(n))
 		templates[s.name()] = tmpl
 		b.progress("  %-15s enqueue single %8.0f/s  bulk %8.0f/s", s.name(), b.rep.get(run, s.name(), "enq1"), b.rep.get(run, s.name(), "enqbulk"))
@@ -281,6 +308,23 @@ func (b *bench) throughputRun(run int) error {
 		}
 	}
 	return nil
+}
+
+// fill makes a fresh database of s at path holding n messages, enqueued
+// b.c.bulk per call, and checkpoints it.
+func (b *bench) fill(s system, path string, n int) ([]workerResult, error) {
+	removeDB(path)
+	if err := s.create(context.Background(), path); err != nil {
+		return nil, err
+	}
+	rs, err := runWorkers([]workerSpec{{Role: "produce", System: s.name(), DB: path, Batch: b.c.bulk, N: n}}, stopAt(0, 0), b.log)
+	if err != nil {
+		return nil, err
+	}
+	if rs[0].Acked != n {
+		return nil, fmt.Errorf("%s: bulk enqueue stored %d of %d: %s", s.name(), rs[0].Acked, n, rs[0].FirstErr)
+	}
+	return rs, checkpoint(path)
 }
 
 func names(ss []system) string {

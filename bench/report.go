@@ -28,14 +28,12 @@ type scaleRow struct {
 	batches  []scaleBatch
 }
 
+// cliResult is what the CLI measurement keeps beside its rates (in runs,
+// under cliSys).
 type cliResult struct {
-	batches                int
-	inProcess, inProcessSh time.Duration // claim+ack loop; the same running `true` per batch
-	cli                    time.Duration
-	cliStart               time.Duration // daguq consume on an empty queue: start, open, exit
-	cliRSSKB               int64
-	enqueueRate            float64
-	command                string
+	cliStart    time.Duration // daguq consume on an empty queue: start, open, exit
+	cliRSSKB    int64
+	enqueueRate float64
 }
 
 type report struct {
@@ -276,6 +274,10 @@ func (r *report) markdown() string {
 		p("Load average (1, 5, 15 min) at the start: %s; at the end: %s (the machine is shared with other work).", r.load[0], r.load[1])
 	}
 	p("")
+	if c.cliOnly {
+		r.cliSection(p)
+		return strings.TrimRight(w.String(), "\n")
+	}
 	p("The same work for every system: %s messages of 1 KiB (the shell-glue queue: %s, it is slow), each body",
 		commas(int64(c.n)), commas(int64(c.shellN)))
 	p("starting with a unique id; every producer and consumer is its own OS process (the bench binary re-executes")
@@ -401,6 +403,15 @@ func (r *report) targets(p func(string, ...any)) {
 		{"daguq claim+ack at batch 100 / raw SQLite floor, 1 process", "daguq", "b100 p1", "raw SQLite", "b100 p1", 0.7},
 		{"the same, 4 processes", "daguq", "b100 p4", "raw SQLite", "b100 p4", 0.7},
 	}
+	for _, conc := range r.c.cliConc {
+		for _, b := range r.c.cliBatches {
+			goal := map[int]float64{100: 0.8, 10: 0.5}[b]
+			if goal > 0 {
+				ts = append(ts, t{fmt.Sprintf("`daguq consume --batch-size %d --concurrency %d -- true` / raw floor at batch %d", b, conc, b),
+					cliSys, metricCLI(wayConc(conc), b), cliSys, metricCLI(wayRaw, b), goal})
+			}
+		}
+	}
 	for _, x := range ts {
 		m, lo, hi, ok := r.ratio(x.ns, x.nm, x.ds, x.dm)
 		if !ok {
@@ -410,6 +421,12 @@ func (r *report) targets(p func(string, ...any)) {
 		met := "yes"
 		if m < x.goal {
 			met = fmt.Sprintf("**no**: %.0f%% short", (1-m/x.goal)*100)
+		}
+		if bound, ok := r.cpuBound(x.nm, x.dm); ok && x.ns == cliSys {
+			met += fmt.Sprintf("; CPU allows %.2f×", bound)
+			if m >= x.goal && bound < x.goal {
+				met = fmt.Sprintf("**no** by CPU: at most %.2f× on %d cores (the wall-clock ratio is flattered by load)", bound, runtime.NumCPU())
+			}
 		}
 		p("| %s | %.2f× (%.2f–%.2f) | ≥ %.1f× | %s |", x.label, m, lo, hi, x.goal, met)
 	}
@@ -617,28 +634,88 @@ func (r *report) cliSection(p func(string, ...any)) {
 		p("")
 		return
 	}
-	x := r.cli
-	n := float64(x.batches)
-	p("%s messages drained at batch 100 (%d batches), one consumer process each way, median of %d runs:", commas(int64(r.c.n)), x.batches, r.c.runs)
+	c := r.c
+	p("%s messages drained by one consumer process each way (`-cli-only` runs this part alone), median of %d", commas(int64(c.n)), c.runs)
+	p("runs; a ratio to the raw floor is taken inside each run (median and range). The CLI drains run")
+	p("`daguq consume --queue bench --batch-size B --concurrency C --progress-interval 0 -- true`; CPU counts")
+	p("every process of a drain (for the CLI: daguq, its handler supervisors and every `true`).")
 	p("")
-	p("| drain | total, s | per batch, ms | msg/s |")
-	p("|---|---:|---:|---:|")
-	row := func(label string, d time.Duration) {
-		p("| %s | %.2f | %.3f | %s |", label, d.Seconds(), ms(d)/n, num(float64(r.c.n)/d.Seconds()))
+	head := []string{"drain"}
+	for _, b := range c.cliBatches {
+		head = append(head, fmt.Sprintf("b%d msg/s", b), fmt.Sprintf("b%d / raw floor", b), fmt.Sprintf("b%d CPU µs/msg", b))
 	}
-	row("in process: Claim, no-op handler, Ack", x.inProcess)
-	row("in process, running `true` per batch (fork+exec)", x.inProcessSh)
-	row("`"+x.command+"`", x.cli)
+	p("| %s |", strings.Join(head, " | "))
+	p("|---|%s", strings.Repeat("---:|", len(head)-1))
+	rows := []struct{ label, way string }{
+		{"raw SQLite floor: claim+ack in process", wayRaw},
+		{"daguq store in process: Claim, no-op, Ack", wayIn},
+		{"the same, starting `true` per batch (fork+exec)", wayExec},
+	}
+	for _, conc := range c.cliConc {
+		rows = append(rows, struct{ label, way string }{fmt.Sprintf("`daguq consume --concurrency %d -- true`", conc), wayConc(conc)})
+	}
+	for _, row := range rows {
+		cells := []string{row.label}
+		for _, b := range c.cliBatches {
+			m := metricCLI(row.way, b)
+			cells = append(cells, r.cellPlain(cliSys, m))
+			if mid, lo, hi, ok := r.ratio(cliSys, m, cliSys, metricCLI(wayRaw, b)); ok {
+				cells = append(cells, fmt.Sprintf("%.2f× (%.2f–%.2f)", mid, lo, hi))
+			} else {
+				cells = append(cells, "–")
+			}
+			cells = append(cells, r.cellPlain(cliSys, "cpu "+m))
+		}
+		p("| %s |", strings.Join(cells, " | "))
+	}
 	p("")
-	perBatch := (ms(x.cli) - ms(x.cliStart) - ms(x.inProcess)) / n
-	p("`daguq consume` on an empty queue (start, open the database, find nothing, exit) takes %.1f ms; taking that", ms(x.cliStart))
-	p("off, the process model costs **%.2f ms per batch** over the in-process drain. Of that, %.2f ms is starting the",
-		perBatch, (ms(x.inProcessSh)-ms(x.inProcess))/n)
-	p("handler process (`true`) at all; the rest, %.2f ms per batch, is what `daguq consume` does around it (batch",
-		perBatch-(ms(x.inProcessSh)-ms(x.inProcess))/n)
-	p("file and stdin, environment, heartbeat, result file, summary). Peak RSS of `daguq consume`: %d MB. Filling the queue with", x.cliRSSKB/1024)
-	p("`daguq enqueue --raw --file` (one transaction for all): %s msg/s.", num(x.enqueueRate))
+	p("On %d cores a CLI drain can spread its CPU over every core while the floor is one thread that never", runtime.NumCPU())
+	p("waits, so CLI / floor is at most cores × (floor CPU per message) / (CLI CPU per message), a")
+	p("bound that load does not flatter: the \"CPU allows\" figures. On a loaded machine the wall-clock ratio can exceed it.")
 	p("")
+	for _, b := range c.cliBatches {
+		var parts []string
+		for _, conc := range c.cliConc {
+			if bound, ok := r.cpuBound(metricCLI(wayConc(conc), b), metricCLI(wayRaw, b)); ok {
+				parts = append(parts, fmt.Sprintf("concurrency %d %.2f×", conc, bound))
+			}
+		}
+		if len(parts) > 0 {
+			p("- Batch %d, CPU allows: %s.", b, strings.Join(parts, ", "))
+		}
+	}
+	for _, b := range c.cliBatches {
+		var parts []string
+		for _, row := range rows {
+			if v, ok := r.med(cliSys, metricCLI(row.way, b)); ok && v > 0 {
+				name := strings.TrimPrefix(row.way, wayCLI)
+				if name == row.way {
+					name = map[string]string{wayRaw: "raw floor", wayIn: "store in process", wayExec: "with `true`"}[row.way]
+				} else {
+					name = "consume ×" + name
+				}
+				parts = append(parts, fmt.Sprintf("%s %.3f", name, float64(b)*1e3/v))
+			}
+		}
+		p("- Batch %d, ms per batch: %s.", b, strings.Join(parts, ", "))
+	}
+	p("- `daguq consume` on an empty queue (start, open the database, find nothing, exit): %.1f ms, in every CLI", ms(r.cli.cliStart))
+	p("  drain above.")
+	p("- Peak RSS of `daguq consume`: %d MB. Filling the queue with `daguq enqueue --raw --file` (one transaction", r.cli.cliRSSKB/1024)
+	p("  for all): %s msg/s.", num(r.cli.enqueueRate))
+	p("")
+}
+
+// cpuBound is the most a CLI drain (metric num) can reach against the
+// floor (metric den) on this machine's cores, from their median CPU per
+// message: the floor is one thread that never waits.
+func (r *report) cpuBound(num, den string) (float64, bool) {
+	cliCPU, ok1 := r.med(cliSys, "cpu "+num)
+	floorCPU, ok2 := r.med(cliSys, "cpu "+den)
+	if !ok1 || !ok2 || cliCPU <= 0 {
+		return 0, false
+	}
+	return float64(runtime.NumCPU()) * floorCPU / cliCPU, true
 }
 
 // reading explains the mechanisms behind the shapes of the curves; it

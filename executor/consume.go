@@ -68,6 +68,7 @@ type consumer struct {
 	tmpDir  string
 	cleanup func() // removes tmpDir
 	script  string // handler script file, for `script`
+	runs    *handlerRuns
 
 	leased   chan struct{} // one token per batch leased: assembling, waiting or running
 	slots    chan struct{} // one token per running batch
