@@ -123,4 +123,16 @@ func TestReadyFloor(t *testing.T) {
 	if f, want := floor(), clock.Now().UnixMilli()-1000; f != want {
 		t.Fatalf("floor %d with nothing ready, want %d", f, want)
 	}
+
+	// A message moved in from another store (daguq copy), ready since long
+	// before the floor, lowers it, and is claimed before a newer one.
+	since := clock.Now().Add(-time.Hour)
+	moved := queuestore.MovingMessage{Message: queuestore.Message{Queue: "q", Body: []byte("moved"),
+		State: queuestore.StateReady, VisibleAt: since, EnqueuedAt: since, MaxAttempts: 3}}
+	if _, err := s.PutIn(ctx, "another-store", []queuestore.MovingMessage{moved}); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(s, "f", 0)
+	ack(claim("moved"))
+	ack(claim("f"))
 }

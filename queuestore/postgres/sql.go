@@ -73,7 +73,7 @@ SELECT pg_advisory_xact_lock_shared(1684501873, hashtext($1)),
 	// sqlClaimSettings is sqlQueueSettings with the ready floor.
 	sqlClaimSettings = `SELECT paused, max_in_flight, aging_ms, ready_floor FROM daguq_queues WHERE name = $1`
 
-	// The ready floor (migrations/0003_floor_and_count_deltas.sql): no
+	// The ready floor (migrations/0004_floor_and_count_deltas.sql): no
 	// committed ready message of the queue has a smaller sort key. A writer
 	// that makes messages ready holds the queue's row FOR SHARE from
 	// sqlShareFloor until it commits, lowering the floor to its smallest key
@@ -306,7 +306,7 @@ SELECT EXISTS (SELECT 1 FROM daguq_queue_totals WHERE queue = $1) OR EXISTS (SEL
 
 	// sqlAddCounts records one transaction's changes to a queue's counts:
 	// a row of its own, which sqlRollupCounts adds to daguq_queue_counts
-	// later (migrations/0003_floor_and_count_deltas.sql). An insert takes
+	// later (migrations/0004_floor_and_count_deltas.sql). An insert takes
 	// no lock and, unlike an update of a counts row, leaves no old version
 	// for the next transaction to walk past.
 	sqlAddCounts = `

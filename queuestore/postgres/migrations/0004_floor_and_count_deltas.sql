@@ -1,4 +1,4 @@
--- daguq PostgreSQL schema version 3: what keeps claims fast while an old
+-- daguq PostgreSQL schema version 4: what keeps claims fast while an old
 -- transaction holds vacuum back (docs/postgres.md#vacuum-and-bloat).
 
 -- The ready floor: no committed ready message of the queue has a smaller
