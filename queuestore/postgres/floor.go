@@ -44,7 +44,7 @@ func keepFloor(ctx context.Context, tx pgx.Tx, queue string, key int64) error {
 	var floor *int64
 	err := tx.QueryRow(ctx, sqlShareFloor, queue).Scan(&floor)
 	if errors.Is(err, pgx.ErrNoRows) { // the queue's first message: no row yet
-		if _, err := tx.Exec(ctx, sqlQueueRow, queue); err != nil {
+		if _, err := tx.Exec(ctx, sqlFloorRow, queue); err != nil {
 			return err
 		}
 		err = tx.QueryRow(ctx, sqlShareFloor, queue).Scan(&floor)

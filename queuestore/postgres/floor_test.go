@@ -22,7 +22,7 @@ func TestReadyFloor(t *testing.T) {
 	floor := func() int64 {
 		t.Helper()
 		var f *int64
-		if err := s.ConnPool().QueryRow(ctx, `SELECT ready_floor FROM daguq_queues WHERE name = 'q'`).Scan(&f); err != nil {
+		if err := s.ConnPool().QueryRow(ctx, `SELECT floor FROM daguq_ready_floors WHERE queue = 'q'`).Scan(&f); err != nil {
 			t.Fatal(err)
 		}
 		if f == nil {

@@ -62,7 +62,10 @@ func (s *Store) setAging(ctx context.Context, queue string, aging int64) error {
 		if _, err := tx.Exec(ctx, sqlSetAging, queue, aging); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, sqlRekey, queue, queuestore.SortStep(aging))
+		if _, err := tx.Exec(ctx, sqlRekey, queue, queuestore.SortStep(aging)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, sqlClearFloor, queue)
 		return err
 	})
 }
@@ -81,8 +84,7 @@ func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions, rekeye
 		var limit int32
 		var aging int64
 		var floor *int64
-		err := tx.QueryRow(ctx, sqlClaimSettings, opts.Queue).Scan(&paused, &limit, &aging, &floor)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) { // no row: default settings
+		if err := tx.QueryRow(ctx, sqlClaimSettings, opts.Queue).Scan(&paused, &limit, &aging, &floor); err != nil {
 			return err
 		}
 		if paused {

@@ -15,11 +15,11 @@ package postgres
 //  3. the lease row, by claims into a lease and by finishes;
 //  4. message rows: claims and promotions skip locked ones, finishes lock
 //     theirs in id order;
-//  5. the queue's settings row again, last: FOR SHARE by every transaction
-//     that makes messages ready (the ready floor, below), FOR NO KEY UPDATE
-//     SKIP LOCKED by a claim that raises the floor. A claim waits on no
-//     message row, so a writer that waits here for a claim holding the row
-//     is in no cycle. Counts are recorded with inserts, which lock nothing.
+//  5. the queue's floor row, last: FOR SHARE by every transaction that
+//     makes messages ready (the ready floor, below), FOR NO KEY UPDATE SKIP
+//     LOCKED by a claim that raises the floor. A claim waits on no message
+//     row, so a writer that waits here for a claim holding the row is in no
+//     cycle. Counts are recorded with inserts, which lock nothing.
 
 const (
 	// sqlMigrationLock serializes migrations of one database: a
@@ -70,31 +70,38 @@ SELECT pg_advisory_xact_lock_shared(1684501873, hashtext($1)),
 	sqlQueueExclusive = `SELECT pg_advisory_xact_lock(1684501873, hashtext($1))`
 
 	sqlQueueSettings = `SELECT paused, max_in_flight, aging_ms FROM daguq_queues WHERE name = $1`
-	// sqlClaimSettings is sqlQueueSettings with the ready floor.
-	sqlClaimSettings = `SELECT paused, max_in_flight, aging_ms, ready_floor FROM daguq_queues WHERE name = $1`
+	// sqlClaimSettings is sqlQueueSettings, defaults when the queue has no
+	// settings, with the ready floor.
+	sqlClaimSettings = `
+SELECT coalesce(q.paused, false), coalesce(q.max_in_flight, 0), coalesce(q.aging_ms, 0), f.floor
+FROM (SELECT $1::text COLLATE "C" AS name) n
+LEFT JOIN daguq_queues q ON q.name = n.name
+LEFT JOIN daguq_ready_floors f ON f.queue = n.name`
 
 	// The ready floor (migrations/0004_floor_and_count_deltas.sql): no
 	// committed ready message of the queue has a smaller sort key. A writer
-	// that makes messages ready holds the queue's row FOR SHARE from
+	// that makes messages ready holds the queue's floor row FOR SHARE from
 	// sqlShareFloor until it commits, lowering the floor to its smallest key
 	// when that is below (sqlLowerFloor). A claim raises it after taking
 	// the row with sqlLockFloor (SKIP LOCKED: not while a writer holds it),
 	// to the head of the ready set read in the next statement, whose
 	// snapshot sees every writer that committed before: a writer not yet
 	// committed then waits for the raise and lowers the floor after it.
-	sqlShareFloor = `SELECT ready_floor FROM daguq_queues WHERE name = $1 FOR SHARE`
-	sqlQueueRow   = `INSERT INTO daguq_queues (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`
-	sqlLowerFloor = `UPDATE daguq_queues SET ready_floor = $2 WHERE name = $1 AND ready_floor > $2`
-	sqlLockFloor  = `SELECT ready_floor FROM daguq_queues WHERE name = $1 FOR NO KEY UPDATE SKIP LOCKED`
+	sqlShareFloor = `SELECT floor FROM daguq_ready_floors WHERE queue = $1 FOR SHARE`
+	sqlFloorRow   = `INSERT INTO daguq_ready_floors (queue) VALUES ($1) ON CONFLICT (queue) DO NOTHING`
+	sqlLowerFloor = `UPDATE daguq_ready_floors SET floor = $2 WHERE queue = $1 AND floor > $2`
+	sqlLockFloor  = `SELECT floor FROM daguq_ready_floors WHERE queue = $1 FOR NO KEY UPDATE SKIP LOCKED`
+	// sqlClearFloor drops the floor of a queue whose ready set is re-keyed.
+	sqlClearFloor = `UPDATE daguq_ready_floors SET floor = NULL WHERE queue = $1`
 	// sqlRaiseFloor raises the floor to the head of the ready set at or
 	// above the floor ($2), or to $3 when the set is empty. Messages other
 	// claims are taking count as ready until those commit.
 	sqlRaiseFloor = `
-UPDATE daguq_queues SET ready_floor = h.key
+UPDATE daguq_ready_floors SET floor = h.key
 FROM (SELECT coalesce((SELECT sort_key FROM daguq_messages
                        WHERE queue = $1 AND state = 0 AND sort_key >= $2
                        ORDER BY sort_key, id LIMIT 1), $3::bigint) AS key) h
-WHERE name = $1 AND (ready_floor IS NULL OR ready_floor < h.key)`
+WHERE queue = $1 AND (floor IS NULL OR floor < h.key)`
 	// sqlLockSettings locks the settings row of a queue with an in-flight
 	// limit: claims that could take its last slot take turns. The count of
 	// live leases is read in the next statement, which sees every lease
@@ -105,7 +112,7 @@ WHERE name = $1 AND (ready_floor IS NULL OR ready_floor < h.key)`
 	sqlAgingOf  = `SELECT name, aging_ms FROM daguq_queues WHERE name = ANY($1)`
 	sqlSetAging = `
 INSERT INTO daguq_queues (name, aging_ms) VALUES ($1, $2)
-ON CONFLICT (name) DO UPDATE SET aging_ms = EXCLUDED.aging_ms, ready_floor = NULL`
+ON CONFLICT (name) DO UPDATE SET aging_ms = EXCLUDED.aging_ms`
 	// sqlRekey gives the ready set the sort keys of a new aging step ($2).
 	sqlRekey = `UPDATE daguq_messages SET sort_key = visible_at - priority * $2 WHERE queue = $1 AND state = 0`
 

@@ -4,8 +4,12 @@
 -- The ready floor: no committed ready message of the queue has a smaller
 -- sort key. Claims walk daguq_messages_ready from it, not from the bottom of
 -- the queue's range, past the entries of claimed messages that vacuum may
--- not yet remove. NULL: walk from the bottom.
-ALTER TABLE daguq_queues ADD COLUMN ready_floor bigint;
+-- not yet remove. NULL or no row: walk from the bottom. A table apart from
+-- the settings: a queue with a floor has no settings for that.
+CREATE TABLE daguq_ready_floors (
+    queue text COLLATE "C" PRIMARY KEY,
+    floor bigint
+) WITH (fillfactor = 50);
 
 -- Count changes, one row per transaction, added to daguq_queue_counts every
 -- second by a rollup: a transaction inserts a row instead of updating a
