@@ -30,7 +30,7 @@ test-postgres-latency: ## enqueue to handler start of a watching consumer on Pos
 	DAGUQ_PG_LATENCY=1 $(GO) test -count=1 -run '^TestWatchWakeupLatencyPostgres$$' -v ./executor/
 
 # BLOAT_N messages per cycle, BLOAT_HOLD of vacuum held back: the issue's
-# figures by default; docs/postgres.md has the figures of a shorter run.
+# figures by default, as measured in docs/postgres.md (about 30 minutes).
 BLOAT_N    ?= 1000000
 BLOAT_HOLD ?= 10m
 test-postgres-bloat: ## the PostgreSQL bloat proofs: 3 cycles of BLOAT_N messages, vacuum held back BLOAT_HOLD (long)

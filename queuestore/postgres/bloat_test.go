@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,7 +29,7 @@ const (
 )
 
 // hotTables are the tables every message passes through.
-var hotTables = []string{"daguq_messages", "daguq_bodies", "daguq_leases", "daguq_queue_counts"}
+var hotTables = []string{"daguq_messages", "daguq_bodies", "daguq_leases", "daguq_queue_counts", "daguq_count_deltas"}
 
 func bloatEnv(t *testing.T) (n int, hold time.Duration) {
 	t.Helper()
@@ -294,7 +295,7 @@ func TestBloatIdleTransaction(t *testing.T) {
 	for range 3 {
 		base += rate() / 3
 	}
-	t.Logf("baseline: %.0f messages/s", base)
+	t.Logf("baseline: %.0f messages/s, %s", base, loadAverage())
 
 	holder := connect(t, dbURL)
 	if _, err := holder.Exec(context.Background(), `SET idle_in_transaction_session_timeout = 0`); err != nil {
@@ -311,7 +312,7 @@ func TestBloatIdleTransaction(t *testing.T) {
 	for held := time.Duration(0); held < hold; held += window {
 		r := rate()
 		worst = min(worst, r)
-		t.Logf("transaction idle for %v: %.0f messages/s (%.0f%%), %s", held+window, r, 100*r/base, deadRows(t, holder))
+		t.Logf("transaction idle for %v: %.0f messages/s (%.0f%%), %s, %s", held+window, r, 100*r/base, deadRows(t, holder), loadAverage())
 		if r < 0.65*base {
 			t.Errorf("throughput %.0f/s with vacuum held back %v, below 65%% of the baseline %.0f/s", r, held+window, base)
 		}
@@ -322,7 +323,7 @@ func TestBloatIdleTransaction(t *testing.T) {
 	recover := min(5*time.Minute, max(hold/2, 3*window))
 	for after := time.Duration(0); ; after += window {
 		r := rate()
-		t.Logf("%v after the transaction ended: %.0f messages/s (%.0f%%), %s", after+window, r, 100*r/base, deadRows(t, holder))
+		t.Logf("%v after the transaction ended: %.0f messages/s (%.0f%%), %s, %s", after+window, r, 100*r/base, deadRows(t, holder), loadAverage())
 		if r >= 0.9*base {
 			break
 		}
@@ -344,4 +345,14 @@ SELECT n_live_tup, n_dead_tup, pg_total_relation_size('daguq_messages') FROM pg_
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("messages table %s, %d live and %d dead rows", mb(size), live, dead)
+}
+
+// loadAverage says the machine's load over the last minute (Linux), for
+// reading a window's throughput against what else ran.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "load unknown"
+	}
+	return "load " + strings.Fields(string(b))[0]
 }

@@ -74,7 +74,7 @@ func (q queueCounts) of(queue string) *counts {
 	return c
 }
 
-// flush adds the collected changes to daguq_queue_counts, one statement per
+// flush records the collected changes in daguq_count_deltas, one row per
 // queue, in name order (a fixed order of row locks in every transaction).
 func (q queueCounts) flush(ctx context.Context, tx querier) error {
 	names := make([]string, 0, len(q))

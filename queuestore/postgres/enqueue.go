@@ -113,6 +113,7 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, msgs []queuestore.NewMes
 	now := s.now()
 	res = queuestore.EnqueueResult{IDs: make([]int64, len(msgs))}
 	changes := queueCounts{}
+	lowest := map[string]int64{} // per queue: the smallest sort key of a ready message stored
 	for start := 0; start < len(msgs); start += enqueueChunk {
 		end := min(start+enqueueChunk, len(msgs))
 		n := end - start
@@ -165,6 +166,9 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, msgs []queuestore.NewMes
 				c.waiting++
 			} else {
 				c.readySet++
+				if key, seen := lowest[m.Queue]; !seen || sortKey[i-start] < key {
+					lowest[m.Queue] = sortKey[i-start]
+				}
 			}
 		}
 		if len(bodyIDs) > 0 {
@@ -175,6 +179,13 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, msgs []queuestore.NewMes
 		res.Enqueued += len(stored)
 	}
 	res.Duplicates = len(msgs) - res.Enqueued
+	for _, q := range queues { // in name order, as every transaction takes the rows
+		if key, ok := lowest[q]; ok {
+			if err := keepFloor(ctx, tx, q, key); err != nil {
+				return queuestore.EnqueueResult{}, nil, fmt.Errorf("enqueue: %w", err)
+			}
+		}
+	}
 	if err := changes.flush(ctx, tx); err != nil {
 		return queuestore.EnqueueResult{}, nil, fmt.Errorf("enqueue: %w", err)
 	}

@@ -62,7 +62,10 @@ func (s *Store) setAging(ctx context.Context, queue string, aging int64) error {
 		if _, err := tx.Exec(ctx, sqlSetAging, queue, aging); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, sqlRekey, queue, queuestore.SortStep(aging))
+		if _, err := tx.Exec(ctx, sqlRekey, queue, queuestore.SortStep(aging)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, sqlClearFloor, queue)
 		return err
 	})
 }
@@ -70,17 +73,18 @@ func (s *Store) setAging(ctx context.Context, queue string, aging int64) error {
 func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions, rekeyed bool) (*queuestore.Lease, error) {
 	minPriority, maxPriority := queuestore.ClaimBand(opts)
 	var lease *queuestore.Lease
+	var walkedTo *int64 // the promotion walked every due message up to here
 	err := s.withRepeatableTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		lease = nil
+		lease, walkedTo = nil, nil
 		now := s.now()
-		if _, err := tx.Exec(ctx, sqlQueueShared, opts.Queue); err != nil {
+		if _, err := tx.Exec(ctx, sqlClaimStart, opts.Queue); err != nil {
 			return err
 		}
 		var paused bool
 		var limit int32
 		var aging int64
-		err := tx.QueryRow(ctx, sqlQueueSettings, opts.Queue).Scan(&paused, &limit, &aging)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) { // no row: default settings
+		var floor *int64
+		if err := tx.QueryRow(ctx, sqlClaimSettings, opts.Queue).Scan(&paused, &limit, &aging, &floor); err != nil {
 			return err
 		}
 		if paused {
@@ -112,15 +116,32 @@ func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions, rekeye
 			}
 		}
 		var change counts
-		if err := s.promote(ctx, tx, &change, opts.Queue, now, aging); err != nil {
+		moved, lowest, err := s.promote(ctx, tx, &change, opts.Queue, now, aging, s.promoteFrom(opts.Queue, now))
+		if err != nil {
 			return err
+		}
+		if moved < promoteBatch {
+			to := now
+			walkedTo = &to
+		}
+		if moved > 0 {
+			if err := keepFloor(ctx, tx, opts.Queue, lowest); err != nil {
+				return err
+			}
+			if floor != nil && lowest < *floor {
+				floor = &lowest
+			}
 		}
 		if s.due(s.nextLeaseSwep, opts.Queue, now, 10*time.Second) {
 			if _, err := tx.Exec(ctx, sqlSweepLeases, opts.Queue, now); err != nil {
 				return err
 			}
 		}
-		picked, bytesFull, err := pick(ctx, tx, opts, aging, minPriority, maxPriority)
+		start := int64(noFloor)
+		if floor != nil {
+			start = *floor
+		}
+		picked, bytesFull, err := pick(ctx, tx, opts, aging, minPriority, maxPriority, start)
 		if err != nil {
 			return err
 		}
@@ -129,7 +150,10 @@ func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions, rekeye
 				lease = &queuestore.Lease{BytesFull: true}
 			}
 			// Commit what the promotion moved, if anything.
-			return change.flush(ctx, tx, opts.Queue)
+			if err := change.flush(ctx, tx, opts.Queue); err != nil {
+				return err
+			}
+			return s.raiseFloor(ctx, tx, opts.Queue, now)
 		}
 		// The lease counts from now, when its messages are locked: the
 		// clock read at the start of the transaction may be older by a
@@ -172,6 +196,9 @@ func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions, rekeye
 		if err := change.flush(ctx, tx, opts.Queue); err != nil {
 			return err
 		}
+		if err := s.raiseFloor(ctx, tx, opts.Queue, now); err != nil {
+			return err
+		}
 		lease = &queuestore.Lease{ID: leaseID, Token: strconv.FormatInt(leaseID, 10), Queue: opts.Queue,
 			Consumer: opts.Consumer, ExpiresAt: msTime(expires), Messages: msgs, BytesFull: bytesFull}
 		if opts.Into != nil {
@@ -179,22 +206,31 @@ func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions, rekeye
 		}
 		return nil
 	})
+	if err == nil && walkedTo != nil {
+		s.advancePromote(opts.Queue, *walkedTo)
+	}
 	return lease, err
 }
 
-// promote moves up to promoteBatch due waiting messages of queue into the
-// ready set, counting the leases that ran out.
-func (s *Store) promote(ctx context.Context, tx pgx.Tx, change *counts, queue string, now, aging int64) error {
-	rows, err := tx.Query(ctx, sqlPromote, queue, now, queuestore.SortStep(aging), promoteBatch)
+// promote moves up to promoteBatch waiting messages of queue due between
+// from and now into the ready set, counting the leases that ran out. It
+// returns how many it moved and the smallest sort key it gave them.
+func (s *Store) promote(ctx context.Context, tx pgx.Tx, change *counts, queue string, now, aging, from int64) (moved int, lowest int64, err error) {
+	rows, err := tx.Query(ctx, sqlPromote, queue, now, queuestore.SortStep(aging), promoteBatch, from)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var leased bool
-		if err := rows.Scan(&leased); err != nil {
-			return err
+		var key int64
+		if err := rows.Scan(&leased, &key); err != nil {
+			return 0, 0, err
 		}
+		if moved == 0 || key < lowest {
+			lowest = key
+		}
+		moved++
 		change.waiting--
 		change.readySet++
 		if leased {
@@ -202,16 +238,18 @@ func (s *Store) promote(ctx context.Context, tx pgx.Tx, change *counts, queue st
 			change.settled[settledExpired]++
 		}
 	}
-	return rows.Err()
+	return moved, lowest, rows.Err()
 }
 
-// pick walks the ready set in claim order and locks what the claim takes:
+// pick walks the ready set in claim order, from the sort key start (the
+// ready floor) up, and locks what the claim takes:
 // up to opts.Max messages, of one group with OneGroup or Group, within
 // opts.MaxBytes. bytesFull says the walk stopped at the byte limit.
 // Messages the walk locked beyond the byte limit stay locked until the
 // transaction ends, and are not leased.
-func pick(ctx context.Context, tx pgx.Tx, opts *queuestore.ClaimOptions, aging, minPriority, maxPriority int64) (picked []int64, bytesFull bool, err error) {
+func pick(ctx context.Context, tx pgx.Tx, opts *queuestore.ClaimOptions, aging, minPriority, maxPriority, start int64) (picked []int64, bytesFull bool, err error) {
 	from, to := queuestore.ClaimKeyRange(minPriority, maxPriority, aging)
+	from = max(from, start)
 	var held int64 // bytes the lease holds already
 	group, oneGroup := opts.Group, opts.Group != "" && !opts.OneGroup
 	if opts.Into != nil {

@@ -204,6 +204,7 @@ func (s *Store) PutIn(ctx context.Context, source string, msgs []queuestore.Movi
 			bodies           [][]byte
 		)
 		change := queueCounts{}
+		lowest := map[string]int64{} // per queue: the smallest sort key of a ready message stored
 		for _, i := range stored {
 			m := put[i.at]
 			idCol, sourceIDs, queueCol = append(idCol, i.id), append(sourceIDs, m.ID), append(queueCol, m.Queue)
@@ -221,6 +222,9 @@ func (s *Store) PutIn(ctx context.Context, source string, msgs []queuestore.Movi
 			case codeReady:
 				c.readySet++
 				ready = append(ready, m.Queue)
+				if key, seen := lowest[m.Queue]; !seen || i.key < key {
+					lowest[m.Queue] = i.key
+				}
 			case codeWaiting:
 				c.waiting++
 			default:
@@ -245,6 +249,13 @@ func (s *Store) PutIn(ctx context.Context, source string, msgs []queuestore.Movi
 		}
 		if _, err := tx.Exec(ctx, sqlPutOrigins, source, sourceIDs, queueCol, idCol, s.now()); err != nil {
 			return err
+		}
+		for _, q := range queues { // in name order, as every transaction takes the rows
+			if key, ok := lowest[q]; ok {
+				if err := keepFloor(ctx, tx, q, key); err != nil {
+					return err
+				}
+			}
 		}
 		return change.flush(ctx, tx)
 	})
@@ -277,8 +288,9 @@ func originsPresent(ctx context.Context, tx pgx.Tx, source string, msgs []queues
 // storedRow is a message putMessages stored: its position in the input and
 // its id here.
 type storedRow struct {
-	at int
-	id int64
+	at  int
+	id  int64
+	key int64 // sort key
 }
 
 // putMessages inserts the messages (not their bodies) with new ids, and
@@ -323,7 +335,7 @@ func putMessages(ctx context.Context, tx pgx.Tx, put []queuestore.MovingMessage,
 	}
 	out := make([]storedRow, len(inserted))
 	for i, id := range inserted {
-		out[i] = storedRow{at: at[id], id: id}
+		out[i] = storedRow{at: at[id], id: id, key: sortKey[at[id]]}
 	}
 	slices.SortFunc(out, func(a, b storedRow) int { return a.at - b.at })
 	return out, nil

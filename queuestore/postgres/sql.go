@@ -15,7 +15,11 @@ package postgres
 //  3. the lease row, by claims into a lease and by finishes;
 //  4. message rows: claims and promotions skip locked ones, finishes lock
 //     theirs in id order;
-//  5. the queue's counts row, last.
+//  5. the queue's floor row, last: FOR SHARE by every transaction that
+//     makes messages ready (the ready floor, below), FOR NO KEY UPDATE SKIP
+//     LOCKED by a claim that raises the floor. A claim waits on no message
+//     row, so a writer that waits here for a claim holding the row is in no
+//     cycle. Counts are recorded with inserts, which lock nothing.
 
 const (
 	// sqlMigrationLock serializes migrations of one database: a
@@ -43,10 +47,22 @@ CREATE TABLE IF NOT EXISTS daguq_schema_migrations (
 	// The per-queue advisory locks: the key pair (1684501873 ("dguq"),
 	// hashtext(queue)). Transaction-level, released at commit or rollback.
 	//
-	// sqlQueueShared takes the queue's advisory lock shared until the
-	// transaction ends: the aging interval read next stays the one the
-	// ready set is keyed with.
-	sqlQueueShared = `SELECT pg_advisory_xact_lock_shared(1684501873, hashtext($1))`
+	// sqlClaimStart begins a claim: it takes the queue's advisory lock
+	// shared until the transaction ends (the aging interval read next stays
+	// the one the ready set is keyed with), and turns sorts off for the
+	// transaction. The claim's walks must follow daguq_messages_ready in
+	// order from the floor: from statistics that undercount the ready set (a
+	// new table, a set grown since the last ANALYZE) the planner may rather
+	// read the queue's whole ready set through daguq_messages_live and sort
+	// it, dead entries and all, which is slow while vacuum is held back.
+	// Plans are made in the transaction that first runs a statement on a
+	// connection, and the claim's statements run only in claims. JIT off
+	// too: a sort left in a plan (the CTE's rows put in order) costs as
+	// much as a disabled one, far above jit_above_cost, and compiling took
+	// longer than the claim.
+	sqlClaimStart = `
+SELECT pg_advisory_xact_lock_shared(1684501873, hashtext($1)),
+       set_config('enable_sort', 'off', true), set_config('jit', 'off', true)`
 	// sqlQueuesShared is sqlQueueShared for several queues.
 	sqlQueuesShared = `SELECT pg_advisory_xact_lock_shared(1684501873, hashtext(q)) FROM unnest($1::text[]) AS q`
 	// sqlQueueExclusive waits for every claim and enqueue of the queue to
@@ -54,6 +70,38 @@ CREATE TABLE IF NOT EXISTS daguq_schema_migrations (
 	sqlQueueExclusive = `SELECT pg_advisory_xact_lock(1684501873, hashtext($1))`
 
 	sqlQueueSettings = `SELECT paused, max_in_flight, aging_ms FROM daguq_queues WHERE name = $1`
+	// sqlClaimSettings is sqlQueueSettings, defaults when the queue has no
+	// settings, with the ready floor.
+	sqlClaimSettings = `
+SELECT coalesce(q.paused, false), coalesce(q.max_in_flight, 0), coalesce(q.aging_ms, 0), f.floor
+FROM (SELECT $1::text COLLATE "C" AS name) n
+LEFT JOIN daguq_queues q ON q.name = n.name
+LEFT JOIN daguq_ready_floors f ON f.queue = n.name`
+
+	// The ready floor (migrations/0004_floor_and_count_deltas.sql): no
+	// committed ready message of the queue has a smaller sort key. A writer
+	// that makes messages ready holds the queue's floor row FOR SHARE from
+	// sqlShareFloor until it commits, lowering the floor to its smallest key
+	// when that is below (sqlLowerFloor). A claim raises it after taking
+	// the row with sqlLockFloor (SKIP LOCKED: not while a writer holds it),
+	// to the head of the ready set read in the next statement, whose
+	// snapshot sees every writer that committed before: a writer not yet
+	// committed then waits for the raise and lowers the floor after it.
+	sqlShareFloor = `SELECT floor FROM daguq_ready_floors WHERE queue = $1 FOR SHARE`
+	sqlFloorRow   = `INSERT INTO daguq_ready_floors (queue) VALUES ($1) ON CONFLICT (queue) DO NOTHING`
+	sqlLowerFloor = `UPDATE daguq_ready_floors SET floor = $2 WHERE queue = $1 AND floor > $2`
+	sqlLockFloor  = `SELECT floor FROM daguq_ready_floors WHERE queue = $1 FOR NO KEY UPDATE SKIP LOCKED`
+	// sqlClearFloor drops the floor of a queue whose ready set is re-keyed.
+	sqlClearFloor = `UPDATE daguq_ready_floors SET floor = NULL WHERE queue = $1`
+	// sqlRaiseFloor raises the floor to the head of the ready set at or
+	// above the floor ($2), or to $3 when the set is empty. Messages other
+	// claims are taking count as ready until those commit.
+	sqlRaiseFloor = `
+UPDATE daguq_ready_floors SET floor = h.key
+FROM (SELECT coalesce((SELECT sort_key FROM daguq_messages
+                       WHERE queue = $1 AND state = 0 AND sort_key >= $2
+                       ORDER BY sort_key, id LIMIT 1), $3::bigint) AS key) h
+WHERE queue = $1 AND (floor IS NULL OR floor < h.key)`
 	// sqlLockSettings locks the settings row of a queue with an in-flight
 	// limit: claims that could take its last slot take turns. The count of
 	// live leases is read in the next statement, which sees every lease
@@ -68,20 +116,20 @@ ON CONFLICT (name) DO UPDATE SET aging_ms = EXCLUDED.aging_ms`
 	// sqlRekey gives the ready set the sort keys of a new aging step ($2).
 	sqlRekey = `UPDATE daguq_messages SET sort_key = visible_at - priority * $2 WHERE queue = $1 AND state = 0`
 
-	// sqlPromote moves due waiting messages into the ready set with the sort
-	// key of the queue's step ($3), earliest first and at most $4 per claim.
-	// Rows another transaction holds (a claim's promotion, an extend) are
-	// skipped, not waited for.
+	// sqlPromote moves due waiting messages, due from $5 on, into the ready
+	// set with the sort key of the queue's step ($3), earliest first and at
+	// most $4 per claim. Rows another transaction holds (a claim's
+	// promotion, an extend) are skipped, not waited for.
 	sqlPromote = `
 WITH due AS MATERIALIZED (
     SELECT id FROM daguq_messages
-    WHERE queue = $1 AND state = 1 AND visible_at <= $2
+    WHERE queue = $1 AND state = 1 AND visible_at <= $2 AND visible_at >= $5
     ORDER BY visible_at
     LIMIT $4
     FOR UPDATE SKIP LOCKED)
 UPDATE daguq_messages m SET state = 0, sort_key = m.visible_at - m.priority * $3
 FROM due WHERE m.id = due.id
-RETURNING m.lease_id IS NOT NULL`
+RETURNING m.lease_id IS NOT NULL, m.sort_key`
 
 	// sqlPick is the claim's walk of the ready set, in claim order, through
 	// daguq_messages_ready: $1 queue, $2/$3 sort key range, $4/$5 priority
@@ -125,11 +173,13 @@ WHERE id = $1 AND expires_at > $3
 RETURNING expires_at`
 
 	// sqlLeaseMessages leases the picked ids ($3, locked by this
-	// transaction) to lease $1 until $2, and returns them with their bodies.
+	// transaction while ready) to lease $1 until $2, and returns them with
+	// their bodies. By id only: with "AND state = 0" the planner may walk
+	// the whole ready index for the ids.
 	sqlLeaseMessages = `
 WITH leased AS (
     UPDATE daguq_messages SET state = 1, lease_id = $1, visible_at = $2, attempts = attempts + 1
-    WHERE id = ANY($3) AND state = 0
+    WHERE id = ANY($3)
     RETURNING id, priority, attempts, max_attempts, group_key, dedupe_key, enqueued_at)
 SELECT l.id, l.priority, l.attempts, l.max_attempts, l.group_key, l.dedupe_key, l.enqueued_at,
        coalesce(b.body, ''::bytea)
@@ -147,9 +197,13 @@ DELETE FROM daguq_leases WHERE id IN (
 	// (sqlDropLeaseIfEmpty) sees what they added.
 	sqlLockLease = `SELECT 1 FROM daguq_leases WHERE id = $1 FOR UPDATE`
 
+	// sqlDropLeaseIfEmpty drops the lease when no message carries it: a
+	// message dead or acked carries none (sqlNack, sqlAckRetain). By lease
+	// id only: with "AND state < 2" the planner may walk the whole of
+	// daguq_messages_live for it.
 	sqlDropLeaseIfEmpty = `
 DELETE FROM daguq_leases WHERE id = $1
-  AND NOT EXISTS (SELECT 1 FROM daguq_messages WHERE lease_id = $1 AND state < 2)`
+  AND NOT EXISTS (SELECT 1 FROM daguq_messages WHERE lease_id = $1)`
 
 	// Finishing statements act on the messages among the ids given ($2)
 	// that lease $1 still holds, and return the ids they changed with the
@@ -237,7 +291,10 @@ RETURNING id`
 	// sqlVacuumHot is the store's own vacuum of the tables every message
 	// passes through (vacuum.go); SKIP_LOCKED: it does not wait for
 	// autovacuum or another process's vacuum of the same table.
-	sqlVacuumHot = `VACUUM (SKIP_LOCKED) daguq_messages, daguq_bodies, daguq_leases, daguq_queue_counts`
+	sqlVacuumHot = `VACUUM (SKIP_LOCKED) daguq_messages, daguq_bodies, daguq_leases, daguq_queue_counts, daguq_count_deltas`
+
+	// sqlOldestRunning is the id of the oldest transaction running, as text.
+	sqlOldestRunning = `SELECT pg_snapshot_xmin(pg_current_snapshot())::text`
 
 	// sqlNotify wakes the listeners of queues ($2) on channel $1
 	// (notify.go).
@@ -250,18 +307,48 @@ ON CONFLICT (name) DO UPDATE SET paused = EXCLUDED.paused`
 INSERT INTO daguq_queues (name, max_in_flight) VALUES ($1, $2)
 ON CONFLICT (name) DO UPDATE SET max_in_flight = EXCLUDED.max_in_flight`
 
-	sqlQueueNames  = `SELECT DISTINCT queue FROM daguq_queue_counts UNION SELECT name FROM daguq_queues ORDER BY 1`
+	sqlQueueNames  = `SELECT DISTINCT queue FROM daguq_queue_totals UNION SELECT name FROM daguq_queues ORDER BY 1`
 	sqlQueueExists = `
-SELECT EXISTS (SELECT 1 FROM daguq_queue_counts WHERE queue = $1) OR EXISTS (SELECT 1 FROM daguq_queues WHERE name = $1)`
+SELECT EXISTS (SELECT 1 FROM daguq_queue_totals WHERE queue = $1) OR EXISTS (SELECT 1 FROM daguq_queues WHERE name = $1)`
 
-	// sqlAddCounts adds one transaction's changes to a queue's counts, in
-	// the shard of this server process.
+	// sqlAddCounts records one transaction's changes to a queue's counts:
+	// a row of its own, which sqlRollupCounts adds to daguq_queue_counts
+	// later (migrations/0004_floor_and_count_deltas.sql). An insert takes
+	// no lock and, unlike an update of a counts row, leaves no old version
+	// for the next transaction to walk past.
 	sqlAddCounts = `
+INSERT INTO daguq_count_deltas (queue, ready_set, waiting, waiting_leased, dead, acked, enqueued, claimed,
+    settled_acked, settled_retried, settled_dead, settled_expired, settled_released, redriven, purged,
+    wait_count, wait_sum_ms, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+    $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)`
+
+	// sqlRollupCounts moves the recorded changes into daguq_queue_counts
+	// (shard 0; readers add up every shard) in one statement: readers see
+	// a change either recorded or rolled up, never both nor neither. Under
+	// a transaction-level advisory lock ("daguqr" as a number), so that one
+	// rollup runs at a time; the others skip.
+	sqlRollupCounts = `
+WITH turn AS (SELECT pg_try_advisory_xact_lock(431130899826) AS mine),
+gone AS (
+    DELETE FROM daguq_count_deltas WHERE (SELECT mine FROM turn)
+    RETURNING *),
+sums AS (
+    SELECT queue, sum(ready_set) AS ready_set, sum(waiting) AS waiting, sum(waiting_leased) AS waiting_leased,
+        sum(dead) AS dead, sum(acked) AS acked, sum(enqueued) AS enqueued, sum(claimed) AS claimed,
+        sum(settled_acked) AS settled_acked, sum(settled_retried) AS settled_retried, sum(settled_dead) AS settled_dead,
+        sum(settled_expired) AS settled_expired, sum(settled_released) AS settled_released,
+        sum(redriven) AS redriven, sum(purged) AS purged, sum(wait_count) AS wait_count, sum(wait_sum_ms) AS wait_sum_ms,
+        sum(w0) AS w0, sum(w1) AS w1, sum(w2) AS w2, sum(w3) AS w3, sum(w4) AS w4, sum(w5) AS w5,
+        sum(w6) AS w6, sum(w7) AS w7, sum(w8) AS w8, sum(w9) AS w9, sum(w10) AS w10, sum(w11) AS w11
+    FROM gone GROUP BY queue)
 INSERT INTO daguq_queue_counts AS c (queue, shard, ready_set, waiting, waiting_leased, dead, acked, enqueued, claimed,
     settled_acked, settled_retried, settled_dead, settled_expired, settled_released, redriven, purged,
     wait_count, wait_sum_ms, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11)
-VALUES ($1, pg_backend_pid() % 8, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-    $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)
+SELECT queue, 0, ready_set, waiting, waiting_leased, dead, acked, enqueued, claimed,
+    settled_acked, settled_retried, settled_dead, settled_expired, settled_released, redriven, purged,
+    wait_count, wait_sum_ms, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11
+FROM sums ORDER BY queue
 ON CONFLICT (queue, shard) DO UPDATE SET
     ready_set = c.ready_set + EXCLUDED.ready_set, waiting = c.waiting + EXCLUDED.waiting,
     waiting_leased = c.waiting_leased + EXCLUDED.waiting_leased, dead = c.dead + EXCLUDED.dead,
@@ -283,7 +370,7 @@ SELECT coalesce(sum(enqueued), 0), coalesce(sum(claimed), 0), coalesce(sum(settl
        coalesce(sum(w0), 0), coalesce(sum(w1), 0), coalesce(sum(w2), 0), coalesce(sum(w3), 0),
        coalesce(sum(w4), 0), coalesce(sum(w5), 0), coalesce(sum(w6), 0), coalesce(sum(w7), 0),
        coalesce(sum(w8), 0), coalesce(sum(w9), 0), coalesce(sum(w10), 0), coalesce(sum(w11), 0)
-FROM daguq_queue_counts WHERE queue = $1`
+FROM daguq_queue_totals WHERE queue = $1`
 
 	// sqlStats reads the kept counts and adds what the clock changed since:
 	// waiting messages that are due (delayed ones whose time came, leases
@@ -304,7 +391,7 @@ SELECT c.ready_set, c.waiting, c.waiting_leased, c.dead, c.acked,
 FROM (SELECT coalesce(sum(ready_set), 0) AS ready_set, coalesce(sum(waiting), 0) AS waiting,
              coalesce(sum(waiting_leased), 0) AS waiting_leased, coalesce(sum(dead), 0) AS dead,
              coalesce(sum(acked), 0) AS acked
-      FROM daguq_queue_counts WHERE queue = $1) c`
+      FROM daguq_queue_totals WHERE queue = $1) c`
 
 	// Peek statements list in the order a claim (or a look at history) takes.
 	sqlPeekReady = `

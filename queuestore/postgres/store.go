@@ -97,12 +97,16 @@ type Store struct {
 	listenConfig *pgx.ConnConfig // the listening connection's settings
 	notifier     notifier
 	listener     listener
-	vacuumer     vacuumer
+	chores       chores
 	outage       outage
 
 	mu            sync.Mutex
 	nextLeaseSwep map[string]time.Time // per queue: when to drop finished leases next
 	nextAckPurge  map[string]time.Time // per queue: when to purge retained acks next
+
+	nextFloorRaise  map[string]time.Time // per queue: when a claim raises the ready floor next (floor.go)
+	nextFullPromote map[string]time.Time // per queue: when a claim walks due messages from the bottom next
+	promoteCursor   map[string]int64     // per queue: where a claim's walk of due messages starts
 }
 
 var _ queuestore.Backend = (*Store)(nil)
@@ -159,9 +163,10 @@ func Open(connString string, opts Options) (*Store, error) {
 		listens: listens, listenConfig: cfg.ConnConfig.Copy(),
 		notifier:      notifier{last: map[string]time.Time{}, queued: map[string]bool{}},
 		listener:      listener{wake: map[string]chan struct{}{}},
-		nextLeaseSwep: map[string]time.Time{}, nextAckPurge: map[string]time.Time{}}
+		nextLeaseSwep: map[string]time.Time{}, nextAckPurge: map[string]time.Time{},
+		nextFloorRaise: map[string]time.Time{}, nextFullPromote: map[string]time.Time{}, promoteCursor: map[string]int64{}}
 	s.PoolKeeper = queuestore.NewPoolKeeper(poolRows{s})
-	s.vacuumer.ctx, s.vacuumer.cancel = context.WithCancel(context.Background())
+	s.chores.ctx, s.chores.cancel = context.WithCancel(context.Background())
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fail(err)
@@ -179,7 +184,7 @@ func (s *Store) ConnPool() *pgxpool.Pool { return s.pool }
 // Close stops the wakeups and closes the connection pool.
 func (s *Store) Close() error {
 	s.closeWakeups()
-	s.closeVacuum()
+	s.closeChores()
 	s.pool.Close()
 	return nil
 }
@@ -362,6 +367,7 @@ func (s *Store) runTx(ctx context.Context, kind txKind, fn func(context.Context,
 		var broken *brokenError
 		switch {
 		case err == nil:
+			s.noteCounted() // most transactions record count changes
 			if !rc.since.IsZero() {
 				s.outage.end(s)
 			}

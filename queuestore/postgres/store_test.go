@@ -134,7 +134,11 @@ func TestNoErrorCarriesThePassword(t *testing.T) {
 }
 
 // The claim walks the ready set's index in claim order (no sort, no seq
-// scan), and the move of due messages walks the live index in time order.
+// scan), the move of due messages walks the live index in time order, and
+// the claim's other statements find their rows by id or lease id: with the
+// settings a claim's transaction has (sorts off), with statistics taken when
+// few messages were ready (the planner then once sorted the whole ready set
+// instead of walking its index) and with fresh ones.
 func TestClaimPlansUseTheirIndexes(t *testing.T) {
 	t.Parallel()
 	s := open(t, postgres.Options{})
@@ -147,42 +151,87 @@ func TestClaimPlansUseTheirIndexes(t *testing.T) {
 	if _, err := s.Enqueue(ctx, msgs...); err != nil {
 		t.Fatal(err)
 	}
+	// All leased, then statistics, then as many ready again.
+	if _, err := s.ConnPool().Exec(ctx, `UPDATE daguq_messages SET state = 1, visible_at = visible_at + 60000, lease_id = id`); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.ConnPool().Exec(ctx, `ANALYZE`); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.Enqueue(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	// Generic plans, as the store's prepared statements come to use: the
+	// planner knows no parameter, and guesses a handful of rows.
 	plans := []struct {
-		name, sql, index string
+		name, sql, args, index string
 	}{
 		{"pick", `
 SELECT id, size, group_key, sort_key FROM daguq_messages
-WHERE queue = 'q1' AND state = 0 AND sort_key >= -9223372036854775808 AND sort_key < 9223372036854775807
-  AND priority BETWEEN -1000000 AND 1000000
-ORDER BY sort_key, id LIMIT 10 FOR UPDATE SKIP LOCKED`, "daguq_messages_ready"},
+WHERE queue = $1 AND state = 0 AND sort_key >= $2 AND sort_key < $3 AND priority BETWEEN $4 AND $5
+ORDER BY sort_key, id LIMIT $6 FOR UPDATE SKIP LOCKED`, `'q1', -9223372036854775808, 9223372036854775807, -1000000, 1000000, 10`, "daguq_messages_ready"},
 		{"promote", `
-SELECT id FROM daguq_messages WHERE queue = 'q1' AND state = 1 AND visible_at <= 0
-ORDER BY visible_at LIMIT 1000 FOR UPDATE SKIP LOCKED`, "daguq_messages_live"},
+SELECT id FROM daguq_messages WHERE queue = $1 AND state = 1 AND visible_at <= $2 AND visible_at >= $3
+ORDER BY visible_at LIMIT 1000 FOR UPDATE SKIP LOCKED`, `'q1', 0, -9223372036854775808`, "daguq_messages_live"},
+		{"floor", `
+SELECT sort_key FROM daguq_messages WHERE queue = $1 AND state = 0 AND sort_key >= $2
+ORDER BY sort_key, id LIMIT 1`, `'q1', 0`, "daguq_messages_ready"},
+		{"lease", `UPDATE daguq_messages SET state = 1, lease_id = $1 WHERE id = ANY($2)`, `7, '{1,2,3}'`, "daguq_messages_pkey"},
+		{"drop lease", `SELECT 1 FROM daguq_messages WHERE lease_id = $1`, `7`, "daguq_messages_lease"},
 	}
-	for _, p := range plans {
-		rows, err := s.ConnPool().Query(ctx, "EXPLAIN "+p.sql)
-		if err != nil {
-			t.Fatal(err)
+	for _, analyzed := range []bool{false, true} {
+		if analyzed {
+			if _, err := s.ConnPool().Exec(ctx, `ANALYZE`); err != nil {
+				t.Fatal(err)
+			}
 		}
-		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		plan := strings.Join(lines, "\n")
-		if !strings.Contains(plan, p.index) || strings.Contains(plan, "Sort") || strings.Contains(plan, "Seq Scan") {
-			t.Errorf("%s plan does not walk %s in order:\n%s", p.name, p.index, plan)
+		for _, p := range plans {
+			plan := explainInClaim(t, s, p.sql, p.args)
+			if !strings.Contains(plan, p.index) || strings.Contains(plan, "Sort") || strings.Contains(plan, "Seq Scan") {
+				t.Errorf("%s plan (fresh statistics: %v) does not walk %s in order:\n%s", p.name, analyzed, p.index, plan)
+			}
 		}
 	}
+}
+
+// explainInClaim is the generic plan of query in a transaction with a
+// claim's settings, executed with args (SQL literals).
+func explainInClaim(t *testing.T, s *postgres.Store, query, args string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := s.ConnPool().Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	for _, stmt := range []string{`SET LOCAL enable_sort = off`, `SET LOCAL plan_cache_mode = force_generic_plan`,
+		`PREPARE claim_plan AS ` + query} {
+		if _, err := tx.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	defer conn.Exec(ctx, `DEALLOCATE claim_plan`)
+	rows, err := tx.Query(ctx, "EXPLAIN EXECUTE claim_plan("+args+")")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // The hot tables carry their autovacuum settings.
 func TestHotTablesVacuumEarly(t *testing.T) {
 	t.Parallel()
 	s := open(t, postgres.Options{})
-	for _, table := range []string{"daguq_messages", "daguq_bodies", "daguq_leases", "daguq_queue_counts"} {
+	for _, table := range []string{"daguq_messages", "daguq_bodies", "daguq_leases", "daguq_queue_counts", "daguq_count_deltas"} {
 		var opts []string
 		err := s.ConnPool().QueryRow(context.Background(), `SELECT coalesce(reloptions, '{}') FROM pg_class WHERE relname = $1`, table).Scan(&opts)
 		if err != nil {
