@@ -87,9 +87,6 @@ type PutResult struct {
 	Stored  []int64 // stored now
 	Present []int64 // stored by an earlier, interrupted move
 	Clashed []int64 // not stored: a message here holds its dedupe key
-	// Dropped counts stored messages whose enqueued_by or claimed_by this
-	// database has no column for.
-	Dropped int
 }
 
 // Origin records where a message here came from.
@@ -154,9 +151,6 @@ type QueueMove struct {
 	// that a consumer took in the source since (its queue was resumed
 	// before the move was run again): one may be delivered twice.
 	InBoth []Origin `json:"in_both,omitempty"`
-	// DroppedRunNames counts messages whose Dagu run names (enqueued_by,
-	// claimed_by) the destination cannot keep.
-	DroppedRunNames int `json:"dropped_run_names,omitempty"`
 }
 
 // Clash is a message left in the source because a message in the
@@ -421,7 +415,6 @@ func (m *mover) count(qm *QueueMove, msgs []MovingMessage, res PutResult, clashe
 		}
 	}
 	qm.Resumed += int64(len(res.Present))
-	qm.DroppedRunNames += res.Dropped
 }
 
 // leftOrigins looks at the origin records of the queue that are left: a

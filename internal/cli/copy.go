@@ -49,9 +49,8 @@ Acked messages stay where they are; --to is created when it is a missing file.
 Each message keeps its body, priority, group, dedupe key, attempts and
 attempt limit, last error, enqueue time and the time it becomes ready (a
 delayed message stays delayed until then); dead messages stay dead with their
-error. The Dagu run names peek shows (enqueued_by, claimed_by) move between
-SQLite files; PostgreSQL has no place for them yet, and the summary counts the
-messages whose names were dropped. A message whose dedupe key a message in
+error, and the Dagu runs that enqueued and last claimed it (enqueued_by,
+claimed_by). A message whose dedupe key a message in
 --to holds is left in --from and listed ("dedupe_clashes"): nothing is
 dropped silently.
 
@@ -77,7 +76,7 @@ Progress goes to stderr: a bar on a terminal; otherwise a line when a queue
 starts moving, at most one a second after, and one when it is done. A JSON summary goes to stdout: {"from", "to",
 "complete", "queues": [{"queue", "ready", "delayed", "dead", "resumed",
 "settings", "settings_differences", "destination_paused", "in_flight_left",
-"left", "dedupe_clashes", "in_both", "dropped_run_names"}]}. Database URLs
+"left", "dedupe_clashes", "in_both"}]}. Database URLs
 appear without their passwords.
 
 Exit status: 0 every message moved; 1 some stayed in --from (in flight, dedupe

@@ -37,7 +37,6 @@ type copySummary struct {
 			ID        int64  `json:"id"`
 			DedupeKey string `json:"dedupe_key"`
 		} `json:"dedupe_clashes"`
-		DroppedRunNames int `json:"dropped_run_names"`
 	} `json:"queues"`
 }
 

@@ -127,14 +127,15 @@ func (s *Store) Peek(ctx context.Context, queue string, opts queuestore.PeekOpti
 	var out []queuestore.Message
 	for rows.Next() {
 		m := queuestore.Message{Queue: queue, State: opts.State}
-		var group, dedupe, lastErr *string
+		var group, dedupe, lastErr, enqueuedBy, claimedBy *string
 		var enqueued, at int64
 		var attempts, maxAttempts int32
-		if err := rows.Scan(&m.ID, &m.Priority, &attempts, &maxAttempts, &group, &dedupe, &enqueued, &at, &lastErr, &m.Body); err != nil {
+		if err := rows.Scan(&m.ID, &m.Priority, &attempts, &maxAttempts, &group, &dedupe, &enqueued, &at, &lastErr, &enqueuedBy, &claimedBy, &m.Body); err != nil {
 			return nil, s.err(fmt.Errorf("peek %q: %w", queue, err))
 		}
 		m.Attempt, m.MaxAttempts = int(attempts), int(maxAttempts)
 		m.Group, m.DedupeKey, m.LastError = deref(group), deref(dedupe), deref(lastErr)
+		m.EnqueuedBy, m.ClaimedBy = deref(enqueuedBy), deref(claimedBy)
 		m.EnqueuedAt, m.VisibleAt = msTime(enqueued), msTime(at)
 		if m.State == "" {
 			m.State = queuestore.StateReady

@@ -122,7 +122,7 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, msgs []queuestore.NewMes
 			queue                                             = make([]string, n)
 			state                                             = make([]int16, n)
 			maxAttempts                                       = make([]int32, n)
-			group, dedupe                                     = make([]*string, n), make([]*string, n)
+			group, dedupe, enqueuedBy                         = make([]*string, n), make([]*string, n), make([]*string, n)
 		)
 		for j, m := range msgs[start:end] {
 			visibleAt := now
@@ -140,8 +140,9 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, msgs []queuestore.NewMes
 			idCol[j], queue[j], state[j], priority[j] = ids[start+j], m.Queue, st, m.Priority
 			sortKey[j], visible[j], maxAttempts[j] = visibleAt-m.Priority*stepOf(m.Queue), visibleAt, int32(attempts)
 			group[j], dedupe[j], enqueued[j], size[j] = nullString(m.Group), nullString(m.DedupeKey), now, int64(len(m.Body))
+			enqueuedBy[j] = nullString(m.EnqueuedBy)
 		}
-		rows, err := tx.Query(ctx, sqlInsertMessages, idCol, queue, state, priority, sortKey, visible, maxAttempts, group, dedupe, enqueued, size)
+		rows, err := tx.Query(ctx, sqlInsertMessages, idCol, queue, state, priority, sortKey, visible, maxAttempts, group, dedupe, enqueued, size, enqueuedBy)
 		if err != nil {
 			return queuestore.EnqueueResult{}, nil, fmt.Errorf("enqueue messages %d..%d to %q: %w", start, end-1, msgs[start].Queue, err)
 		}

@@ -179,7 +179,7 @@ func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions, rekeye
 				return err
 			}
 		}
-		rows, err := tx.Query(ctx, sqlLeaseMessages, leaseID, expires, picked)
+		rows, err := tx.Query(ctx, sqlLeaseMessages, leaseID, expires, picked, nullString(opts.ClaimedBy))
 		if err != nil {
 			return err
 		}

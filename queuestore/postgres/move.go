@@ -133,9 +133,10 @@ func (s *Store) takeOut(ctx context.Context, tx pgx.Tx, queue string, after int6
 		leased                    bool
 		attempts, maxAttempts     int32
 		group, dedupe, lastErr    *string
+		enqueuedBy, claimedBy     *string
 	)
 	_, err = pgx.ForEachRow(rows, []any{&m.ID, &state, &m.Priority, &visible, &leased, &attempts, &maxAttempts, &group,
-		&dedupe, &enqueued, &finish, &lastErr, &m.Body}, func() error {
+		&dedupe, &enqueued, &finish, &lastErr, &enqueuedBy, &claimedBy, &m.Body}, func() error {
 		msg := m
 		msg.Queue = queue
 		msg.State = queuestore.MovingState(int(state), visible, now, leased)
@@ -145,6 +146,7 @@ func (s *Store) takeOut(ctx context.Context, tx pgx.Tx, queue string, after int6
 			msg.FinishedAt = msTime(finish)
 		}
 		msg.Group, msg.DedupeKey, msg.LastError = deref(group), deref(dedupe), deref(lastErr)
+		msg.EnqueuedBy, msg.ClaimedBy = deref(enqueuedBy), deref(claimedBy)
 		msg.Body = slices.Clone(m.Body)
 		msgs = append(msgs, msg)
 		return nil
@@ -153,9 +155,7 @@ func (s *Store) takeOut(ctx context.Context, tx pgx.Tx, queue string, after int6
 }
 
 // PutIn stores moved messages with their origin records in one
-// transaction, each table's rows in one statement from arrays. This schema
-// has no column for the Dagu run names (enqueued_by, claimed_by): they are
-// counted in Dropped.
+// transaction, each table's rows in one statement from arrays.
 func (s *Store) PutIn(ctx context.Context, source string, msgs []queuestore.MovingMessage) (queuestore.PutResult, error) {
 	var res queuestore.PutResult
 	var ready []string
@@ -213,9 +213,6 @@ func (s *Store) PutIn(ctx context.Context, source string, msgs []queuestore.Movi
 				body = []byte{}
 			}
 			bodies = append(bodies, body)
-			if m.EnqueuedBy != "" || m.ClaimedBy != "" {
-				res.Dropped++
-			}
 			c := change.of(m.Queue)
 			c.enqueued++
 			switch state, _ := movedCode(m); state {
@@ -312,6 +309,7 @@ func putMessages(ctx context.Context, tx pgx.Tx, put []queuestore.MovingMessage,
 		priority, sortKey, visible, enqueued, size = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		attempts, maxAttempts                      = make([]int32, n), make([]int32, n)
 		group, dedupe, lastErr                     = make([]*string, n), make([]*string, n), make([]*string, n)
+		enqueuedBy, claimedBy                      = make([]*string, n), make([]*string, n)
 		finished                                   = make([]*int64, n)
 		at                                         = make(map[int64]int, n)
 	)
@@ -322,10 +320,11 @@ func putMessages(ctx context.Context, tx pgx.Tx, put []queuestore.MovingMessage,
 		attempts[i], maxAttempts[i] = int32(m.Attempt), int32(m.MaxAttempts)
 		group[i], dedupe[i], lastErr[i] = nullString(m.Group), nullString(m.DedupeKey), nullString(m.LastError)
 		enqueued[i], size[i] = m.EnqueuedAt.UnixMilli(), int64(len(m.Body))
+		enqueuedBy[i], claimedBy[i] = nullString(m.EnqueuedBy), nullString(m.ClaimedBy)
 		at[ids[i]] = i
 	}
 	rows, err = tx.Query(ctx, sqlPutMessages, ids, queue, state, priority, sortKey, visible, attempts, maxAttempts,
-		group, dedupe, enqueued, finished, lastErr, size)
+		group, dedupe, enqueued, finished, lastErr, size, enqueuedBy, claimedBy)
 	if err != nil {
 		return nil, err
 	}

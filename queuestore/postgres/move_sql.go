@@ -17,7 +17,8 @@ INSERT INTO daguq_queues (name, paused, max_in_flight, aging_ms) VALUES ($1, $2,
 	// than skip them, so that a pass misses nothing.
 	sqlTakeOut = `
 SELECT m.id, m.state, m.priority, m.visible_at, m.lease_id IS NOT NULL, m.attempts, m.max_attempts, m.group_key,
-       m.dedupe_key, m.enqueued_at, coalesce(m.finished_at, 0), m.last_error, coalesce(b.body, ''::bytea)
+       m.dedupe_key, m.enqueued_at, coalesce(m.finished_at, 0), m.last_error, m.enqueued_by, m.claimed_by,
+       coalesce(b.body, ''::bytea)
 FROM daguq_messages m LEFT JOIN daguq_bodies b ON b.id = m.id
 WHERE m.queue = $1 AND m.id > $2
   AND (m.state IN (0, 2) OR (m.state = 1 AND (m.lease_id IS NULL OR m.visible_at <= $3)))
@@ -39,10 +40,10 @@ SELECT state, leased, count(*) FROM gone GROUP BY state, leased`
 	// sqlInsertBodies.
 	sqlPutMessages = `
 INSERT INTO daguq_messages (id, queue, state, priority, sort_key, visible_at, attempts, max_attempts, group_key,
-                            dedupe_key, enqueued_at, finished_at, last_error, size)
+                            dedupe_key, enqueued_at, finished_at, last_error, size, enqueued_by, claimed_by)
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::bigint[], $5::bigint[], $6::bigint[],
                      $7::integer[], $8::integer[], $9::text[], $10::text[], $11::bigint[], $12::bigint[],
-                     $13::text[], $14::bigint[])
+                     $13::text[], $14::bigint[], $15::text[], $16::text[])
 ORDER BY 1
 ON CONFLICT (queue, dedupe_key) WHERE dedupe_key IS NOT NULL AND state <> 3 DO NOTHING
 RETURNING id`

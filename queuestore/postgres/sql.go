@@ -178,7 +178,7 @@ RETURNING expires_at`
 	// the whole ready index for the ids.
 	sqlLeaseMessages = `
 WITH leased AS (
-    UPDATE daguq_messages SET state = 1, lease_id = $1, visible_at = $2, attempts = attempts + 1
+    UPDATE daguq_messages SET state = 1, lease_id = $1, visible_at = $2, attempts = attempts + 1, claimed_by = $4
     WHERE id = ANY($3)
     RETURNING id, priority, attempts, max_attempts, group_key, dedupe_key, enqueued_at)
 SELECT l.id, l.priority, l.attempts, l.max_attempts, l.group_key, l.dedupe_key, l.enqueued_at,
@@ -280,9 +280,9 @@ ORDER BY m.sort_key, m.id`
 	// the rows from arrays. Only the dedupe index may skip a row.
 	sqlNextMessageIDs = `SELECT nextval('daguq_message_ids') FROM generate_series(1, $1)`
 	sqlInsertMessages = `
-INSERT INTO daguq_messages (id, queue, state, priority, sort_key, visible_at, max_attempts, group_key, dedupe_key, enqueued_at, size)
+INSERT INTO daguq_messages (id, queue, state, priority, sort_key, visible_at, max_attempts, group_key, dedupe_key, enqueued_at, size, enqueued_by)
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::bigint[], $5::bigint[], $6::bigint[],
-                     $7::integer[], $8::text[], $9::text[], $10::bigint[], $11::bigint[])
+                     $7::integer[], $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::text[])
 ORDER BY 1
 ON CONFLICT (queue, dedupe_key) WHERE dedupe_key IS NOT NULL AND state <> 3 DO NOTHING
 RETURNING id`
@@ -396,19 +396,19 @@ FROM (SELECT coalesce(sum(ready_set), 0) AS ready_set, coalesce(sum(waiting), 0)
 	// Peek statements list in the order a claim (or a look at history) takes.
 	sqlPeekReady = `
 SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.visible_at, m.last_error,
-       coalesce(b.body, ''::bytea)
+       m.enqueued_by, m.claimed_by, coalesce(b.body, ''::bytea)
 FROM daguq_messages m LEFT JOIN daguq_bodies b ON b.id = m.id
 WHERE m.queue = $1 AND (m.state = 0 OR (m.state = 1 AND m.visible_at <= $2))
 ORDER BY CASE WHEN m.state = 0 THEN m.sort_key ELSE m.visible_at - m.priority * $4 END, m.id LIMIT $3`
 	sqlPeekPending = `
 SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.visible_at, m.last_error,
-       coalesce(b.body, ''::bytea)
+       m.enqueued_by, m.claimed_by, coalesce(b.body, ''::bytea)
 FROM daguq_messages m LEFT JOIN daguq_bodies b ON b.id = m.id
 WHERE m.queue = $1 AND m.state = 1 AND m.visible_at > $2
 ORDER BY m.visible_at, m.id LIMIT $3`
 	sqlPeekFinished = `
 SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.finished_at, m.last_error,
-       coalesce(b.body, ''::bytea)
+       m.enqueued_by, m.claimed_by, coalesce(b.body, ''::bytea)
 FROM daguq_messages m LEFT JOIN daguq_bodies b ON b.id = m.id
 WHERE m.queue = $1 AND m.state = $3
 ORDER BY m.finished_at DESC, m.id DESC LIMIT $2`

@@ -23,6 +23,7 @@ func init() {
 	add("EnqueueKeepsWhatItWasGiven", testEnqueueKeeps)
 	add("StatsCountsEveryState", testStatsEveryState)
 	add("PeekDoesNotLease", testPeekDoesNotLease)
+	add("PeekNamesTheDaguRuns", testPeekNamesTheDaguRuns)
 	add("DeadLettersRedriveAndPurge", testDeadLettersRedrivePurge)
 	add("PurgeQueue", testPurgeQueue)
 	add("AckRetentionPurgesOldAcks", testAckRetention)
@@ -551,5 +552,30 @@ func testKeptCountsMatchRows(t *testing.T, s *suite) {
 				t.Fatalf("after purge: %+v", kept)
 			}
 		})
+	}
+}
+
+// A message keeps the Dagu runs that enqueued it and last claimed it, for
+// the dashboard's links.
+func testPeekNamesTheDaguRuns(t *testing.T, s *suite) {
+	b := s.setup(t, queuestore.Options{})
+	b.enqueue(t, queuestore.NewMessage{Queue: "q", Body: []byte("a"), EnqueuedBy: "producer/run-1"},
+		msg("q", "b"))
+	peek := func(st queuestore.State) []queuestore.Message {
+		t.Helper()
+		msgs, err := b.store.Peek(b.ctx, "q", queuestore.PeekOptions{State: st, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return msgs
+	}
+	if m := peek(queuestore.StateReady); len(m) != 2 || m[0].EnqueuedBy != "producer/run-1" || m[1].EnqueuedBy != "" || m[0].ClaimedBy != "" {
+		t.Fatalf("ready %+v", m)
+	}
+	if l := b.claim(t, queuestore.ClaimOptions{Queue: "q", Max: 1, ClaimedBy: "consumer/run-2"}); l == nil {
+		t.Fatal("nothing claimed")
+	}
+	if m := peek(queuestore.StateInFlight); len(m) != 1 || m[0].EnqueuedBy != "producer/run-1" || m[0].ClaimedBy != "consumer/run-2" {
+		t.Fatalf("in flight %+v", m)
 	}
 }
