@@ -311,9 +311,6 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// errRollback ends a transaction without committing and without an error.
-var errRollback = errors.New("rollback")
-
 // maxTxTries bounds how often withTx runs a transaction that failed with a
 // deadlock or a serialization failure.
 const maxTxTries = 10
@@ -344,9 +341,6 @@ func (s *Store) tryTx(ctx context.Context, fn func(context.Context, pgx.Tx) erro
 	}
 	if err := fn(ctx, tx); err != nil {
 		tx.Rollback(context.WithoutCancel(ctx))
-		if errors.Is(err, errRollback) {
-			return nil
-		}
 		return err
 	}
 	return tx.Commit(ctx)
