@@ -192,11 +192,15 @@ func testAckClaimValidation(t *testing.T, s *suite) {
 	ids := b.enqueue(t, msg("q", "a"), msg("q", "b"))
 	first := b.claim(t, co{Queue: "q", Max: 1})
 	for name, call := range map[string]func() (*queuestore.Lease, error){
-		"nil lease":    func() (*queuestore.Lease, error) { return b.store.AckClaim(b.ctx, nil, nil, co{Queue: "q", Max: 1}) },
-		"claim max 0":  func() (*queuestore.Lease, error) { return b.store.AckClaim(b.ctx, first, nil, co{Queue: "q"}) },
-		"bad queue":    func() (*queuestore.Lease, error) { return b.store.AckClaim(b.ctx, first, nil, co{Queue: "", Max: 1}) },
-		"foreign id":   func() (*queuestore.Lease, error) { return b.store.AckClaim(b.ctx, first, ids[1:], co{Queue: "q", Max: 1}) },
-		"into the ack": func() (*queuestore.Lease, error) { return b.store.AckClaim(b.ctx, first, nil, co{Queue: "q", Max: 1, Into: first}) },
+		"nil lease":   func() (*queuestore.Lease, error) { return b.store.AckClaim(b.ctx, nil, nil, co{Queue: "q", Max: 1}) },
+		"claim max 0": func() (*queuestore.Lease, error) { return b.store.AckClaim(b.ctx, first, nil, co{Queue: "q"}) },
+		"bad queue":   func() (*queuestore.Lease, error) { return b.store.AckClaim(b.ctx, first, nil, co{Queue: "", Max: 1}) },
+		"foreign id": func() (*queuestore.Lease, error) {
+			return b.store.AckClaim(b.ctx, first, ids[1:], co{Queue: "q", Max: 1})
+		},
+		"into the ack": func() (*queuestore.Lease, error) {
+			return b.store.AckClaim(b.ctx, first, nil, co{Queue: "q", Max: 1, Into: first})
+		},
 	} {
 		l, err := call()
 		if !errors.Is(err, queuestore.ErrInvalid) || l != nil {
