@@ -124,6 +124,7 @@ type claimSettings struct {
 	paused       bool
 	limit, aging int64
 	live         int64 // live leases, counted only when limit > 0
+	due          bool  // a waiting message is due for the ready set
 }
 
 // Claim leases up to opts.Max ready messages of one queue in claim order:
@@ -177,8 +178,8 @@ func (s *Store) claimDone(ctx context.Context, opts *ClaimOptions, lease *Lease,
 func (s *Store) claimTx(ctx context.Context, tx querier, opts *ClaimOptions, minPriority, maxPriority int64, change *counts) (*Lease, error) {
 	now := s.now()
 	var set claimSettings
-	err := tx.QueryRowContext(ctx, sqlQueueSettings, opts.Queue, now).Scan(&set.paused, &set.limit, &set.aging, &set.live)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) { // no row: default settings
+	err := tx.QueryRowContext(ctx, sqlClaimSettings, opts.Queue, now).Scan(&set.paused, &set.limit, &set.aging, &set.live, &set.due)
+	if err != nil {
 		return nil, err
 	}
 	if set.paused || (opts.Into == nil && set.limit > 0 && set.live >= set.limit) {
@@ -193,8 +194,10 @@ func (s *Store) claimTx(ctx context.Context, tx querier, opts *ClaimOptions, min
 		}
 		set.aging = aging
 	}
-	if err := s.promote(ctx, tx, change, opts.Queue, now, set.aging); err != nil {
-		return nil, err
+	if set.due {
+		if err := s.promote(ctx, tx, change, opts.Queue, now, set.aging); err != nil {
+			return nil, err
+		}
 	}
 	if s.due(s.nextLeaseSwep, opts.Queue, now, 10*time.Second) {
 		if _, err := tx.ExecContext(ctx, sqlSweepLeases, opts.Queue, now); err != nil {

@@ -31,11 +31,15 @@ const (
 SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0),
            coalesce((SELECT max(id) FROM messages), 0))`
 
-	sqlQueueSettings = `
-SELECT paused, max_in_flight, aging_ms,
-       CASE WHEN max_in_flight > 0 -- count live leases only for a limited queue
-            THEN (SELECT count(*) FROM leases WHERE queue = ?1 AND expires_at > ?2) ELSE 0 END
-FROM queues WHERE name = ?1`
+	// sqlClaimSettings is a queue's row as a claim reads it (no row:
+	// defaults), and whether a waiting message is due: only then does the
+	// claim run sqlPromote.
+	sqlClaimSettings = `
+SELECT coalesce(q.paused, 0), coalesce(q.max_in_flight, 0), coalesce(q.aging_ms, 0),
+       CASE WHEN q.max_in_flight > 0 -- count live leases only for a limited queue
+            THEN (SELECT count(*) FROM leases WHERE queue = ?1 AND expires_at > ?2) ELSE 0 END,
+       EXISTS (SELECT 1 FROM messages WHERE queue = ?1 AND state = 1 AND visible_at <= ?2)
+FROM (SELECT 1) LEFT JOIN queues q ON q.name = ?1`
 
 	// sqlAgingOf is the queue's aging interval in ms (no row: none).
 	sqlAgingOf = `SELECT aging_ms FROM queues WHERE name = ?1`
