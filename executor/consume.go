@@ -69,11 +69,11 @@ type consumer struct {
 	cleanup func() // removes tmpDir
 	script  string // handler script file, for `script`
 
-	leased   chan struct{} // one token per batch leased: assembling, waiting or running
+	leased   chan struct{}  // one token per batch leased: assembling, waiting or running
 	handover chan *handover // a finished batch's ack and leased token, for the next claim
-	slots    chan struct{} // one token per running batch
-	finished chan struct{} // a handler finished
-	halt     chan struct{} // closed on a fatal store error
+	slots    chan struct{}  // one token per running batch
+	finished chan struct{}  // a handler finished
+	halt     chan struct{}  // closed on a fatal store error
 	wg       sync.WaitGroup
 
 	mu        sync.Mutex
