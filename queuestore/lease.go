@@ -125,6 +125,8 @@ type claimSettings struct {
 	limit, aging int64
 	live         int64 // live leases, counted only when limit > 0
 	due          bool  // a waiting message is due for the ready set
+	// The queue's row in queue_counts (0: none yet) and its claim counter.
+	countsRow, claimed int64
 }
 
 // Claim leases up to opts.Max ready messages of one queue in claim order:
@@ -178,7 +180,8 @@ func (s *Store) claimDone(ctx context.Context, opts *ClaimOptions, lease *Lease,
 func (s *Store) claimTx(ctx context.Context, tx querier, opts *ClaimOptions, minPriority, maxPriority int64, change *counts) (*Lease, error) {
 	now := s.now()
 	var set claimSettings
-	err := tx.QueryRowContext(ctx, sqlClaimSettings, opts.Queue, now).Scan(&set.paused, &set.limit, &set.aging, &set.live, &set.due)
+	err := tx.QueryRowContext(ctx, sqlClaimSettings, opts.Queue, now).Scan(&set.paused, &set.limit, &set.aging, &set.live, &set.due,
+		&set.countsRow, &set.claimed)
 	if err != nil {
 		return nil, err
 	}
@@ -204,6 +207,10 @@ func (s *Store) claimTx(ctx context.Context, tx querier, opts *ClaimOptions, min
 			return nil, err
 		}
 	}
+	expires := now + opts.Lease.Milliseconds()
+	if opts.Into == nil && opts.MaxBytes == 0 && !opts.OneGroup && opts.Group == "" && set.countsRow > 0 {
+		return s.claimReady(ctx, tx, opts, &set, now, expires, minPriority, maxPriority, change)
+	}
 	picked, bytesFull, err := s.pickCandidates(ctx, tx, opts, set.aging, minPriority, maxPriority)
 	if err != nil {
 		return nil, err
@@ -216,12 +223,7 @@ func (s *Store) claimTx(ctx context.Context, tx querier, opts *ClaimOptions, min
 		// Commit what the promotion (or the ack before) changed, if anything.
 		return lease, change.flush(ctx, tx, opts.Queue)
 	}
-	expires := now + opts.Lease.Milliseconds()
-	n := int64(len(picked)) // all ready: the claim holds the write lock
-	change.readySet -= n
-	change.waiting += n
-	change.waitingLeased += n
-	change.claimed += n
+	change.leased(int64(len(picked))) // all ready: the claim holds the write lock
 	var leaseID int64
 	rowless := false
 	if opts.Into != nil {
@@ -249,11 +251,8 @@ func (s *Store) claimTx(ctx context.Context, tx querier, opts *ClaimOptions, min
 			return nil, err
 		}
 		leaseID = newLeaseID(claimed, row)
-		rowless = set.limit == 0
-		if !rowless {
-			if _, err := tx.ExecContext(ctx, sqlInsertLease, leaseID, opts.Queue, opts.Consumer, now, expires); err != nil {
-				return nil, err
-			}
+		if rowless, err = s.leaseRow(ctx, tx, opts, &set, leaseID, now, expires); err != nil {
+			return nil, err
 		}
 	}
 	rows, err := tx.QueryContext(ctx, sqlLeaseMessages, leaseID, expires, jsonIDs(picked), nullString(opts.ClaimedBy))
@@ -270,10 +269,98 @@ func (s *Store) claimTx(ctx context.Context, tx querier, opts *ClaimOptions, min
 	if opts.Into != nil {
 		lease.Token, lease.Consumer = opts.Into.Token, opts.Into.Consumer
 	}
-	if len(msgs) <= bodiesInTx {
-		return lease, readBodies(ctx, tx, lease)
+	return lease, bodiesOf(ctx, tx, lease)
+}
+
+// claimReady is the claim of the common case, a new lease without a byte
+// limit or a group, in one statement: the walk of the ready set and the
+// lease of what it finds. The fencing token comes from the queue's claim
+// counter before this claim, plus one: every claim that takes a message adds
+// at least one, so later claims (of either kind) still get larger ids.
+func (s *Store) claimReady(ctx context.Context, tx querier, opts *ClaimOptions, set *claimSettings, now, expires, minPriority, maxPriority int64, change *counts) (*Lease, error) {
+	leaseID := newLeaseID(set.claimed+1, set.countsRow)
+	from, to := keyRange(minPriority, maxPriority, set.aging)
+	stmt, withBodies := sqlClaimReady, opts.Max <= bodiesInTx
+	if withBodies {
+		stmt = sqlClaimReadyBodies
 	}
-	return lease, nil
+	rows, err := tx.QueryContext(ctx, stmt, opts.Queue, from, to, minPriority, maxPriority, opts.Max,
+		leaseID, expires, nullString(opts.ClaimedBy))
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := scanClaimed(rows, opts.Queue, expires, withBodies)
+	if err != nil || len(msgs) == 0 {
+		return nil, errors.Join(err, change.flush(ctx, tx, opts.Queue))
+	}
+	change.leased(int64(len(msgs)))
+	if err := change.flush(ctx, tx, opts.Queue); err != nil {
+		return nil, err
+	}
+	rowless, err := s.leaseRow(ctx, tx, opts, set, leaseID, now, expires)
+	if err != nil {
+		return nil, err
+	}
+	lease := &Lease{ID: leaseID, Token: strconv.FormatInt(leaseID, 10), Queue: opts.Queue,
+		Consumer: opts.Consumer, ExpiresAt: msTime(expires), Messages: msgs, rowless: rowless}
+	if withBodies {
+		return lease, nil
+	}
+	return lease, bodiesOf(ctx, tx, lease)
+}
+
+// leaseRow keeps a new lease as a row when its queue has an in-flight limit
+// (which counts the rows), and says whether it has none.
+func (s *Store) leaseRow(ctx context.Context, tx querier, opts *ClaimOptions, set *claimSettings, leaseID, now, expires int64) (rowless bool, err error) {
+	if set.limit == 0 {
+		return true, nil
+	}
+	_, err = tx.ExecContext(ctx, sqlInsertLease, leaseID, opts.Queue, opts.Consumer, now, expires)
+	return false, err
+}
+
+// bodiesOf reads the bodies of a small claim inside its transaction; a
+// larger one reads them after the commit (claimDone).
+func bodiesOf(ctx context.Context, tx querier, lease *Lease) error {
+	if len(lease.Messages) <= bodiesInTx {
+		return readBodies(ctx, tx, lease)
+	}
+	return nil
+}
+
+// scanClaimed reads what sqlClaimReady leased (with the bodies when
+// withBodies), in claim order.
+func scanClaimed(rows *sql.Rows, queue string, expires int64, withBodies bool) ([]Message, error) {
+	defer rows.Close()
+	var out []Message
+	var keys []int64
+	for rows.Next() {
+		var m Message
+		var group, dedupe sql.NullString
+		var enqueued, size, key int64
+		dest := []any{&m.ID, &m.Priority, &m.Attempt, &m.MaxAttempts, &group, &dedupe, &enqueued, &size, &key, &m.Body}
+		if !withBodies {
+			dest = dest[:len(dest)-1]
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		m.Queue, m.Group, m.DedupeKey = queue, group.String, dedupe.String
+		m.EnqueuedAt, m.VisibleAt, m.State = msTime(enqueued), msTime(expires), StateInFlight
+		out = append(out, m)
+		keys = append(keys, key)
+	}
+	if len(out) > 1 {
+		at := make(map[int64]int64, len(out))
+		for i, m := range out {
+			at[m.ID] = keys[i]
+		}
+		sort.Slice(out, func(i, j int) bool {
+			a, b := at[out[i].ID], at[out[j].ID]
+			return a < b || (a == b && out[i].ID < out[j].ID)
+		})
+	}
+	return out, rows.Err()
 }
 
 // promote moves up to promoteBatch due waiting messages of queue into the

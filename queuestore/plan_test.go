@@ -19,6 +19,7 @@ import (
 func TestClaimPlansUseClaimIndex(t *testing.T) {
 	statements := map[string]string{
 		"claim":           sqlCandidates,
+		"claim ready":     sqlClaimReady,
 		"claim one group": sqlCandidatesGroup,
 		"any ready":       sqlAnyReady,
 		"band head":       sqlBandHead,
