@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/daguq/daguq/queuestore"
 )
@@ -106,15 +105,10 @@ func (q *daguqQueue) consume(ctx context.Context, batch int, untilStop bool, sto
 			done = nil
 		}
 		if c == nil {
-			if !untilStop {
-				return nil
+			if lookAgain(untilStop, stop) {
+				continue
 			}
-			select {
-			case <-stop:
-				return nil
-			case <-time.After(2 * time.Millisecond):
-			}
-			continue
+			return nil
 		}
 		for _, b := range c.bodies() {
 			h.deliver(b)

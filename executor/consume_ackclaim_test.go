@@ -54,18 +54,5 @@ func TestConsumeAcksWithTheNextClaim(t *testing.T) {
 	if with == 0 || acks+with != 60 {
 		t.Fatalf("%d acks alone and %d with the next claim, want 60 in all and some with a claim", acks, with)
 	}
-	seen := map[int64]int{}
-	for _, b := range handledBatches(t, te.dir) {
-		for _, m := range b {
-			seen[m.ID]++
-		}
-	}
-	for _, id := range ids {
-		if seen[id] != 1 {
-			t.Errorf("message %d handled %d times", id, seen[id])
-		}
-	}
-	if st := te.stats("jobs"); st.Ready+st.InFlight+st.Delayed+st.Dead != 0 {
-		t.Fatalf("queue not empty after drain: %+v", st)
-	}
+	assertHandledOnceAndDrained(t, te, "jobs", ids, 1)
 }

@@ -259,7 +259,7 @@ func (s *Store) claimTx(ctx context.Context, tx querier, opts *ClaimOptions, min
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := scanLeased(rows, opts.Queue, expires, false)
+	msgs, err := scanLeased(rows, opts.Queue, expires, nil, false)
 	if err != nil {
 		return nil, err
 	}
@@ -289,10 +289,12 @@ func (s *Store) claimReady(ctx context.Context, tx querier, opts *ClaimOptions, 
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := scanClaimed(rows, opts.Queue, expires, withBodies)
+	var keys []int64
+	msgs, err := scanLeased(rows, opts.Queue, expires, &keys, withBodies)
 	if err != nil || len(msgs) == 0 {
 		return nil, errors.Join(err, change.flush(ctx, tx, opts.Queue))
 	}
+	inKeyOrder(msgs, keys)
 	change.leased(int64(len(msgs)))
 	if err := change.flush(ctx, tx, opts.Queue); err != nil {
 		return nil, err
@@ -328,39 +330,20 @@ func bodiesOf(ctx context.Context, tx querier, lease *Lease) error {
 	return nil
 }
 
-// scanClaimed reads what sqlClaimReady leased (with the bodies when
-// withBodies), in claim order.
-func scanClaimed(rows *sql.Rows, queue string, expires int64, withBodies bool) ([]Message, error) {
-	defer rows.Close()
-	var out []Message
-	var keys []int64
-	for rows.Next() {
-		var m Message
-		var group, dedupe sql.NullString
-		var enqueued, size, key int64
-		dest := []any{&m.ID, &m.Priority, &m.Attempt, &m.MaxAttempts, &group, &dedupe, &enqueued, &size, &key, &m.Body}
-		if !withBodies {
-			dest = dest[:len(dest)-1]
-		}
-		if err := rows.Scan(dest...); err != nil {
-			return nil, err
-		}
-		m.Queue, m.Group, m.DedupeKey = queue, group.String, dedupe.String
-		m.EnqueuedAt, m.VisibleAt, m.State = msTime(enqueued), msTime(expires), StateInFlight
-		out = append(out, m)
-		keys = append(keys, key)
+// inKeyOrder sorts claimed messages by sort key (keys, in the same order),
+// then id: the claim order.
+func inKeyOrder(msgs []Message, keys []int64) {
+	if len(msgs) < 2 {
+		return
 	}
-	if len(out) > 1 {
-		at := make(map[int64]int64, len(out))
-		for i, m := range out {
-			at[m.ID] = keys[i]
-		}
-		sort.Slice(out, func(i, j int) bool {
-			a, b := at[out[i].ID], at[out[j].ID]
-			return a < b || (a == b && out[i].ID < out[j].ID)
-		})
+	at := make(map[int64]int64, len(msgs))
+	for i, m := range msgs {
+		at[m.ID] = keys[i]
 	}
-	return out, rows.Err()
+	sort.Slice(msgs, func(i, j int) bool {
+		a, b := at[msgs[i].ID], at[msgs[j].ID]
+		return a < b || (a == b && msgs[i].ID < msgs[j].ID)
+	})
 }
 
 // promote moves up to promoteBatch due waiting messages of queue into the
@@ -543,18 +526,21 @@ func (s *Store) anyReady(ctx context.Context, opts ClaimOptions, minPriority, ma
 	return ready, err
 }
 
-// scanLeased reads leased rows, with the body as the last column when
-// withBody.
-func scanLeased(rows *sql.Rows, queue string, expires int64, withBody bool) ([]Message, error) {
+// scanLeased reads leased rows: the message columns, then the sort key
+// into keys when keys is not nil, then the body when withBody.
+func scanLeased(rows *sql.Rows, queue string, expires int64, keys *[]int64, withBody bool) ([]Message, error) {
 	defer rows.Close()
 	var out []Message
 	for rows.Next() {
 		var m Message
 		var group, dedupe sql.NullString
-		var enqueued, size int64
-		dest := []any{&m.ID, &m.Priority, &m.Attempt, &m.MaxAttempts, &group, &dedupe, &enqueued, &size, &m.Body}
-		if !withBody {
-			dest = dest[:len(dest)-1]
+		var enqueued, size, key int64
+		dest := []any{&m.ID, &m.Priority, &m.Attempt, &m.MaxAttempts, &group, &dedupe, &enqueued, &size}
+		if keys != nil {
+			dest = append(dest, &key)
+		}
+		if withBody {
+			dest = append(dest, &m.Body)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
@@ -562,6 +548,9 @@ func scanLeased(rows *sql.Rows, queue string, expires int64, withBody bool) ([]M
 		m.Queue, m.Group, m.DedupeKey = queue, group.String, dedupe.String
 		m.EnqueuedAt, m.VisibleAt, m.State = msTime(enqueued), msTime(expires), StateInFlight
 		out = append(out, m)
+		if keys != nil {
+			*keys = append(*keys, key)
+		}
 	}
 	return out, rows.Err()
 }
@@ -616,7 +605,7 @@ func (s *Store) LeaseByToken(ctx context.Context, token string) (*Lease, error) 
 	if err != nil {
 		return nil, err
 	}
-	if lease.Messages, err = scanLeased(rows, lease.Queue, expires.Int64, true); err != nil {
+	if lease.Messages, err = scanLeased(rows, lease.Queue, expires.Int64, nil, true); err != nil {
 		return nil, err
 	}
 	if len(lease.Messages) == 0 {
