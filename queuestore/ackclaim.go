@@ -6,8 +6,9 @@ import (
 )
 
 // AckClaim acks messages of a finished lease (all of them when ackIDs is
-// empty) and claims the next batch, in one write transaction: a consumer
-// that loops commits once per batch instead of twice. The ack comes first,
+// empty) and claims the next batch from the lease's queue, in one write
+// transaction: a consumer that loops commits once per batch instead of
+// twice. The ack comes first,
 // so the lease it ends no longer counts against the queue's in-flight limit
 // when the claim looks.
 //
@@ -34,14 +35,7 @@ func (s *Store) AckClaim(ctx context.Context, ack *Lease, ackIDs []int64, opts C
 		if done, err = s.ackTx(ctx, tx, ack, ids, list, &acked); err != nil {
 			return err
 		}
-		change := &acked
-		if ack.Queue != opts.Queue {
-			if err := acked.flush(ctx, tx, ack.Queue); err != nil {
-				return err
-			}
-			change = &counts{}
-		}
-		lease, err = s.claimTx(ctx, tx, &opts, minPriority, maxPriority, change)
+		lease, err = s.claimTx(ctx, tx, &opts, minPriority, maxPriority, &acked)
 		return err
 	})
 	if err != nil {
@@ -66,6 +60,9 @@ func ValidateAckClaim(ack *Lease, opts *ClaimOptions) error {
 	}
 	if err := opts.validate(); err != nil {
 		return err
+	}
+	if ack.Queue != opts.Queue {
+		return fmt.Errorf("%w: ack lease %s of queue %q and claim from queue %q: want one queue", ErrInvalid, ack.Token, ack.Queue, opts.Queue)
 	}
 	if opts.Into != nil && opts.Into.ID == ack.ID {
 		return fmt.Errorf("%w: claim into lease %s, which the same call acks", ErrInvalid, ack.Token)

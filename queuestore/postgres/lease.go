@@ -476,14 +476,7 @@ func (s *Store) AckClaim(ctx context.Context, ack *queuestore.Lease, ackIDs []in
 			if _, err := tx.Exec(ctx, sqlDropLeaseIfEmpty, ack.ID); err != nil {
 				return err
 			}
-			change := &acked
-			if ack.Queue != opts.Queue {
-				if err := acked.flush(ctx, tx, ack.Queue); err != nil {
-					return err
-				}
-				change = &counts{}
-			}
-			lease, err = s.claimTx(ctx, tx, &opts, rekeyed, change)
+			lease, err = s.claimTx(ctx, tx, &opts, rekeyed, &acked)
 			return err
 		})
 		if errors.Is(err, errRekey) && !rekeyed {

@@ -17,7 +17,6 @@ func init() {
 	add("AckClaimWithALostAckStillClaims", testAckClaimLostAck)
 	add("AckClaimFreesTheSlotItClaimsWith", testAckClaimFreesTheSlot)
 	add("AckClaimOnAPausedOrEmptyQueueOnlyAcks", testAckClaimPausedOrEmpty)
-	add("AckClaimAcrossQueues", testAckClaimAcrossQueues)
 	add("AckClaimValidation", testAckClaimValidation)
 }
 
@@ -166,26 +165,6 @@ func testAckClaimPausedOrEmpty(t *testing.T, s *suite) {
 	}
 }
 
-func testAckClaimAcrossQueues(t *testing.T, s *suite) {
-	b := s.setup(t, queuestore.Options{})
-	b.enqueue(t, msg("a", "1"), msg("b", "2"))
-	first := b.claim(t, co{Queue: "a", Max: 1})
-	next, err := b.store.AckClaim(b.ctx, first, nil, co{Queue: "b", Max: 1})
-	if err != nil || next == nil || next.Queue != "b" || string(next.Messages[0].Body) != "2" {
-		t.Fatalf("ack of queue a, claim from b: %+v, %v", next, err)
-	}
-	if st := b.stats(t, "a"); st.InFlight != 0 || st.Ready != 0 {
-		t.Fatalf("queue a: %+v, want empty", st)
-	}
-	if st := b.stats(t, "b"); st.InFlight != 1 || st.Ready != 0 {
-		t.Fatalf("queue b: %+v, want 1 in flight", st)
-	}
-	if ma, mb := b.metrics(t, "a"), b.metrics(t, "b"); ma.Settled[queuestore.OutcomeAcked] != 1 || ma.Claimed != 1 ||
-		mb.Settled[queuestore.OutcomeAcked] != 0 || mb.Claimed != 1 {
-		t.Fatalf("metrics a %+v, b %+v", ma, mb)
-	}
-}
-
 // Bad input does nothing: neither the ack nor the claim.
 func testAckClaimValidation(t *testing.T, s *suite) {
 	b := s.setup(t, queuestore.Options{})
@@ -197,6 +176,9 @@ func testAckClaimValidation(t *testing.T, s *suite) {
 		"bad queue":   func() (*queuestore.Lease, error) { return b.store.AckClaim(b.ctx, first, nil, co{Queue: "", Max: 1}) },
 		"foreign id": func() (*queuestore.Lease, error) {
 			return b.store.AckClaim(b.ctx, first, ids[1:], co{Queue: "q", Max: 1})
+		},
+		"other queue": func() (*queuestore.Lease, error) {
+			return b.store.AckClaim(b.ctx, first, nil, co{Queue: "other", Max: 1})
 		},
 		"into the ack": func() (*queuestore.Lease, error) {
 			return b.store.AckClaim(b.ctx, first, nil, co{Queue: "q", Max: 1, Into: first})
