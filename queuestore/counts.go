@@ -57,14 +57,6 @@ func (c *counts) leaveLive(state int, leased bool) {
 	}
 }
 
-// leased counts n ready messages claimed under a lease.
-func (c *counts) leased(n int64) {
-	c.readySet -= n
-	c.waiting += n
-	c.waitingLeased += n
-	c.claimed += n
-}
-
 // ackWait counts one ack's enqueue-to-ack wait.
 func (c *counts) ackWait(waitMs int64) {
 	c.waitCount++

@@ -125,8 +125,6 @@ type claimSettings struct {
 	limit, aging int64
 	live         int64 // live leases, counted only when limit > 0
 	due          bool  // a waiting message is due for the ready set
-	// The queue's row in queue_counts (0: none yet) and its claim counter.
-	countsRow, claimed int64
 }
 
 // Claim leases up to opts.Max ready messages of one queue in claim order:
@@ -180,9 +178,11 @@ func (s *Store) claimDone(ctx context.Context, opts *ClaimOptions, lease *Lease,
 func (s *Store) claimTx(ctx context.Context, tx querier, opts *ClaimOptions, minPriority, maxPriority int64, change *counts) (*Lease, error) {
 	now := s.now()
 	var set claimSettings
-	err := tx.QueryRowContext(ctx, sqlClaimSettings, opts.Queue, now).Scan(&set.paused, &set.limit, &set.aging, &set.live, &set.due,
-		&set.countsRow, &set.claimed)
-	if err != nil {
+	err := tx.QueryRowContext(ctx, sqlQueueSettings, opts.Queue, now).Scan(&set.paused, &set.limit, &set.aging, &set.live)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) { // no row: default settings
+		return nil, err
+	}
+	if err := tx.QueryRowContext(ctx, sqlAnyDue, opts.Queue, now).Scan(&set.due); err != nil {
 		return nil, err
 	}
 	if set.paused || (opts.Into == nil && set.limit > 0 && set.live >= set.limit) {
@@ -207,10 +207,6 @@ func (s *Store) claimTx(ctx context.Context, tx querier, opts *ClaimOptions, min
 			return nil, err
 		}
 	}
-	expires := now + opts.Lease.Milliseconds()
-	if opts.Into == nil && opts.MaxBytes == 0 && !opts.OneGroup && opts.Group == "" && set.countsRow > 0 {
-		return s.claimReady(ctx, tx, opts, &set, now, expires, minPriority, maxPriority, change)
-	}
 	picked, bytesFull, err := s.pickCandidates(ctx, tx, opts, set.aging, minPriority, maxPriority)
 	if err != nil {
 		return nil, err
@@ -223,7 +219,12 @@ func (s *Store) claimTx(ctx context.Context, tx querier, opts *ClaimOptions, min
 		// Commit what the promotion (or the ack before) changed, if anything.
 		return lease, change.flush(ctx, tx, opts.Queue)
 	}
-	change.leased(int64(len(picked))) // all ready: the claim holds the write lock
+	expires := now + opts.Lease.Milliseconds()
+	n := int64(len(picked)) // all ready: the claim holds the write lock
+	change.readySet -= n
+	change.waiting += n
+	change.waitingLeased += n
+	change.claimed += n
 	var leaseID int64
 	rowless := false
 	if opts.Into != nil {
@@ -251,15 +252,18 @@ func (s *Store) claimTx(ctx context.Context, tx querier, opts *ClaimOptions, min
 			return nil, err
 		}
 		leaseID = newLeaseID(claimed, row)
-		if rowless, err = s.leaseRow(ctx, tx, opts, &set, leaseID, now, expires); err != nil {
-			return nil, err
+		rowless = set.limit == 0
+		if !rowless {
+			if _, err := tx.ExecContext(ctx, sqlInsertLease, leaseID, opts.Queue, opts.Consumer, now, expires); err != nil {
+				return nil, err
+			}
 		}
 	}
 	rows, err := tx.QueryContext(ctx, sqlLeaseMessages, leaseID, expires, jsonIDs(picked), nullString(opts.ClaimedBy))
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := scanLeased(rows, opts.Queue, expires, nil, false)
+	msgs, err := scanLeased(rows, opts.Queue, expires, false)
 	if err != nil {
 		return nil, err
 	}
@@ -269,81 +273,10 @@ func (s *Store) claimTx(ctx context.Context, tx querier, opts *ClaimOptions, min
 	if opts.Into != nil {
 		lease.Token, lease.Consumer = opts.Into.Token, opts.Into.Consumer
 	}
-	return lease, bodiesOf(ctx, tx, lease)
-}
-
-// claimReady is the claim of the common case, a new lease without a byte
-// limit or a group, in one statement: the walk of the ready set and the
-// lease of what it finds. The fencing token comes from the queue's claim
-// counter before this claim, plus one: every claim that takes a message adds
-// at least one, so later claims (of either kind) still get larger ids.
-func (s *Store) claimReady(ctx context.Context, tx querier, opts *ClaimOptions, set *claimSettings, now, expires, minPriority, maxPriority int64, change *counts) (*Lease, error) {
-	leaseID := newLeaseID(set.claimed+1, set.countsRow)
-	from, to := keyRange(minPriority, maxPriority, set.aging)
-	stmt, withBodies := sqlClaimReady, opts.Max <= bodiesInTx
-	if withBodies {
-		stmt = sqlClaimReadyBodies
+	if len(msgs) <= bodiesInTx {
+		return lease, readBodies(ctx, tx, lease)
 	}
-	rows, err := tx.QueryContext(ctx, stmt, opts.Queue, from, to, minPriority, maxPriority, opts.Max,
-		leaseID, expires, nullString(opts.ClaimedBy))
-	if err != nil {
-		return nil, err
-	}
-	var keys []int64
-	msgs, err := scanLeased(rows, opts.Queue, expires, &keys, withBodies)
-	if err != nil || len(msgs) == 0 {
-		return nil, errors.Join(err, change.flush(ctx, tx, opts.Queue))
-	}
-	inKeyOrder(msgs, keys)
-	change.leased(int64(len(msgs)))
-	if err := change.flush(ctx, tx, opts.Queue); err != nil {
-		return nil, err
-	}
-	rowless, err := s.leaseRow(ctx, tx, opts, set, leaseID, now, expires)
-	if err != nil {
-		return nil, err
-	}
-	lease := &Lease{ID: leaseID, Token: strconv.FormatInt(leaseID, 10), Queue: opts.Queue,
-		Consumer: opts.Consumer, ExpiresAt: msTime(expires), Messages: msgs, rowless: rowless}
-	if withBodies {
-		return lease, nil
-	}
-	return lease, bodiesOf(ctx, tx, lease)
-}
-
-// leaseRow keeps a new lease as a row when its queue has an in-flight limit
-// (which counts the rows), and says whether it has none.
-func (s *Store) leaseRow(ctx context.Context, tx querier, opts *ClaimOptions, set *claimSettings, leaseID, now, expires int64) (rowless bool, err error) {
-	if set.limit == 0 {
-		return true, nil
-	}
-	_, err = tx.ExecContext(ctx, sqlInsertLease, leaseID, opts.Queue, opts.Consumer, now, expires)
-	return false, err
-}
-
-// bodiesOf reads the bodies of a small claim inside its transaction; a
-// larger one reads them after the commit (claimDone).
-func bodiesOf(ctx context.Context, tx querier, lease *Lease) error {
-	if len(lease.Messages) <= bodiesInTx {
-		return readBodies(ctx, tx, lease)
-	}
-	return nil
-}
-
-// inKeyOrder sorts claimed messages by sort key (keys, in the same order),
-// then id: the claim order.
-func inKeyOrder(msgs []Message, keys []int64) {
-	if len(msgs) < 2 {
-		return
-	}
-	at := make(map[int64]int64, len(msgs))
-	for i, m := range msgs {
-		at[m.ID] = keys[i]
-	}
-	sort.Slice(msgs, func(i, j int) bool {
-		a, b := at[msgs[i].ID], at[msgs[j].ID]
-		return a < b || (a == b && msgs[i].ID < msgs[j].ID)
-	})
+	return lease, nil
 }
 
 // promote moves up to promoteBatch due waiting messages of queue into the
@@ -526,21 +459,18 @@ func (s *Store) anyReady(ctx context.Context, opts ClaimOptions, minPriority, ma
 	return ready, err
 }
 
-// scanLeased reads leased rows: the message columns, then the sort key
-// into keys when keys is not nil, then the body when withBody.
-func scanLeased(rows *sql.Rows, queue string, expires int64, keys *[]int64, withBody bool) ([]Message, error) {
+// scanLeased reads leased rows, with the body as the last column when
+// withBody.
+func scanLeased(rows *sql.Rows, queue string, expires int64, withBody bool) ([]Message, error) {
 	defer rows.Close()
 	var out []Message
 	for rows.Next() {
 		var m Message
 		var group, dedupe sql.NullString
-		var enqueued, size, key int64
-		dest := []any{&m.ID, &m.Priority, &m.Attempt, &m.MaxAttempts, &group, &dedupe, &enqueued, &size}
-		if keys != nil {
-			dest = append(dest, &key)
-		}
-		if withBody {
-			dest = append(dest, &m.Body)
+		var enqueued, size int64
+		dest := []any{&m.ID, &m.Priority, &m.Attempt, &m.MaxAttempts, &group, &dedupe, &enqueued, &size, &m.Body}
+		if !withBody {
+			dest = dest[:len(dest)-1]
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
@@ -548,9 +478,6 @@ func scanLeased(rows *sql.Rows, queue string, expires int64, keys *[]int64, with
 		m.Queue, m.Group, m.DedupeKey = queue, group.String, dedupe.String
 		m.EnqueuedAt, m.VisibleAt, m.State = msTime(enqueued), msTime(expires), StateInFlight
 		out = append(out, m)
-		if keys != nil {
-			*keys = append(*keys, key)
-		}
 	}
 	return out, rows.Err()
 }
@@ -605,7 +532,7 @@ func (s *Store) LeaseByToken(ctx context.Context, token string) (*Lease, error) 
 	if err != nil {
 		return nil, err
 	}
-	if lease.Messages, err = scanLeased(rows, lease.Queue, expires.Int64, nil, true); err != nil {
+	if lease.Messages, err = scanLeased(rows, lease.Queue, expires.Int64, true); err != nil {
 		return nil, err
 	}
 	if len(lease.Messages) == 0 {

@@ -19,7 +19,6 @@ import (
 func TestClaimPlansUseClaimIndex(t *testing.T) {
 	statements := map[string]string{
 		"claim":           sqlCandidates,
-		"claim ready":     sqlClaimReady,
 		"claim one group": sqlCandidatesGroup,
 		"any ready":       sqlAnyReady,
 		"band head":       sqlBandHead,
@@ -27,7 +26,7 @@ func TestClaimPlansUseClaimIndex(t *testing.T) {
 	}
 	waiting := map[string]string{
 		"promote": sqlPromote,
-		"due":     sqlClaimSettings,
+		"due":     sqlAnyDue,
 		"stats":   sqlStats,
 	}
 	b := setupPlanStore(t)

@@ -31,16 +31,15 @@ const (
 SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0),
            coalesce((SELECT max(id) FROM messages), 0))`
 
-	// sqlClaimSettings is a queue's row as a claim reads it (no row:
-	// defaults), and whether a waiting message is due: only then does the
-	// claim run sqlPromote.
-	sqlClaimSettings = `
-SELECT coalesce(q.paused, 0), coalesce(q.max_in_flight, 0), coalesce(q.aging_ms, 0),
-       CASE WHEN q.max_in_flight > 0 -- count live leases only for a limited queue
-            THEN (SELECT count(*) FROM leases WHERE queue = ?1 AND expires_at > ?2) ELSE 0 END,
-       EXISTS (SELECT 1 FROM messages WHERE queue = ?1 AND state = 1 AND visible_at <= ?2),
-       coalesce(c.rowid, 0), coalesce(c.claimed, 0)
-FROM (SELECT 1) LEFT JOIN queues q ON q.name = ?1 LEFT JOIN queue_counts c ON c.queue = ?1`
+	sqlQueueSettings = `
+SELECT paused, max_in_flight, aging_ms,
+       CASE WHEN max_in_flight > 0 -- count live leases only for a limited queue
+            THEN (SELECT count(*) FROM leases WHERE queue = ?1 AND expires_at > ?2) ELSE 0 END
+FROM queues WHERE name = ?1`
+
+	// sqlAnyDue says whether a waiting message of the queue is due: only
+	// then does a claim run sqlPromote.
+	sqlAnyDue = `SELECT EXISTS (SELECT 1 FROM messages WHERE queue = ?1 AND state = 1 AND visible_at <= ?2)`
 
 	// sqlAgingOf is the queue's aging interval in ms (no row: none).
 	sqlAgingOf = `SELECT aging_ms FROM queues WHERE name = ?1`
@@ -100,21 +99,6 @@ WHERE queue = ?1 AND state = 0 AND sort_key >= ?2 AND sort_key < ?3 AND priority
   AND group_key IS ?7
 ORDER BY sort_key, id
 LIMIT ?6`
-
-	// sqlClaimReady is sqlCandidates and sqlLeaseMessages in one statement,
-	// for a claim that cuts by neither bytes nor group: ?7 lease, ?8 its end,
-	// ?9 the DAG run. It returns the sort key for the claim order.
-	sqlClaimReady = `
-UPDATE messages SET state = 1, lease_id = ?7, visible_at = ?8, attempts = attempts + 1, claimed_by = ?9
-WHERE id IN (
-    SELECT id FROM messages
-    WHERE queue = ?1 AND state = 0 AND sort_key >= ?2 AND sort_key < ?3 AND priority BETWEEN ?4 AND ?5
-    ORDER BY sort_key, id
-    LIMIT ?6)
-RETURNING id, priority, attempts, max_attempts, group_key, dedupe_key, enqueued_at, size, sort_key`
-	// sqlClaimReadyBodies is sqlClaimReady returning the bodies too, for a
-	// claim small enough to read them inside its transaction.
-	sqlClaimReadyBodies = sqlClaimReady + `, (SELECT body FROM bodies WHERE bodies.id = messages.id)`
 
 	// sqlLeaseMessages leases the chosen ids (?3, a JSON array) to lease ?1
 	// until ?2, for the DAG run ?4.
