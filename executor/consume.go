@@ -70,7 +70,7 @@ type consumer struct {
 	script  string // handler script file, for `script`
 
 	leased   chan struct{}  // one token per batch leased: assembling, waiting or running
-	handover chan *handover // a finished batch's ack and leased token, for the next claim
+	handover chan *handover // a finished batch's ack, slot and leased token, for the next claim
 	slots    chan struct{}  // one token per running batch
 	finished chan struct{}  // a handler finished
 	halt     chan struct{}  // closed on a fatal store error
@@ -559,20 +559,20 @@ func (c *consumer) finish(ctx context.Context, msgs []claimed, kind finishKind, 
 }
 
 // handover is the ack of a batch whose handler has ended, handed to the
-// claiming loop with the batch's leased token: the loop's next claim makes
-// the ack in its own transaction (AckClaim) and sends the ack's error on
-// done.
+// claiming loop with the batch's slot and leased token: the loop's next
+// claim makes the ack in its own transaction (AckClaim) and sends the ack's
+// error on done.
 type handover struct {
 	lease *queuestore.Lease
 	done  chan error
 }
 
 // ack acks the messages of lease, the rest of st. When they are all that
-// st holds and the claiming loop is waiting for a leased token to claim the
-// next batch (claim-ahead: concurrency+1 batches leased), the ack goes with
-// that claim, in one transaction; otherwise, and when the loop is not
-// waiting right now, it is made at once: an ack never waits for a claim
-// that may not come.
+// st holds and the claiming loop is waiting right now for a slot or a
+// leased token (claim-ahead: concurrency+1 batches leased), the ack goes
+// with the loop's next claim, in one transaction, which the loop makes at
+// once; otherwise it is made alone: an ack never waits for a claim that may
+// not come.
 func (c *consumer) ack(ctx context.Context, st *leaseState, lease *queuestore.Lease) error {
 	c.mu.Lock()
 	whole := st.open == len(lease.Messages)
