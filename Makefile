@@ -21,6 +21,10 @@ test: lint ## lint, then every test with the race detector (Dagu tests skip with
 test-postgres-heavy: ## the PostgreSQL SKIP LOCKED proof (64 claimers, 4 processes) with 40,000 messages
 	DAGUQ_PG_HEAVY=1 $(GO) test -race -count=1 -run '^TestMultiProcessSkipLockedClaims$$' -v ./queuestore/postgres/
 
+.PHONY: test-postgres-faults
+test-postgres-faults: ## PostgreSQL restarted mid-drain (down 5 s): consumers reconnect, nothing lost or doubled
+	DAGUQ_PG_FAULTS=1 $(GO) test -race -count=1 -run '^TestPostgresRestartMidDrain$$' -v ./internal/cli/
+
 .PHONY: test-postgres-latency test-postgres-bloat
 test-postgres-latency: ## enqueue to handler start of a watching consumer on PostgreSQL, 200 messages: p50 < 50 ms
 	DAGUQ_PG_LATENCY=1 $(GO) test -count=1 -run '^TestWatchWakeupLatencyPostgres$$' -v ./executor/
@@ -42,8 +46,8 @@ soak: ## fault-injection soak: SOAK_DURATION (2m) of kill -9, SIGSTOP, SIGTERM, 
 bench: ## store benchmarks next to a naive single-table baseline, in messages/s
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./queuestore/
 
-bench-peers: ## side-by-side benchmarks against goqite, River, raw SQLite and the shell-glue queue
-	cd bench && $(GO) run . -out ../docs/performance.md
+bench-peers: ## side-by-side benchmarks: SQLite (goqite, River, raw floor, shell glue), then PostgreSQL (River, raw floor) when installed
+	cd bench && $(GO) run . -out ../docs/performance.md -out-postgres ../docs/postgres.md
 
 demo: build ## run the main job on the default SQLite file: enqueue, drain in batches, dead letters
 	./dags/demo.sh

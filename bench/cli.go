@@ -12,24 +12,132 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
-// cli drains the same queue three ways, each in its own process: the store
-// in process (Claim, no-op, Ack), the same running `true` per batch, and
-// `daguq consume --batch-size 100 -- true`. The differences, divided by the
-// number of batches, are the per-batch costs of the process model.
+// cliSys keys the CLI measurements in the report's runs: not a system of
+// the throughput tables.
+const cliSys = "CLI"
+
+// The ways the CLI measurement drains one queue, each in its own process.
+const (
+	wayRaw  = "raw"  // the raw SQLite floor: claim+ack, no queue logic
+	wayIn   = "in"   // daguq's store in process: Claim, no-op, Ack
+	wayExec = "exec" // the same, starting `true` per batch (fork+exec)
+	wayCLI  = "cli"  // `daguq consume --concurrency C -- true`, C appended
+)
+
+// metricCLI names a CLI measurement of way at batch.
+func metricCLI(way string, batch int) string { return fmt.Sprintf("%s b%d", way, batch) }
+
+func wayConc(c int) string { return wayCLI + strconv.Itoa(c) }
+
+// cli drains the same queue several ways, each in its own process, at each
+// of the CLI batch sizes: the raw floor, the store in process, the same
+// starting `true` per batch, and `daguq consume -- true` at each
+// concurrency. The raw floor and the CLI drains in one run give the ratios
+// issue 10 asks for; the in-process drains split the CLI's cost into the
+// store, the handler's process and what consume does around it.
 func (b *bench) cli() error {
 	bin, err := b.daguqBinary()
 	if err != nil {
 		return err
 	}
-	n, batch := b.c.n, 100
-	b.progress("CLI: %d messages through %s consume --batch-size %d -- true", n, filepath.Base(bin), batch)
+	n := b.c.n
+	b.progress("CLI: %d messages through %s consume -- true, batches %v, concurrency %v", n, filepath.Base(bin), b.c.cliBatches, b.c.cliConc)
+	tmpl, enqueueRate, err := b.cliTemplate(bin)
+	if err != nil {
+		return err
+	}
+	defer removeDB(tmpl)
+	rawTmpl := b.store.locate("cli-raw-template")
+	if _, _, err := b.fill(rawSystem{}, "cli-raw-template", n); err != nil {
+		return err
+	}
+	defer removeDB(rawTmpl)
+	empty := b.path("cli-empty.db")
+	removeDB(empty)
+	if err := (daguqSystem{}).create(context.Background(), empty); err != nil {
+		return err
+	}
+	defer removeDB(empty)
+
+	ways := []string{wayRaw, wayIn, wayExec}
+	for _, c := range b.c.cliConc {
+		ways = append(ways, wayConc(c))
+	}
+	var startCLI []float64
+	var rss int64
+	db := b.path("cli.db")
+	for run := range b.c.runs {
+		d, _, _, err := runCLI(bin, empty, cliArgs(100, 1), 0)
+		if err != nil {
+			return err
+		}
+		startCLI = append(startCLI, d.Seconds())
+		for _, batch := range b.c.cliBatches {
+			for _, way := range rotate(ways, run) {
+				src := tmpl
+				if way == wayRaw {
+					src = rawTmpl
+				}
+				if err := copyFile(db, src); err != nil {
+					return err
+				}
+				var msgRate, cpuUs float64
+				switch way {
+				case wayRaw, wayIn, wayExec:
+					spec := workerSpec{Role: "consume", System: daguqSystem{}.name(), DB: db, Batch: batch}
+					switch way {
+					case wayRaw:
+						spec.System = rawSystem{}.name()
+					case wayExec:
+						spec.Role = "consume-exec"
+					}
+					rs, err := runWorkers([]workerSpec{spec}, stopAt(int64(n), 0), b.log)
+					if err != nil {
+						return err
+					}
+					if rs[0].Acked != n {
+						return fmt.Errorf("CLI measurement, %s drain at batch %d acked %d of %d: %s", way, batch, rs[0].Acked, n, rs[0].FirstErr)
+					}
+					msgRate, cpuUs = rate(rs), float64(rs[0].CPUNs)/1e3/float64(n)
+				default:
+					conc, _ := strconv.Atoi(strings.TrimPrefix(way, wayCLI))
+					d, peak, cpu, err := runCLI(bin, db, cliArgs(batch, conc), n)
+					if err != nil {
+						return err
+					}
+					rss = max(rss, peak)
+					msgRate, cpuUs = float64(n)/d.Seconds(), float64(cpu.Microseconds())/float64(n)
+				}
+				m := metricCLI(way, batch)
+				b.rep.add(run, cliSys, m, msgRate)
+				b.rep.add(run, cliSys, "cpu "+m, cpuUs)
+				b.progress("  CLI %-10s %8.0f msg/s  %6.1f CPU µs/msg", m, msgRate, cpuUs)
+				removeDB(db)
+			}
+		}
+	}
+	b.rep.cli = &cliResult{cliStart: time.Duration(median(startCLI) * float64(time.Second)), cliRSSKB: rss, enqueueRate: enqueueRate}
+	return nil
+}
+
+// cliArgs is `daguq consume` with a no-op handler at batch and conc.
+func cliArgs(batch, conc int) []string {
+	return []string{"consume", "--queue", benchQueue, "--batch-size", strconv.Itoa(batch),
+		"--concurrency", strconv.Itoa(conc), "--progress-interval", "0", "--", "true"}
+}
+
+// cliTemplate fills a daguq database through `daguq enqueue --raw --file`
+// and returns it with the enqueue's rate.
+func (b *bench) cliTemplate(bin string) (string, float64, error) {
+	n := b.c.n
 	msgs := b.path("cli-messages.txt")
 	f, err := os.Create(msgs)
 	if err != nil {
-		return err
+		return "", 0, err
 	}
 	w := bufio.NewWriter(f)
 	for id := range n {
@@ -37,7 +145,7 @@ func (b *bench) cli() error {
 		w.WriteByte('\n')
 	}
 	if err := w.Flush(); err != nil {
-		return err
+		return "", 0, err
 	}
 	f.Close()
 	defer os.Remove(msgs)
@@ -47,75 +155,17 @@ func (b *bench) cli() error {
 	start := time.Now()
 	out, err := exec.Command(bin, "--db", tmpl, "enqueue", "--queue", benchQueue, "--raw", "--file", msgs).Output()
 	if err != nil {
-		return fmt.Errorf("daguq enqueue: %w: %s", err, stderrOf(err))
+		return "", 0, fmt.Errorf("daguq enqueue: %w: %s", err, stderrOf(err))
 	}
 	enqueueRate := float64(n) / time.Since(start).Seconds()
 	var enq struct{ Enqueued int }
 	if err := json.Unmarshal(out, &enq); err != nil || enq.Enqueued != n {
-		return fmt.Errorf("daguq enqueue stored %d of %d (%v)", enq.Enqueued, n, err)
+		return "", 0, fmt.Errorf("daguq enqueue stored %d of %d (%v)", enq.Enqueued, n, err)
 	}
 	if err := checkpoint(tmpl); err != nil {
-		return err
+		return "", 0, err
 	}
-	defer removeDB(tmpl)
-
-	empty := b.path("cli-empty.db")
-	removeDB(empty)
-	if err := (daguqSystem{}).create(context.Background(), empty); err != nil {
-		return err
-	}
-	defer removeDB(empty)
-	var inProc, inProcSh, viaCLI, startCLI []float64
-	var rss int64
-	db := b.path("cli.db")
-	cmdLine := []string{"consume", "--queue", benchQueue, "--batch-size", strconv.Itoa(batch), "--progress-interval", "0", "--", "true"}
-	for run := range b.c.runs {
-		d, _, err := runCLI(bin, empty, cmdLine, 0)
-		if err != nil {
-			return err
-		}
-		startCLI = append(startCLI, d.Seconds())
-		for _, way := range rotate([]string{"in", "sh", "cli"}, run) {
-			if err := copyFile(db, tmpl); err != nil {
-				return err
-			}
-			switch way {
-			case "in", "sh":
-				role := "consume"
-				if way == "sh" {
-					role = "consume-exec"
-				}
-				rs, err := runWorkers([]workerSpec{{Role: role, System: daguqSystem{}.name(), DB: db, Batch: batch}}, stopAt(int64(n), 0), b.log)
-				if err != nil {
-					return err
-				}
-				if rs[0].Acked != n {
-					return fmt.Errorf("in-process drain (%s) acked %d of %d: %s", role, rs[0].Acked, n, rs[0].FirstErr)
-				}
-				d := span(rs).Seconds()
-				if way == "in" {
-					inProc = append(inProc, d)
-				} else {
-					inProcSh = append(inProcSh, d)
-				}
-			case "cli":
-				d, peak, err := runCLI(bin, db, cmdLine, n)
-				if err != nil {
-					return err
-				}
-				viaCLI = append(viaCLI, d.Seconds())
-				rss = max(rss, peak)
-			}
-			removeDB(db)
-		}
-	}
-	sec := func(xs []float64) time.Duration { return time.Duration(median(xs) * float64(time.Second)) }
-	b.rep.cli = &cliResult{batches: (n + batch - 1) / batch, inProcess: sec(inProc), inProcessSh: sec(inProcSh),
-		cli: sec(viaCLI), cliStart: sec(startCLI), cliRSSKB: rss, enqueueRate: enqueueRate,
-		command: "daguq consume --queue bench --batch-size 100 -- true"}
-	b.progress("  in process %.2fs, with `true` per batch %.2fs, daguq consume %.2fs; daguq enqueue --file %.0f msg/s",
-		median(inProc), median(inProcSh), median(viaCLI), enqueueRate)
-	return nil
+	return tmpl, enqueueRate, nil
 }
 
 func rotate(xs []string, k int) []string {
@@ -127,14 +177,15 @@ func rotate(xs []string, k int) []string {
 }
 
 // runCLI runs `daguq consume` to the end, checks that it acked n messages,
-// and samples its peak RSS (VmHWM) while it runs.
-func runCLI(bin, db string, args []string, n int) (time.Duration, int64, error) {
+// samples its peak RSS (VmHWM) while it runs, and returns the CPU time of
+// it and every process it waited for (supervisors, handlers).
+func runCLI(bin, db string, args []string, n int) (time.Duration, int64, time.Duration, error) {
 	cmd := exec.Command(bin, append([]string{"--db", db}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -146,13 +197,17 @@ func runCLI(bin, db string, args []string, n int) (time.Duration, int64, error) 
 		case err := <-done:
 			d := time.Since(start)
 			if err != nil {
-				return 0, 0, fmt.Errorf("daguq consume: %w: %s", err, stderr.String())
+				return 0, 0, 0, fmt.Errorf("daguq consume: %w: %s", err, stderr.String())
 			}
 			var sum struct{ Acked int }
 			if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil || sum.Acked != n {
-				return 0, 0, fmt.Errorf("daguq consume acked %d of %d (%v): %s", sum.Acked, n, err, stdout.String())
+				return 0, 0, 0, fmt.Errorf("daguq consume acked %d of %d (%v): %s", sum.Acked, n, err, stdout.String())
 			}
-			return d, peak, nil
+			var cpu time.Duration
+			if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+				cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+			}
+			return d, peak, cpu, nil
 		case <-tick.C:
 			if v := procHWM(cmd.Process.Pid); v > peak {
 				peak = v
@@ -197,8 +252,8 @@ func (b *bench) daguqBinary() (string, error) {
 		return "", fmt.Errorf("build ../cmd/daguq: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	help, _ := exec.Command(bin, "consume", "--help").CombinedOutput()
-	if !bytes.Contains(help, []byte("--batch-size")) {
-		return "", errors.New("this daguq has no `consume --batch-size`")
+	if !bytes.Contains(help, []byte("--concurrency")) {
+		return "", errors.New("this daguq has no `consume --concurrency`")
 	}
 	return bin, nil
 }

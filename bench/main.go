@@ -1,9 +1,11 @@
 // Command bench measures daguq side by side with goqite, River's SQLite
 // driver, a raw SQLite floor and the shell-glue file queue, in one run on
 // one machine, and writes the results into docs/performance.md between the
-// bench-peers markers, with an SVG chart next to it.
+// bench-peers markers, with an SVG chart next to it. On PostgreSQL it
+// measures daguq's PostgreSQL store next to River's pgx driver and a raw
+// SKIP LOCKED floor, on a throwaway server, into -out-postgres (pg.go).
 //
-//	cd bench && go run . -out ../docs/performance.md   (make bench-peers)
+//	cd bench && go run . -out ../docs/performance.md -out-postgres ../docs/postgres.md   (make bench-peers)
 //	cd bench && go run . -quick                        (smoke run, prints only)
 //
 // Every consumer and producer is its own OS process: the binary re-executes
@@ -19,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -31,9 +34,13 @@ type config struct {
 	scaleDepths               []int
 	scaleClaims               int
 	skipScale, skipCLI        bool
+	cliOnly                   bool
+	cliBatches, cliConc       []int
 	daguqBin                  string
 	out, svg, dir             string
 	only                      string
+	backend                   string
+	outPostgres               string
 }
 
 func main() {
@@ -53,12 +60,29 @@ func main() {
 	scaleMax := flag.Bool("scale-max", false, "add the 10,000,000-message depth (filling takes minutes and ~15 GB)")
 	flag.BoolVar(&c.skipScale, "skip-scale", false, "skip the queue-depth measurements")
 	flag.BoolVar(&c.skipCLI, "skip-cli", false, "skip the end-to-end `daguq consume` measurement")
+	flag.BoolVar(&c.cliOnly, "cli-only", false, "run only the end-to-end `daguq consume` measurement (with its raw floor)")
+	cliBatches := flag.String("cli-batches", "100,10", "batch sizes of the end-to-end `daguq consume` measurement")
+	cliConc := flag.String("cli-concurrency", "1,2,4", "`daguq consume --concurrency` values to measure")
 	flag.StringVar(&c.daguqBin, "daguq", "", "daguq binary for the CLI measurement (default: build ../cmd/daguq)")
 	flag.StringVar(&c.out, "out", "", "Markdown file to update between the bench-peers markers (default: print only)")
 	flag.StringVar(&c.svg, "svg", "", "SVG chart path (default: bench-peers.svg next to -out)")
 	flag.StringVar(&c.dir, "dir", "", "scratch directory (default: a new temporary one, removed after)")
-	flag.StringVar(&c.only, "only", "", "comma-separated systems to run (daguq, goqite, river, raw, shell)")
+	flag.StringVar(&c.only, "only", "", "comma-separated systems to run (daguq, goqite, river, raw, shell; on both backends)")
+	flag.StringVar(&c.backend, "backend", "both", "sqlite, postgres or both (both skips PostgreSQL, saying so, when it is not installed)")
+	flag.StringVar(&c.outPostgres, "out-postgres", "", "Markdown file to update between the bench-postgres markers (default: print only)")
 	flag.Parse()
+	switch c.backend {
+	case "sqlite", "postgres", "both":
+	default:
+		log.Fatalf("-backend must be sqlite, postgres or both, got %q", c.backend)
+	}
+	var err error
+	if c.cliBatches, err = intList(*cliBatches); err != nil {
+		log.Fatalf("-cli-batches: %v", err)
+	}
+	if c.cliConc, err = intList(*cliConc); err != nil {
+		log.Fatalf("-cli-concurrency: %v", err)
+	}
 	c.bulk = 1000
 	c.batches, c.procs = []int{1, 10, 100}, []int{1, 4}
 	c.scaleDepths, c.scaleClaims = []int{10_000, 1_000_000}, 2000
@@ -69,6 +93,9 @@ func main() {
 		c.n, c.runs, c.shellN, c.correctN = 5_000, 1, 200, 2_000
 		c.drainCap, c.enqueueCap = 3*time.Second, 3*time.Second
 		c.scaleDepths, c.scaleClaims = []int{10_000}, 500
+	}
+	if c.cliOnly && c.out != "" {
+		log.Fatal("-cli-only prints its part only: -out rewrites the whole bench-peers block, run it without -cli-only")
 	}
 	if c.out != "" && c.svg == "" {
 		c.svg = filepath.Join(filepath.Dir(c.out), "bench-peers.svg")
@@ -95,29 +122,53 @@ func run(c config) error {
 		return err
 	}
 	defer logf.Close()
-	b := &bench{c: c, dir: dir, log: logf, rep: newReport(c)}
-	b.rep.started = time.Now()
-	b.rep.load = append(b.rep.load, loadAvg())
-	b.rep.revision = daguqRevision()
-	for _, s := range systems {
+	if c.backend != "postgres" {
+		if err := runSQLite(c, dir, logf); err != nil {
+			return err
+		}
+	}
+	if c.backend != "sqlite" && !c.cliOnly {
+		return runPostgres(c, dir, logf)
+	}
+	return nil
+}
+
+// newBench is a bench of the wanted systems among all, keeping its
+// databases in store.
+func newBench(c config, dir string, log io.Writer, all []system, store storage) *bench {
+	b := &bench{c: c, dir: dir, log: log, store: store}
+	for _, s := range all {
 		if b.wanted(s.name()) {
 			b.systems = append(b.systems, s)
 		}
 	}
-	start := time.Now()
-	for r := range c.runs {
+	b.rep = newReport(c, b.systems)
+	b.rep.started = time.Now()
+	b.rep.load = append(b.rep.load, loadAvg())
+	b.rep.revision = daguqRevision()
+	return b
+}
+
+// measure runs what every backend measures: the throughput runs and the
+// lost/doubled count with a concurrent producer.
+func (b *bench) measure() error {
+	for r := range b.c.runs {
 		if err := b.throughputRun(r); err != nil {
 			return err
 		}
 	}
-	if err := b.correctness(); err != nil {
-		return err
-	}
-	if err := b.pages(); err != nil {
-		return err
-	}
-	if !c.skipScale {
-		if err := b.scale(); err != nil {
+	return b.correctness()
+}
+
+// runSQLite measures the SQLite systems and the shell glue (unless
+// -cli-only) and `daguq consume` end to end, and writes their section of
+// -out.
+func runSQLite(c config, dir string, logf io.Writer) error {
+	b := newBench(c, dir, logf, systems, files{dir: dir})
+	b.shell = b.wanted("shell")
+	start := time.Now()
+	if !c.cliOnly {
+		if err := b.peers(); err != nil {
 			return err
 		}
 	}
@@ -132,7 +183,7 @@ func run(c config) error {
 	md := b.rep.markdown()
 	fmt.Println(md)
 	if c.out != "" {
-		if err := writeSection(c.out, md); err != nil {
+		if err := writeSection(c.out, "bench-peers", md); err != nil {
 			return err
 		}
 		if err := os.WriteFile(c.svg, []byte(b.rep.svg()), 0o644); err != nil {
@@ -143,12 +194,51 @@ func run(c config) error {
 	return nil
 }
 
+// peers runs every SQLite measurement but the CLI's.
+func (b *bench) peers() error {
+	if err := b.measure(); err != nil {
+		return err
+	}
+	if err := b.pages(); err != nil {
+		return err
+	}
+	if !b.c.skipScale {
+		return b.scale()
+	}
+	return nil
+}
+
+// intList parses a comma-separated list of positive integers.
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v < 1 {
+			return nil, fmt.Errorf("want positive integers separated by commas, got %q", s)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 type bench struct {
 	c       config
 	dir     string
 	log     io.Writer
 	rep     *report
 	systems []system
+	store   storage
+	shell   bool // run the shell-glue queue too
+	// server is the database server's CPU time so far (PostgreSQL); nil
+	// when the systems run in the workers' processes alone.
+	server func() time.Duration
+}
+
+func (b *bench) serverCPU() time.Duration {
+	if b.server == nil {
+		return 0
+	}
+	return b.server()
 }
 
 func (b *bench) wanted(name string) bool {
@@ -218,8 +308,10 @@ func (b *bench) throughputRun(run int) error {
 	b.progress("run %d/%d: %d messages, systems %s", run+1, b.c.runs, n, names(order))
 	templates := map[string]string{}
 	for _, s := range order {
-		db := b.path("single.db")
-		removeDB(db)
+		db, err := b.store.fresh("single")
+		if err != nil {
+			return err
+		}
 		if err := s.create(ctx, db); err != nil {
 			return fmt.Errorf("%s: create: %w", s.name(), err)
 		}
@@ -231,26 +323,18 @@ func (b *bench) throughputRun(run int) error {
 		b.rep.add(run, s.name(), "enq1", rate(rs))
 		b.rep.add(run, s.name(), "cpu enq1", float64(rs[0].CPUNs)/1e3/float64(max(rs[0].Acked, 1)))
 		b.noteErrors(s.name(), "enqueue single", rs)
-		removeDB(db)
-
-		tmpl := b.path(fmt.Sprintf("template-%d.db", len(templates)))
-		removeDB(tmpl)
-		if err := s.create(ctx, tmpl); err != nil {
+		if err := b.store.remove("single"); err != nil {
 			return err
 		}
-		rs, err = runWorkers([]workerSpec{{Role: "produce", System: s.name(), DB: tmpl, Batch: b.c.bulk, N: n}}, stopAt(0, 0), b.log)
+
+		tmpl := fmt.Sprintf("template-%d", len(templates))
+		rs, size, err := b.fill(s, tmpl, n)
 		if err != nil {
 			return err
 		}
-		if rs[0].Acked != n {
-			return fmt.Errorf("%s: bulk enqueue stored %d of %d: %s", s.name(), rs[0].Acked, n, rs[0].FirstErr)
-		}
 		b.rep.add(run, s.name(), "enqbulk", rate(rs))
 		b.rep.add(run, s.name(), "cpu enqbulk", float64(rs[0].CPUNs)/1e3/float64(n))
-		if err := checkpoint(tmpl); err != nil {
-			return err
-		}
-		b.rep.add(run, s.name(), "bytes/msg", float64(fileSize(tmpl))/float64(n))
+		b.rep.add(run, s.name(), "bytes/msg", float64(size)/float64(n))
 		templates[s.name()] = tmpl
 		b.progress("  %-15s enqueue single %8.0f/s  bulk %8.0f/s", s.name(), b.rep.get(run, s.name(), "enq1"), b.rep.get(run, s.name(), "enqbulk"))
 	}
@@ -265,7 +349,7 @@ func (b *bench) throughputRun(run int) error {
 	}
 	// A batch-1 handler fed from claims of 10, each message acked alone.
 	for _, s := range order {
-		if _, ok := s.(riverSystem); ok {
+		if isJobQueue(s) {
 			continue
 		}
 		if err := b.drainWith(run, s, templates[s.name()], 10, 1, true); err != nil {
@@ -273,14 +357,42 @@ func (b *bench) throughputRun(run int) error {
 		}
 	}
 	for _, t := range templates {
-		removeDB(t)
+		if err := b.store.remove(t); err != nil {
+			return err
+		}
 	}
-	if b.wanted("shell") {
+	if b.shell {
 		if err := b.shellRun(run); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// fill makes a fresh database of s named name holding n messages, enqueued
+// b.c.bulk per call, and settles it. size is what the messages added to
+// the empty database.
+func (b *bench) fill(s system, name string, n int) (rs []workerResult, size int64, err error) {
+	db, err := b.store.fresh(name)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := s.create(context.Background(), db); err != nil {
+		return nil, 0, err
+	}
+	empty, err := b.store.settle(name)
+	if err != nil {
+		return nil, 0, err
+	}
+	rs, err = runWorkers([]workerSpec{{Role: "produce", System: s.name(), DB: db, Batch: b.c.bulk, N: n}}, stopAt(0, 0), b.log)
+	if err != nil {
+		return nil, 0, err
+	}
+	if rs[0].Acked != n {
+		return nil, 0, fmt.Errorf("%s: bulk enqueue stored %d of %d: %s", s.name(), rs[0].Acked, n, rs[0].FirstErr)
+	}
+	full, err := b.store.settle(name)
+	return rs, full - empty, err
 }
 
 func names(ss []system) string {
@@ -324,16 +436,16 @@ func metricAhead(ahead int) string { return fmt.Sprintf("b1 ahead%d p1", ahead) 
 func (b *bench) drainWith(run int, s system, tmpl string, batch, procs int, ackEach bool) error {
 	ctx := context.Background()
 	n := b.c.n
-	db := b.path("drain.db")
-	if err := copyFile(db, tmpl); err != nil {
+	if err := b.store.clone("drain", tmpl); err != nil {
 		return err
 	}
-	_, isRiver := s.(riverSystem)
+	db := b.store.locate("drain")
 	var specs []workerSpec
 	for i := range procs {
 		specs = append(specs, workerSpec{Role: "consume", System: s.name(), DB: db, Batch: batch,
-			UntilStop: isRiver, AckEach: ackEach, IDsFile: b.path(fmt.Sprintf("ids.%d", i))})
+			UntilStop: isJobQueue(s), AckEach: ackEach, IDsFile: b.path(fmt.Sprintf("ids.%d", i))})
 	}
+	srv0 := b.serverCPU()
 	rs, err := runWorkers(specs, stopAt(int64(n), b.c.drainCap), b.log)
 	if err != nil {
 		return fmt.Errorf("%s drain: %w", s.name(), err)
@@ -370,17 +482,19 @@ func (b *bench) drainWith(run int, s system, tmpl string, batch, procs int, ackE
 	b.rep.add(run, s.name(), "rss "+m, float64(rss))
 	if acked > 0 {
 		b.rep.add(run, s.name(), "cpu "+m, float64(cpu)/1e3/float64(acked)) // µs per message
+		if srv := b.serverCPU() - srv0; srv > 0 {
+			b.rep.add(run, s.name(), "srv "+m, float64(srv.Nanoseconds())/1e3/float64(acked))
+		}
 	}
 	b.rep.addCheck(s.name(), m, check{delivered: unique + doubled, unique: unique, doubled: doubled, lost: lost,
 		remaining: int(left), capped: acked < n})
 	if batch == 100 && procs == 1 {
-		if err := checkpoint(db); err == nil {
-			b.rep.add(run, s.name(), "drained bytes", float64(fileSize(db)))
+		if size, err := b.store.settle("drain"); err == nil {
+			b.rep.add(run, s.name(), "drained bytes", float64(size))
 		}
 	}
 	b.progress("  %-15s %-8s %8.0f/s  acked %d  lost %d doubled %d  rss %d MB", s.name(), m, rate(rs), acked, lost, doubled, rss/1024)
-	removeDB(db)
-	return nil
+	return b.store.remove("drain")
 }
 
 func (b *bench) shellRun(run int) error {
@@ -440,8 +554,10 @@ func (b *bench) correctness() error {
 	n := b.c.correctN
 	b.progress("correctness: 1 producer + 4 consumers at once, %d messages", n)
 	for _, s := range b.systems {
-		db := b.path("correct.db")
-		removeDB(db)
+		db, err := b.store.fresh("correct")
+		if err != nil {
+			return err
+		}
 		if err := s.create(ctx, db); err != nil {
 			return err
 		}
@@ -483,9 +599,11 @@ func (b *bench) correctness() error {
 			lost: max(rs[0].Acked-unique-int(left), 0), remaining: int(left), produced: rs[0].Acked}
 		b.rep.correct[s.name()] = c
 		b.progress("  %-15s produced %d delivered %d lost %d doubled %d left %d", s.name(), c.produced, c.delivered, c.lost, c.doubled, c.remaining)
-		removeDB(db)
+		if err := b.store.remove("correct"); err != nil {
+			return err
+		}
 	}
-	if b.wanted("shell") {
+	if b.shell {
 		dir := b.path("shell")
 		os.RemoveAll(dir)
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -510,7 +628,7 @@ func (b *bench) pages() error {
 	ctx := context.Background()
 	const n = 2000
 	for _, s := range b.systems {
-		if _, ok := s.(riverSystem); ok {
+		if isJobQueue(s) {
 			continue
 		}
 		db := b.path("pages.db")

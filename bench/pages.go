@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+
+	"github.com/daguq/daguq/queuestore"
 )
 
 // WAL pages written per message: a count that no other load on the machine
@@ -14,7 +16,12 @@ import (
 // dbHandle is implemented by the queues whose connection the bench can reach.
 type dbHandle interface{ sqlDB() *sql.DB }
 
-func (q *daguqQueue) sqlDB() *sql.DB  { return q.st.DB() }
+func (q *daguqQueue) sqlDB() *sql.DB {
+	if st, ok := q.st.(*queuestore.Store); ok {
+		return st.DB()
+	}
+	return nil
+}
 func (q *goqiteQueue) sqlDB() *sql.DB { return q.db }
 func (q *rawQueue) sqlDB() *sql.DB    { return q.db }
 
@@ -38,6 +45,9 @@ func walPages(ctx context.Context, q batchQueue, spec workerSpec) (*pagesResult,
 		return nil, fmt.Errorf("%s: no connection to count pages on", spec.System)
 	}
 	db := h.sqlDB()
+	if db == nil {
+		return nil, fmt.Errorf("%s: not a SQLite database", spec.System)
+	}
 	if _, err := db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 		return nil, err
 	}

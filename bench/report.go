@@ -28,14 +28,12 @@ type scaleRow struct {
 	batches  []scaleBatch
 }
 
+// cliResult is what the CLI measurement keeps beside its rates (in runs,
+// under cliSys).
 type cliResult struct {
-	batches                int
-	inProcess, inProcessSh time.Duration // claim+ack loop; the same running `true` per batch
-	cli                    time.Duration
-	cliStart               time.Duration // daguq consume on an empty queue: start, open, exit
-	cliRSSKB               int64
-	enqueueRate            float64
-	command                string
+	cliStart    time.Duration // daguq consume on an empty queue: start, open, exit
+	cliRSSKB    int64
+	enqueueRate float64
 }
 
 type report struct {
@@ -52,6 +50,7 @@ type report struct {
 	load     []string // /proc/loadavg at the start and the end
 	revision string   // the daguq commit the bench was built against
 	pages    map[string]map[int]float64
+	order    []string // the systems measured, in report order
 }
 
 // daguqRevision names the commit of the root module and whether the store
@@ -84,9 +83,12 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-func newReport(c config) *report {
+func newReport(c config, systems []system) *report {
 	r := &report{c: c, checks: map[string]map[string][]check{}, correct: map[string]check{},
 		pages: map[string]map[int]float64{}}
+	for _, s := range systems {
+		r.order = append(r.order, s.name())
+	}
 	for range c.runs {
 		r.runs = append(r.runs, map[string]map[string]float64{})
 	}
@@ -140,21 +142,13 @@ func (r *report) ratio(numSys, numMetric, denSys, denMetric string) (med, lo, hi
 // systemNames lists the systems measured, in the fixed report order.
 func (r *report) systemNames() []string {
 	var out []string
-	for _, s := range append(systemsOrder(), shellName) {
+	for _, s := range append(r.order, shellName) {
 		for _, run := range r.runs {
 			if _, ok := run[s]; ok {
 				out = append(out, s)
 				break
 			}
 		}
-	}
-	return out
-}
-
-func systemsOrder() []string {
-	var out []string
-	for _, s := range systems {
-		out = append(out, s.name())
 	}
 	return out
 }
@@ -257,6 +251,16 @@ func cpuModel() string {
 	return runtime.GOARCH
 }
 
+// provenance names the daguq revision measured and the machine's load.
+func (r *report) provenance(p func(string, ...any)) {
+	if r.revision != "" {
+		p("daguq revision measured: %s.", r.revision)
+	}
+	if len(r.load) == 2 {
+		p("Load average (1, 5, 15 min) at the start: %s; at the end: %s (the machine is shared with other work).", r.load[0], r.load[1])
+	}
+}
+
 func (r *report) markdown() string {
 	var w bytes.Buffer
 	p := func(format string, args ...any) { fmt.Fprintf(&w, format+"\n", args...) }
@@ -269,13 +273,12 @@ func (r *report) markdown() string {
 	p("(SQLite %s), goqite %s, River %s with riversqlite %s. The whole run took %s.",
 		sqliteVersion(), moduleVersion("maragu.dev/goqite"), moduleVersion("github.com/riverqueue/river"),
 		moduleVersion("github.com/riverqueue/river/riverdriver/riversqlite"), r.took.Round(time.Second))
-	if r.revision != "" {
-		p("daguq revision measured: %s.", r.revision)
-	}
-	if len(r.load) == 2 {
-		p("Load average (1, 5, 15 min) at the start: %s; at the end: %s (the machine is shared with other work).", r.load[0], r.load[1])
-	}
+	r.provenance(p)
 	p("")
+	if c.cliOnly {
+		r.cliSection(p)
+		return strings.TrimRight(w.String(), "\n")
+	}
 	p("The same work for every system: %s messages of 1 KiB (the shell-glue queue: %s, it is slow), each body",
 		commas(int64(c.n)), commas(int64(c.shellN)))
 	p("starting with a unique id; every producer and consumer is its own OS process (the bench binary re-executes")
@@ -292,13 +295,35 @@ func (r *report) markdown() string {
 	p("Enqueue: one message per call (one transaction each) and 1,000 per call. Drain: claim a batch of b, run the")
 	p("no-op handler on each message, ack the batch; ×1 and ×4 consumer processes on one database file.")
 	p("")
+	r.rateTable(p)
+	p("![Throughput against batch size and against consumer processes](bench-peers.svg)")
+	p("")
+	p("CPU time per message (user+sys of the worker processes, µs; median of runs). This machine is shared, so")
+	p("wall-clock rates move with other load; CPU per message moves much less and backs up the ratios above.")
+	p("")
+	r.cpuTable(p, "cpu ")
+	r.pagesSection(p)
+	r.targets(p)
+	r.correctness(p)
+	r.resources(p)
+	r.scaleSection(p)
+	r.cliSection(p)
+	r.reading(p)
+	r.mapping(p)
+	r.errorsSection(p)
+	return strings.TrimRight(w.String(), "\n")
+}
+
+// rateTable is the throughput table (enqueue and every drain) with its
+// notes.
+func (r *report) rateTable(p func(string, ...any)) {
 	p("| system | enqueue 1/call | enqueue 1,000/call | b1 ×1 | b10 ×1 | b100 ×1 | b1 ×4 | b10 ×4 | b100 ×4 |")
 	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	anyCapped, anyBroken := false, false
 	for _, s := range r.systemNames() {
 		row := []string{s, r.cell(s, "enq1"), r.cell(s, "enqbulk")}
-		for _, procs := range c.procs {
-			for _, batch := range c.batches {
+		for _, procs := range r.c.procs {
+			for _, batch := range r.c.batches {
 				cell := r.cell(s, metricConsume(batch, procs))
 				anyCapped = anyCapped || strings.Contains(cell, "*")
 				anyBroken = anyBroken || strings.Contains(cell, "†")
@@ -308,20 +333,20 @@ func (r *report) markdown() string {
 		p("| %s |", strings.Join(row, " | "))
 	}
 	p("")
-	if _, ok := r.med("daguq", metricAhead(10)); ok {
-		var parts []string
-		for _, s := range r.systemNames() {
-			if x, ok := r.med(s, metricAhead(10)); ok {
-				parts = append(parts, fmt.Sprintf("%s %s", s, num(x)))
-			}
+	var parts []string
+	for _, s := range r.systemNames() {
+		if x, ok := r.med(s, metricAhead(10)); ok {
+			parts = append(parts, fmt.Sprintf("%s %s", s, num(x)))
 		}
+	}
+	if len(parts) > 0 {
 		p("A batch-1 handler fed from claims of 10 (one claim transaction per 10 messages, then each message")
 		p("handled and acked alone, in its own transaction, before the next), messages/s, 1 process: %s.", strings.Join(parts, ", "))
 		p("")
 	}
 	if anyCapped {
-		p("\\* stopped by the %s drain cap (`-drain-cap`) before all messages were acked: the rate is over the", c.drainCap)
-		p("messages acked until then. Single-message enqueue also stops after %s (`-enqueue-cap`).", c.enqueueCap)
+		p("\\* stopped by the %s drain cap (`-drain-cap`) before all messages were acked: the rate is over the", r.c.drainCap)
+		p("messages acked until then. Single-message enqueue also stops after %s (`-enqueue-cap`).", r.c.enqueueCap)
 		p("")
 	}
 	if anyBroken {
@@ -329,34 +354,29 @@ func (r *report) markdown() string {
 		p("drain may have ended early because messages vanished (see \"Lost and doubled messages\").")
 		p("")
 	}
-	p("![Throughput against batch size and against consumer processes](bench-peers.svg)")
-	p("")
-	p("CPU time per message (user+sys of the worker processes, µs; median of runs). This machine is shared, so")
-	p("wall-clock rates move with other load; CPU per message moves much less and backs up the ratios above.")
-	p("")
+}
+
+// cpuTable is a table of CPU time per message: the metrics named prefix
+// and the metric of each column.
+func (r *report) cpuTable(p func(string, ...any), prefix string) {
 	p("| system | enqueue 1/call | enqueue 1,000/call | b1 ×1 | b10 ×1 | b100 ×1 | b1 ×4 | b10 ×4 | b100 ×4 |")
 	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, s := range r.systemNames() {
 		if s == shellName {
 			continue
 		}
-		row := []string{s, r.cellPlain(s, "cpu enq1"), r.cellPlain(s, "cpu enqbulk")}
-		for _, procs := range c.procs {
-			for _, batch := range c.batches {
-				row = append(row, r.cellPlain(s, "cpu "+metricConsume(batch, procs)))
+		row := []string{s, r.cellPlain(s, prefix+"enq1"), r.cellPlain(s, prefix+"enqbulk")}
+		for _, procs := range r.c.procs {
+			for _, batch := range r.c.batches {
+				row = append(row, r.cellPlain(s, prefix+metricConsume(batch, procs)))
 			}
 		}
 		p("| %s |", strings.Join(row, " | "))
 	}
 	p("")
-	r.pagesSection(p)
-	r.targets(p)
-	r.correctness(p)
-	r.resources(p)
-	r.scaleSection(p)
-	r.cliSection(p)
-	r.reading(p)
-	r.mapping(p)
+}
+
+func (r *report) errorsSection(p func(string, ...any)) {
 	if len(r.errors) > 0 {
 		p("### Errors seen")
 		p("")
@@ -365,7 +385,6 @@ func (r *report) markdown() string {
 		}
 		p("")
 	}
-	return strings.TrimRight(w.String(), "\n")
 }
 
 func (r *report) pagesSection(p func(string, ...any)) {
@@ -385,59 +404,46 @@ func (r *report) pagesSection(p func(string, ...any)) {
 	p("")
 }
 
-func (r *report) targets(p func(string, ...any)) {
-	p("### Targets, as ratios inside one run")
-	p("")
-	p("| target | ratio: median (range over runs) | goal | met |")
-	p("|---|---:|---:|---|")
-	type t struct {
-		label          string
-		ns, nm, ds, dm string
-		goal           float64
+// target is a goal for a ratio of two measurements of one run.
+type target struct {
+	label          string
+	ns, nm, ds, dm string
+	goal           float64
+}
+
+// targetRow is the target's row: the median ratio and its range, and
+// whether it met the goal.
+func (r *report) targetRow(p func(string, ...any), t target) {
+	m, lo, hi, met, ok := r.verdict(t)
+	if !ok {
+		p("| %s | not measured | ≥ %.1f× | – |", t.label, t.goal)
+		return
 	}
-	ts := []t{
-		{"daguq claim+ack at batch 1 / goqite receive+delete, 1 process", "daguq", "b1 p1", "goqite", "b1 p1", 2},
-		{"the same, 4 processes", "daguq", "b1 p4", "goqite", "b1 p4", 2},
-		{"daguq claim+ack at batch 100 / raw SQLite floor, 1 process", "daguq", "b100 p1", "raw SQLite", "b100 p1", 0.7},
-		{"the same, 4 processes", "daguq", "b100 p4", "raw SQLite", "b100 p4", 0.7},
+	p("| %s | %.2f× (%.2f–%.2f) | ≥ %.1f× | %s |", t.label, m, lo, hi, t.goal, met)
+}
+
+// verdict is t's median ratio, its range, and whether it met the goal.
+func (r *report) verdict(t target) (m, lo, hi float64, met string, ok bool) {
+	m, lo, hi, ok = r.ratio(t.ns, t.nm, t.ds, t.dm)
+	met = "yes"
+	if m < t.goal {
+		met = fmt.Sprintf("**no**: %.0f%% short", (1-m/t.goal)*100)
 	}
-	for _, x := range ts {
-		m, lo, hi, ok := r.ratio(x.ns, x.nm, x.ds, x.dm)
-		if !ok {
-			p("| %s | not measured | ≥ %.1f× | – |", x.label, x.goal)
-			continue
-		}
-		met := "yes"
-		if m < x.goal {
-			met = fmt.Sprintf("**no**: %.0f%% short", (1-m/x.goal)*100)
-		}
-		p("| %s | %.2f× (%.2f–%.2f) | ≥ %.1f× | %s |", x.label, m, lo, hi, x.goal, met)
-	}
-	ahead := metricAhead(10)
-	for _, x := range []struct {
-		label          string
-		ns, nm, ds, dm string
-	}{
-		{"daguq, batch-1 handler fed from claims of 10, each message acked alone / goqite receive+delete", "daguq", ahead, "goqite", "b1 p1"},
-		{"the same for both: daguq / goqite, each claiming 10 ahead and acking each message alone", "daguq", ahead, "goqite", ahead},
-	} {
-		if m, lo, hi, ok := r.ratio(x.ns, x.nm, x.ds, x.dm); ok {
-			met := "yes"
-			if m < 2 {
-				met = fmt.Sprintf("**no**: %.0f%% short", (1-m/2)*100)
-			}
-			p("| %s | %.2f× (%.2f–%.2f) | ≥ 2.0× | %s |", x.label, m, lo, hi, met)
-		}
-	}
+	return m, lo, hi, met, ok
+}
+
+// lossRow counts what sys lost and doubled over every drain of the run and
+// the concurrent-producer test.
+func (r *report) lossRow(p func(string, ...any), sys string) {
 	lost, doubled, seen := 0, 0, 0
-	for _, cs := range r.checks["daguq"] {
+	for _, cs := range r.checks[sys] {
 		for _, c := range cs {
 			lost += c.lost
 			doubled += c.doubled
 			seen += c.delivered
 		}
 	}
-	if c, ok := r.correct["daguq"]; ok {
+	if c, ok := r.correct[sys]; ok {
 		lost += c.lost
 		doubled += c.doubled
 		seen += c.delivered
@@ -446,7 +452,54 @@ func (r *report) targets(p func(string, ...any)) {
 	if lost+doubled > 0 {
 		met = "**no**"
 	}
-	p("| daguq lost + doubled messages, every drain of this run (%s deliveries) | %d lost, %d doubled | 0 | %s |", commas(int64(seen)), lost, doubled, met)
+	p("| %s lost + doubled messages, every drain of this run (%s deliveries) | %d lost, %d doubled | 0 | %s |",
+		strings.Fields(sys)[0], commas(int64(seen)), lost, doubled, met)
+}
+
+func (r *report) targets(p func(string, ...any)) {
+	p("### Targets, as ratios inside one run")
+	p("")
+	p("| target | ratio: median (range over runs) | goal | met |")
+	p("|---|---:|---:|---|")
+	ts := []target{
+		{"daguq claim+ack at batch 1 / goqite receive+delete, 1 process", "daguq", "b1 p1", "goqite", "b1 p1", 2},
+		{"the same, 4 processes", "daguq", "b1 p4", "goqite", "b1 p4", 2},
+		{"daguq claim+ack at batch 100 / raw SQLite floor, 1 process", "daguq", "b100 p1", "raw SQLite", "b100 p1", 0.7},
+		{"the same, 4 processes", "daguq", "b100 p4", "raw SQLite", "b100 p4", 0.7},
+	}
+	for _, conc := range r.c.cliConc {
+		for _, b := range r.c.cliBatches {
+			goal := map[int]float64{100: 0.8, 10: 0.5}[b]
+			if goal > 0 {
+				ts = append(ts, target{fmt.Sprintf("`daguq consume --batch-size %d --concurrency %d -- true` / raw floor at batch %d", b, conc, b),
+					cliSys, metricCLI(wayConc(conc), b), cliSys, metricCLI(wayRaw, b), goal})
+			}
+		}
+	}
+	for _, x := range ts {
+		m, lo, hi, met, ok := r.verdict(x)
+		if !ok {
+			p("| %s | not measured | ≥ %.1f× | – |", x.label, x.goal)
+			continue
+		}
+		if bound, ok := r.cpuBound(x.nm, x.dm); ok && x.ns == cliSys {
+			met += fmt.Sprintf("; CPU allows %.2f×", bound)
+			if m >= x.goal && bound < x.goal {
+				met = fmt.Sprintf("**no** by CPU: at most %.2f× on %d cores (the wall-clock ratio is flattered by load)", bound, runtime.NumCPU())
+			}
+		}
+		p("| %s | %.2f× (%.2f–%.2f) | ≥ %.1f× | %s |", x.label, m, lo, hi, x.goal, met)
+	}
+	ahead := metricAhead(10)
+	for _, t := range []target{
+		{"daguq, batch-1 handler fed from claims of 10, each message acked alone / goqite receive+delete", "daguq", ahead, "goqite", "b1 p1", 2},
+		{"the same for both: daguq / goqite, each claiming 10 ahead and acking each message alone", "daguq", ahead, "goqite", ahead, 2},
+	} {
+		if _, _, _, _, ok := r.verdict(t); ok {
+			r.targetRow(p, t)
+		}
+	}
+	r.lossRow(p, "daguq")
 	p("")
 	p("More ratios from the same runs (median):")
 	p("")
@@ -568,7 +621,7 @@ func (r *report) scaleSection(p func(string, ...any)) {
 			float64(row.bytes)/1e6, float64(row.bytes)/float64(row.depth), row.rssKB/1024)
 	}
 	p("")
-	for _, s := range systemsOrder() {
+	for _, s := range r.order {
 		var first, last *scaleRow
 		for i := range r.scale {
 			if r.scale[i].system == s {
@@ -617,28 +670,88 @@ func (r *report) cliSection(p func(string, ...any)) {
 		p("")
 		return
 	}
-	x := r.cli
-	n := float64(x.batches)
-	p("%s messages drained at batch 100 (%d batches), one consumer process each way, median of %d runs:", commas(int64(r.c.n)), x.batches, r.c.runs)
+	c := r.c
+	p("%s messages drained by one consumer process each way (`-cli-only` runs this part alone), median of %d", commas(int64(c.n)), c.runs)
+	p("runs; a ratio to the raw floor is taken inside each run (median and range). The CLI drains run")
+	p("`daguq consume --queue bench --batch-size B --concurrency C --progress-interval 0 -- true`; CPU counts")
+	p("every process of a drain (for the CLI: daguq, its handler supervisors and every `true`).")
 	p("")
-	p("| drain | total, s | per batch, ms | msg/s |")
-	p("|---|---:|---:|---:|")
-	row := func(label string, d time.Duration) {
-		p("| %s | %.2f | %.3f | %s |", label, d.Seconds(), ms(d)/n, num(float64(r.c.n)/d.Seconds()))
+	head := []string{"drain"}
+	for _, b := range c.cliBatches {
+		head = append(head, fmt.Sprintf("b%d msg/s", b), fmt.Sprintf("b%d / raw floor", b), fmt.Sprintf("b%d CPU µs/msg", b))
 	}
-	row("in process: Claim, no-op handler, Ack", x.inProcess)
-	row("in process, running `true` per batch (fork+exec)", x.inProcessSh)
-	row("`"+x.command+"`", x.cli)
+	p("| %s |", strings.Join(head, " | "))
+	p("|---|%s", strings.Repeat("---:|", len(head)-1))
+	rows := []struct{ label, way string }{
+		{"raw SQLite floor: claim+ack in process", wayRaw},
+		{"daguq store in process: Claim, no-op, Ack", wayIn},
+		{"the same, starting `true` per batch (fork+exec)", wayExec},
+	}
+	for _, conc := range c.cliConc {
+		rows = append(rows, struct{ label, way string }{fmt.Sprintf("`daguq consume --concurrency %d -- true`", conc), wayConc(conc)})
+	}
+	for _, row := range rows {
+		cells := []string{row.label}
+		for _, b := range c.cliBatches {
+			m := metricCLI(row.way, b)
+			cells = append(cells, r.cellPlain(cliSys, m))
+			if mid, lo, hi, ok := r.ratio(cliSys, m, cliSys, metricCLI(wayRaw, b)); ok {
+				cells = append(cells, fmt.Sprintf("%.2f× (%.2f–%.2f)", mid, lo, hi))
+			} else {
+				cells = append(cells, "–")
+			}
+			cells = append(cells, r.cellPlain(cliSys, "cpu "+m))
+		}
+		p("| %s |", strings.Join(cells, " | "))
+	}
 	p("")
-	perBatch := (ms(x.cli) - ms(x.cliStart) - ms(x.inProcess)) / n
-	p("`daguq consume` on an empty queue (start, open the database, find nothing, exit) takes %.1f ms; taking that", ms(x.cliStart))
-	p("off, the process model costs **%.2f ms per batch** over the in-process drain. Of that, %.2f ms is starting the",
-		perBatch, (ms(x.inProcessSh)-ms(x.inProcess))/n)
-	p("handler process (`true`) at all; the rest, %.2f ms per batch, is what `daguq consume` does around it (batch",
-		perBatch-(ms(x.inProcessSh)-ms(x.inProcess))/n)
-	p("file and stdin, environment, heartbeat, result file, summary). Peak RSS of `daguq consume`: %d MB. Filling the queue with", x.cliRSSKB/1024)
-	p("`daguq enqueue --raw --file` (one transaction for all): %s msg/s.", num(x.enqueueRate))
+	p("On %d cores a CLI drain can spread its CPU over every core while the floor is one thread that never", runtime.NumCPU())
+	p("waits, so CLI / floor is at most cores × (floor CPU per message) / (CLI CPU per message), a")
+	p("bound that load does not flatter: the \"CPU allows\" figures. On a loaded machine the wall-clock ratio can exceed it.")
 	p("")
+	for _, b := range c.cliBatches {
+		var parts []string
+		for _, conc := range c.cliConc {
+			if bound, ok := r.cpuBound(metricCLI(wayConc(conc), b), metricCLI(wayRaw, b)); ok {
+				parts = append(parts, fmt.Sprintf("concurrency %d %.2f×", conc, bound))
+			}
+		}
+		if len(parts) > 0 {
+			p("- Batch %d, CPU allows: %s.", b, strings.Join(parts, ", "))
+		}
+	}
+	for _, b := range c.cliBatches {
+		var parts []string
+		for _, row := range rows {
+			if v, ok := r.med(cliSys, metricCLI(row.way, b)); ok && v > 0 {
+				name := strings.TrimPrefix(row.way, wayCLI)
+				if name == row.way {
+					name = map[string]string{wayRaw: "raw floor", wayIn: "store in process", wayExec: "with `true`"}[row.way]
+				} else {
+					name = "consume ×" + name
+				}
+				parts = append(parts, fmt.Sprintf("%s %.3f", name, float64(b)*1e3/v))
+			}
+		}
+		p("- Batch %d, ms per batch: %s.", b, strings.Join(parts, ", "))
+	}
+	p("- `daguq consume` on an empty queue (start, open the database, find nothing, exit): %.1f ms, in every CLI", ms(r.cli.cliStart))
+	p("  drain above.")
+	p("- Peak RSS of `daguq consume`: %d MB. Filling the queue with `daguq enqueue --raw --file` (one transaction", r.cli.cliRSSKB/1024)
+	p("  for all): %s msg/s.", num(r.cli.enqueueRate))
+	p("")
+}
+
+// cpuBound is the most a CLI drain (metric num) can reach against the
+// floor (metric den) on this machine's cores, from their median CPU per
+// message: the floor is one thread that never waits.
+func (r *report) cpuBound(num, den string) (float64, bool) {
+	cliCPU, ok1 := r.med(cliSys, "cpu "+num)
+	floorCPU, ok2 := r.med(cliSys, "cpu "+den)
+	if !ok1 || !ok2 || cliCPU <= 0 {
+		return 0, false
+	}
+	return float64(runtime.NumCPU()) * floorCPU / cliCPU, true
 }
 
 // reading explains the mechanisms behind the shapes of the curves; it
@@ -698,10 +811,11 @@ func (r *report) mapping(p func(string, ...any)) {
 	p("")
 }
 
-// writeSection replaces the text between the bench-peers markers in path,
-// or appends the section with its markers when they are missing.
-func writeSection(path, md string) error {
-	const begin, end = "<!-- bench-peers:begin -->", "<!-- bench-peers:end -->"
+// writeSection replaces the text between the markers named marker
+// (<!-- marker:begin --> and <!-- marker:end -->) in path, or appends the
+// section with its markers when they are missing.
+func writeSection(path, marker, md string) error {
+	begin, end := "<!-- "+marker+":begin -->", "<!-- "+marker+":end -->"
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err

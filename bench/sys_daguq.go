@@ -31,8 +31,10 @@ func (daguqSystem) open(ctx context.Context, path string) (queue, error) {
 	return &daguqQueue{st: st}, nil
 }
 
+// daguqQueue is a daguq store of either backend (sys_postgres.go opens the
+// PostgreSQL one).
 type daguqQueue struct {
-	st *queuestore.Store
+	st queuestore.Backend
 }
 
 func (q *daguqQueue) enqueue(ctx context.Context, bodies [][]byte) error {

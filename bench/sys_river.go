@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 )
@@ -38,6 +39,8 @@ const (
 
 func (riverSystem) name() string { return "River (SQLite)" }
 
+func (riverSystem) jobQueue() {}
+
 func (riverSystem) create(ctx context.Context, path string) error {
 	db, err := openDB(path)
 	if err != nil {
@@ -57,13 +60,22 @@ func (riverSystem) open(ctx context.Context, path string) (queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	client, err := river.NewClient(riversqlite.New(db), &river.Config{Logger: quietLogger()})
+	driver := riversqlite.New(db)
+	client, err := river.NewClient(driver, &river.Config{Logger: quietLogger()})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	return &riverQueue{db: db, inserter: client}, nil
+	return &riverQueue[*sql.Tx]{driver: driver, inserter: client, closeDB: db.Close,
+		unfinished: func(ctx context.Context) (int64, error) {
+			var n int64
+			err := db.QueryRowContext(ctx, riverUnfinished).Scan(&n)
+			return n, err
+		}}, nil
 }
+
+// riverUnfinished counts the jobs not completed.
+const riverUnfinished = `SELECT count(*) FROM river_job WHERE state <> 'completed'`
 
 // quietLogger passes River's warnings and errors to stderr, which the parent
 // keeps in the run's log.
@@ -72,12 +84,15 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-type riverQueue struct {
-	db       *sql.DB
-	inserter *river.Client[*sql.Tx]
+// riverQueue is River on one of its drivers (TTx: the driver's transaction).
+type riverQueue[TTx any] struct {
+	driver     riverdriver.Driver[TTx]
+	inserter   *river.Client[TTx]
+	unfinished func(ctx context.Context) (int64, error)
+	closeDB    func() error
 }
 
-func (q *riverQueue) enqueue(ctx context.Context, bodies [][]byte) error {
+func (q *riverQueue[TTx]) enqueue(ctx context.Context, bodies [][]byte) error {
 	if len(bodies) == 1 {
 		_, err := q.inserter.Insert(ctx, riverArgs{Body: string(bodies[0])}, nil)
 		return err
@@ -90,13 +105,13 @@ func (q *riverQueue) enqueue(ctx context.Context, bodies [][]byte) error {
 	return err
 }
 
-func (q *riverQueue) consume(ctx context.Context, batch int, untilStop bool, stop <-chan struct{}, h *handler) error {
+func (q *riverQueue[TTx]) consume(ctx context.Context, batch int, untilStop bool, stop <-chan struct{}, h *handler) error {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, job *river.Job[riverArgs]) error {
 		h.deliver([]byte(job.Args.Body))
 		return nil
 	}))
-	client, err := river.NewClient(riversqlite.New(q.db), &river.Config{
+	client, err := river.NewClient(q.driver, &river.Config{
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: batch}},
 		Workers:           workers,
 		FetchCooldown:     riverFetchCooldown,
@@ -131,10 +146,6 @@ func (q *riverQueue) consume(ctx context.Context, batch int, untilStop bool, sto
 	return err
 }
 
-func (q *riverQueue) remaining(ctx context.Context) (int64, error) {
-	var n int64
-	err := q.db.QueryRowContext(ctx, `SELECT count(*) FROM river_job WHERE state <> 'completed'`).Scan(&n)
-	return n, err
-}
+func (q *riverQueue[TTx]) remaining(ctx context.Context) (int64, error) { return q.unfinished(ctx) }
 
-func (q *riverQueue) close() error { return q.db.Close() }
+func (q *riverQueue[TTx]) close() error { return q.closeDB() }

@@ -75,12 +75,22 @@ type claimed interface{ bodies() [][]byte }
 var systems = []system{daguqSystem{}, goqiteSystem{}, riverSystem{}, rawSystem{}}
 
 func systemByName(name string) (system, error) {
-	for _, s := range systems {
+	for _, s := range append(systems, pgSystems...) {
 		if s.name() == name {
 			return s, nil
 		}
 	}
 	return nil, fmt.Errorf("unknown system %q", name)
+}
+
+// jobQueue marks a system that never reports an empty queue and has no
+// explicit claim (River): the bench stops its consumers when every message
+// was acked.
+type jobQueue interface{ jobQueue() }
+
+func isJobQueue(s system) bool {
+	_, ok := s.(jobQueue)
+	return ok
 }
 
 // leaseTime is long enough that no lease expires during a run: every

@@ -68,6 +68,7 @@ type consumer struct {
 	tmpDir  string
 	cleanup func() // removes tmpDir
 	script  string // handler script file, for `script`
+	runs    *handlerRuns
 
 	leased   chan struct{}  // one token per batch leased: assembling, waiting or running
 	handover chan *handover // a finished batch's ack, slot and leased token, for the next claim

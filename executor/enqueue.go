@@ -82,7 +82,7 @@ func (e *enqueueExecutor) run(ctx context.Context) error {
 	defer store.Close()
 	res, err := store.Enqueue(ctx, msgs...)
 	if err != nil {
-		return fmt.Errorf("enqueue to %q: nothing was enqueued: %w", e.cfg.Queue, err)
+		return fmt.Errorf("enqueue to %q: %s: %w", e.cfg.Queue, EnqueueOutcome(err), err)
 	}
 	sum := EnqueueSummary{Queue: e.cfg.Queue, Enqueued: res.Enqueued, Duplicates: res.Duplicates, IDs: []int64{}}
 	for _, id := range res.IDs {
@@ -96,6 +96,15 @@ func (e *enqueueExecutor) run(ctx context.Context) error {
 		sum.IDs = append(sum.IDs, id)
 	}
 	return writeJSON(e.stdout, sum)
+}
+
+// EnqueueOutcome says what a failed enqueue left in the store: nothing, or,
+// when the connection broke during the commit, all or nothing.
+func EnqueueOutcome(err error) string {
+	if errors.Is(err, queuestore.ErrOutcomeUnknown) {
+		return "the messages were stored all or none, which is not known: look before enqueueing them again"
+	}
+	return "nothing was enqueued"
 }
 
 // messages builds every message to store, or the first error naming its

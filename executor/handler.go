@@ -1,11 +1,7 @@
 package executor
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -68,14 +65,34 @@ func checkProgram(dir, field, prog string) error {
 	return nil
 }
 
-// prepare makes the run's temporary directory and the script file.
+// handlerRuns is what the handler runs of one consumer share, made once by
+// prepare: per batch only the batch's own variables and files change.
+type handlerRuns struct {
+	starter *proctree.Starter // keeps the supervisors between batches
+	env     []string          // the environment before the batch's variables
+	files   chan *batchFiles  // one pair per running batch, reused
+	// The handler program last found in PATH.
+	lookedUp, path string
+	mu             sync.Mutex
+}
+
+// prepare makes the run's temporary directory, the script file, the batch
+// files and the supervisor pool.
 func (c *consumer) prepare() error {
 	dir, unlock, err := newRunDir()
 	if err != nil {
 		return fmt.Errorf("temporary directory for batch files: %w", err)
 	}
 	c.tmpDir = dir
+	runs := &handlerRuns{starter: proctree.NewStarter(dir), files: make(chan *batchFiles, c.cfg.Concurrency),
+		env: append(os.Environ(), c.e.spec.Env...)}
+	for i := range c.cfg.Concurrency {
+		runs.files <- newBatchFiles(filepath.Join(dir, "batch-"+strconv.Itoa(i)+".jsonl"),
+			filepath.Join(dir, "result-"+strconv.Itoa(i)+".txt"))
+	}
+	c.runs = runs
 	c.cleanup = func() {
+		runs.starter.Close()
 		os.RemoveAll(dir)
 		unlock()
 	}
@@ -87,6 +104,33 @@ func (c *consumer) prepare() error {
 		}
 	}
 	return nil
+}
+
+// lookPath finds the handler program as os/exec does; a name found in PATH
+// is looked up again only when it fails to start.
+func (r *handlerRuns) lookPath(name string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if name == r.lookedUp {
+		return r.path, nil
+	}
+	lookup := exec.Command(name)
+	if lookup.Err != nil {
+		return "", lookup.Err
+	}
+	if !strings.ContainsRune(name, '/') {
+		r.lookedUp, r.path = name, lookup.Path
+	}
+	return lookup.Path, nil
+}
+
+// forget drops the program found for name.
+func (r *handlerRuns) forget(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if name == r.lookedUp {
+		r.lookedUp, r.path = "", ""
+	}
 }
 
 // handlerResult is how one handler run ended.
@@ -106,18 +150,17 @@ func (c *consumer) handle(ctx context.Context, batch []claimed) {
 	for _, m := range batch {
 		attempt = max(attempt, m.msg.Attempt)
 	}
-	batchFile := filepath.Join(c.tmpDir, "batch-"+batchID+".jsonl")
-	resultFile := filepath.Join(c.tmpDir, "result-"+batchID+".txt")
-	defer os.Remove(batchFile)
-	defer os.Remove(resultFile)
+	files := <-c.runs.files
+	defer func() { c.runs.files <- files }()
+	batchFile, resultFile := files.batch, files.result
 
 	if c.e.isStopped() {
 		c.finish(ctx, batch, finishRelease, "", nil)
 		return
 	}
-	err := writeBatchFile(batchFile, batch)
+	err := files.writeBatch(batch)
 	if err == nil {
-		err = os.WriteFile(resultFile, nil, 0o600)
+		err = emptyFile(resultFile)
 	}
 	if err != nil {
 		c.finish(ctx, batch, finishRelease, "", nil)
@@ -128,8 +171,7 @@ func (c *consumer) handle(ctx context.Context, batch []claimed) {
 		"batch_file": batchFile, "result_file": resultFile, "batch_id": batchID,
 		"queue": c.cfg.Queue, "attempt": strconv.Itoa(attempt), "batch_size": strconv.Itoa(len(batch)),
 	}
-	env := append(os.Environ(), c.e.spec.Env...)
-	env = append(env,
+	env := append(c.runs.env[:len(c.runs.env):len(c.runs.env)],
 		EnvQueue+"="+c.cfg.Queue,
 		EnvBatchID+"="+batchID,
 		EnvBatchSize+"="+strconv.Itoa(len(batch)),
@@ -149,12 +191,15 @@ func (c *consumer) handle(ctx context.Context, batch []claimed) {
 			c.finish(ctx, batch, finishNack, "result file: "+err.Error(), nil)
 			return
 		}
-		var ok, bad []claimed
-		for _, m := range batch {
-			if _, f := failed[m.msg.ID]; f {
-				bad = append(bad, m)
-			} else {
-				ok = append(ok, m)
+		ok, bad := batch, []claimed(nil)
+		if len(failed) > 0 {
+			ok = nil
+			for _, m := range batch {
+				if _, f := failed[m.msg.ID]; f {
+					bad = append(bad, m)
+				} else {
+					ok = append(ok, m)
+				}
 			}
 		}
 		if len(ok) > 0 {
@@ -188,10 +233,16 @@ func tailText(t string) string {
 func (c *consumer) handlerArgv(values map[string]string) []string {
 	switch {
 	case c.cfg.runArgv != nil:
-		r := placeholderReplacer(values, func(s string) string { return s })
+		var r *strings.Replacer // only for words that may hold a placeholder
 		argv := make([]string, len(c.cfg.runArgv))
 		for i, w := range c.cfg.runArgv {
-			argv[i] = r.Replace(w)
+			if strings.IndexByte(w, '{') >= 0 {
+				if r == nil {
+					r = placeholderReplacer(values, func(s string) string { return s })
+				}
+				w = r.Replace(w)
+			}
+			argv[i] = w
 		}
 		return argv
 	case c.script != "":
@@ -243,16 +294,20 @@ func (c *consumer) runHandler(argv []string, env []string, stdinFile string) han
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
-		io.Copy(&teeWriter{a: c.stderr, b: tail}, outR)
+		// A small buffer: io.Copy would take 32 KiB per batch (*os.File's
+		// WriteTo falls back to it), for output that is mostly empty.
+		buf := make([]byte, 4<<10)
+		io.CopyBuffer(&teeWriter{a: c.stderr, b: tail}, struct{ io.Reader }{outR}, buf)
 	}()
 	var tree *proctree.Tree
-	lookup := exec.Command(argv[0], argv[1:]...) // finds the program as os/exec does
-	if err = lookup.Err; err == nil {
-		tree, err = proctree.Start(proctree.Cmd{Path: lookup.Path, Args: argv, Dir: c.e.spec.Dir, Env: env,
-			Stdin: stdin, Output: outW, Cleanup: c.tmpDir})
+	path, err := c.runs.lookPath(argv[0])
+	if err == nil {
+		tree, err = c.runs.starter.Start(proctree.Cmd{Path: path, Args: argv, Dir: c.e.spec.Dir, Env: env,
+			Stdin: stdin, Output: outW})
 	}
 	outW.Close()
 	if err != nil {
+		c.runs.forget(argv[0])
 		outR.Close()
 		<-copied
 		return handlerResult{startErr: err}
@@ -317,83 +372,6 @@ func (c *consumer) runHandler(argv []string, env []string, stdinFile string) han
 // outputDrainTime is how long output is still copied after the tree has
 // ended, from processes that escaped it (without a supervisor only).
 const outputDrainTime = time.Second
-
-// writeBatchFile writes the batch as JSON Lines.
-func writeBatchFile(path string, batch []claimed) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriterSize(f, 64<<10)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	for _, m := range batch {
-		if err := enc.Encode(claimedMessage(m.msg)); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// readResultFile reads the ids a handler reports as failed: one per line,
-// a bare id or a JSON object {"id": N, "error": "text"}. Blank lines are
-// skipped; an id not in the batch is an error.
-func readResultFile(path string, batch []claimed) (map[int64]string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	inBatch := make(map[int64]bool, len(batch))
-	for _, m := range batch {
-		inBatch[m.msg.ID] = true
-	}
-	failed := map[int64]string{}
-	for i, line := range bytes.Split(data, []byte("\n")) {
-		line = bytes.TrimSpace(line)
-		if len(line) == 0 {
-			continue
-		}
-		var id int64
-		var text string
-		if line[0] == '{' {
-			var r struct {
-				ID    json.Number `json:"id"`
-				Error string      `json:"error"`
-			}
-			dec := json.NewDecoder(bytes.NewReader(line))
-			dec.UseNumber()
-			if err := dec.Decode(&r); err != nil {
-				return nil, fmt.Errorf("line %d: want an id or {\"id\": N, \"error\": \"text\"}: %v", i+1, err)
-			}
-			id, err = r.ID.Int64()
-			if err != nil {
-				return nil, fmt.Errorf("line %d: id %q is not an integer", i+1, r.ID)
-			}
-			text = r.Error
-		} else {
-			id, err = strconv.ParseInt(string(line), 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("line %d: want an id or {\"id\": N, \"error\": \"text\"}, got %s", i+1, preview(line))
-			}
-		}
-		if !inBatch[id] {
-			return nil, fmt.Errorf("line %d: message %d is not in this batch", i+1, id)
-		}
-		if len(text) > errorTail {
-			text = text[:errorTail]
-		}
-		failed[id] = text
-	}
-	return failed, nil
-}
 
 // tailBuffer keeps the last max bytes written to it.
 type tailBuffer struct {

@@ -134,7 +134,7 @@ const (
 	EnvPoolGrant = "DAGUQ_POOL_GRANT" // the grant's id: grants are numbered in the order they were made
 )
 
-// PoolStore is what the pool step needs of a store.
+// PoolStore is what the pool step needs of a store; every backend has it.
 type PoolStore interface {
 	Acquire(ctx context.Context, opts queuestore.AcquireOptions) (*queuestore.Grant, error)
 	ExtendGrant(ctx context.Context, g *queuestore.Grant, d time.Duration) error
@@ -143,7 +143,7 @@ type PoolStore interface {
 	Close() error
 }
 
-var _ PoolStore = (*queuestore.Store)(nil)
+var _ PoolStore = queuestore.Backend(nil)
 
 // poolExecutor is the `pool` step.
 type poolExecutor struct {
@@ -251,15 +251,11 @@ func (e *poolExecutor) run(ctx context.Context) error {
 		return usageError(err)
 	}
 	path, _ := ResolveDB(e.cfg.DB, specGetenv(e.spec))
-	opened, err := OpenStore(resolvePath(e.spec.Dir, path), StoreOptions{})
+	store, err := OpenBackend(resolvePath(e.spec.Dir, path), StoreOptions{})
 	if err != nil {
 		return storeError(err)
 	}
-	defer opened.Close()
-	store, ok := opened.(PoolStore)
-	if !ok {
-		return storeError(&DatabaseError{DB: path, Err: errors.New("pools are kept in a SQLite database only so far: give a file path")})
-	}
+	defer store.Close()
 
 	grant, err := e.acquire(storeCtx, store)
 	if err != nil {

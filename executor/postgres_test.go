@@ -67,6 +67,19 @@ func TestStepsOnPostgres(t *testing.T) {
 	if strings.Contains(r.stdout+r.stderr, pgtest.Password) {
 		t.Fatal("a step printed the database password")
 	}
+
+	// A pool step holds its slots in the same database.
+	if err := s.SetPool(ctx, "db", 2); err != nil {
+		t.Fatal(err)
+	}
+	r = te.run(KindPool, map[string]any{"pool": "db", "slots": 2, "run": `echo "$DAGUQ_POOL $DAGUQ_POOL_SLOTS"`})
+	wantExit(t, r.err, 0)
+	if r.stdout != "db 2\n" {
+		t.Errorf("pool step stdout %q", r.stdout)
+	}
+	if p, err := s.Pool(ctx, "db"); err != nil || p.Used != 0 {
+		t.Errorf("pool after the step: %+v %v", p, err)
+	}
 }
 
 // An unreachable server fails the step with the database error status,

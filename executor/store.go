@@ -37,7 +37,8 @@ type StoreOptions struct {
 	// Nil: the store's default (exponential from 1s up to 1h).
 	Backoff func(attempt int) time.Duration
 	// LockWaitNotice is told when a write waits for another process's
-	// write lock for more than a second (the step's stderr; SQLite only).
+	// write lock for more than a second (SQLite), or when the server cannot
+	// be reached and the store waits for it (PostgreSQL): the step's stderr.
 	LockWaitNotice io.Writer
 }
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daguq/daguq/internal/proctest"
 	"github.com/daguq/daguq/queuestore"
 )
 
@@ -42,7 +44,11 @@ const (
 	nodeSkipped              = 5
 )
 
-func startDaguServer(t *testing.T) *daguServer {
+func startDaguServer(t *testing.T) *daguServer { return startDaguServerWith(t, 0) }
+
+// startDaguServerWith is startDaguServer with Dagu's coordinator listening
+// on coordinatorPort (0: no coordinator), for `dagu worker` processes.
+func startDaguServerWith(t *testing.T, coordinatorPort int) *daguServer {
 	t.Helper()
 	dagu := daguBin()
 	if dagu == "" {
@@ -58,47 +64,22 @@ func startDaguServer(t *testing.T) *daguServer {
 		t.Fatal(err)
 	}
 	port := freePort(t)
+	coordinator := "coordinator:\n  enabled: false\n"
+	if coordinatorPort > 0 {
+		coordinator = fmt.Sprintf("coordinator:\n  enabled: true\n  host: 127.0.0.1\n  port: %d\n  health_port: 0\n", coordinatorPort)
+	}
 	write(t, filepath.Join(home, "config.yaml"), fmt.Sprintf(`host: 127.0.0.1
 port: %d
 auth:
   mode: none
-coordinator:
-  enabled: false
-# DAGUQ_EXAMPLE_TRACE reaches the handlers (Dagu passes DAGU_* and a few more).
+%s# DAGUQ_EXAMPLE_TRACE reaches the handlers (Dagu passes DAGU_* and a few more).
 env_passthrough_prefixes: [DAGUQ_]
-`, port))
-	// Our own base config, so Dagu does not write its default one (which
-	// retries failed DAG runs), then daguq's step types merged into it.
-	write(t, filepath.Join(home, "base.yaml"), "# daguq integration suite\nhist_retention_days: 1\nmax_clean_up_time_sec: 5\n")
-	e.daguq(nil, "dagu-config", "--install", "--bin", daguqBin)
+`, port, coordinator))
+	installStepTypes(t, e, home)
 	copyDir(t, filepath.Join(repoRoot, "dags"), filepath.Join(home, "dags"))
 	copyDir(t, filepath.Join(repoRoot, "integration", "testdata", "dags"), filepath.Join(home, "dags"))
 
-	log, err := os.Create(filepath.Join(e.dir, "dagu-server.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := e.command(dagu, "start-all", "--host", "127.0.0.1", "--port", fmt.Sprint(port))
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("dagu start-all: %v", err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		log.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(log.Name())
-			t.Logf("dagu server log (tail):\n%s", tail(string(b), 3000))
-		}
-	})
+	startLogged(t, e.command(dagu, "start-all", "--host", "127.0.0.1", "--port", fmt.Sprint(port)), filepath.Join(e.dir, "dagu-server.log"))
 	s.api = fmt.Sprintf("http://127.0.0.1:%d/api/v1", port)
 	waitFor(t, 30*time.Second, "Dagu's /health", func() bool {
 		resp, err := http.Get(s.api + "/health")
@@ -109,6 +90,50 @@ env_passthrough_prefixes: [DAGUQ_]
 		return resp.StatusCode == http.StatusOK
 	})
 	return s
+}
+
+// installStepTypes writes a base config of our own to home, so Dagu does
+// not write its default one (which retries failed DAG runs), then merges
+// daguq's step types into it.
+func installStepTypes(t *testing.T, e *env, home string) {
+	t.Helper()
+	write(t, filepath.Join(home, "base.yaml"), "# daguq integration suite\nhist_retention_days: 1\nmax_clean_up_time_sec: 5\n")
+	cmd := e.command("daguq", "dagu-config", "--install", "--bin", daguqBin)
+	cmd.Env = proctest.Setenv(cmd.Env, "DAGU_HOME", home)
+	if r := proctest.Run(t, cmd, time.Minute); r.Code != 0 {
+		t.Fatalf("daguq dagu-config --install: %s", r)
+	}
+}
+
+// startLogged starts a long-running Dagu process (in a process group of
+// its own) with its output in log; at cleanup it is stopped, and its log's
+// tail shown when the test failed.
+func startLogged(t *testing.T, cmd *exec.Cmd, logPath string) {
+	t.Helper()
+	log, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", strings.Join(cmd.Args, " "), err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		log.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("%s log (tail):\n%s", filepath.Base(logPath), tail(string(b), 3000))
+		}
+	})
 }
 
 var runSeq atomic.Int64
@@ -169,6 +194,7 @@ type runNode struct {
 }
 
 type runDetails struct {
+	WorkerID    string    `json:"workerId"` // the `dagu worker` that ran it (distributed mode)
 	Status      int       `json:"status"`
 	StatusLabel string    `json:"statusLabel"`
 	Params      string    `json:"params"`

@@ -41,6 +41,9 @@ type Backend interface {
 	RecordHistory(ctx context.Context) error
 	History(ctx context.Context, queue string, since time.Time) ([]HistorySample, error)
 
+	// Pools: slots shared by steps across DAGs (docs/pools.md).
+	PoolBackend
+
 	// Describe names the database for messages: a file path, or a URL
 	// without its password.
 	Describe() string

@@ -18,6 +18,10 @@ var (
 	// ErrBusy reports a write that gave up waiting for another process's
 	// write lock (Options.BusyTimeout).
 	ErrBusy = errors.New("queuestore: database is busy")
+	// ErrOutcomeUnknown reports a write whose connection to the database
+	// broke while it committed: it was applied whole or not at all, and
+	// which is not known.
+	ErrOutcomeUnknown = errors.New("queuestore: outcome of the commit unknown")
 	// ErrInvalid reports bad input from a caller: a queue name, a message, an option.
 	ErrInvalid = errors.New("queuestore: invalid input")
 )

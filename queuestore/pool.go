@@ -3,7 +3,6 @@ package queuestore
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -154,19 +153,139 @@ type PoolWaiter struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
+// PoolBackend is the pools part of the store contract: both backends keep
+// pools, with the same semantics, through a PoolKeeper.
+type PoolBackend interface {
+	SetPool(ctx context.Context, name string, capacity int) error
+	RemovePool(ctx context.Context, name string, force bool) (holders, waiters int, err error)
+	Pools(ctx context.Context) ([]PoolStatus, error)
+	Pool(ctx context.Context, name string) (PoolStatus, error)
+	Acquire(ctx context.Context, opts AcquireOptions) (*Grant, error)
+	ExtendGrant(ctx context.Context, g *Grant, d time.Duration) error
+	ReleaseGrant(ctx context.Context, g *Grant) error
+}
+
+// PoolKeeper keeps pools on a backend's tables (PoolRows): the rules of
+// serving, waiting, leases and fencing live here once, the statements in
+// each backend.
+type PoolKeeper struct {
+	rows PoolRows
+}
+
+// NewPoolKeeper keeps pools in rows.
+func NewPoolKeeper(rows PoolRows) *PoolKeeper { return &PoolKeeper{rows: rows} }
+
+var _ PoolBackend = (*PoolKeeper)(nil)
+
+// PoolRows is what a backend gives a PoolKeeper: its clock, reads, and
+// write transactions on one pool.
+type PoolRows interface {
+	// PoolNow is the store's clock, in ms since the Unix epoch.
+	PoolNow() int64
+	// WritePool runs fn in a write transaction that no other writer of
+	// pool runs alongside, and commits it. When fn returns ErrPoolRollback
+	// it rolls back and returns nil. It may run fn again (after a busy
+	// database or a deadlock), so fn resets what it returns.
+	WritePool(ctx context.Context, pool string, fn func(ctx context.Context, tx PoolTx) error) error
+	// ReadPoolTurn is PoolTx.PoolTurn outside a write transaction.
+	ReadPoolTurn(ctx context.Context, q PoolTurnQuery) (PoolTurn, error)
+	// PoolNames lists the pools by name.
+	PoolNames(ctx context.Context) ([]string, error)
+	// ReadPool reads a pool's capacity, its grants live at now (by grant
+	// time, then id) and its waiters live at now (by priority, highest
+	// first, then id); ErrPoolNotFound when the pool is not set.
+	ReadPool(ctx context.Context, name string, now int64) (PoolStatus, error)
+}
+
+// PoolTx runs the statements of pools inside a PoolRows.WritePool
+// transaction. Rows are live while their expires_at is after now.
+type PoolTx interface {
+	// PoolTurn reads what decides a request (see PoolTurn);
+	// ErrPoolNotFound when the pool is not set.
+	PoolTurn(ctx context.Context, q PoolTurnQuery) (PoolTurn, error)
+	// SweepPool deletes the pool's grants and waiters that are not live.
+	SweepPool(ctx context.Context, pool string, now int64) error
+	// InsertGrant adds a grant and returns its id.
+	InsertGrant(ctx context.Context, r PoolRow) (int64, error)
+	// InsertWaiter puts a waiter in line with id, or with the next arrival
+	// number when id is 0, and returns its id.
+	InsertWaiter(ctx context.Context, r PoolRow, id int64) (int64, error)
+	// RefreshWaiter sets the registration end of the waiter with id and
+	// secret; false when there is no such row.
+	RefreshWaiter(ctx context.Context, id int64, secret string, expires int64) (bool, error)
+	// DeleteWaiter takes the waiter with id and secret out of the line.
+	DeleteWaiter(ctx context.Context, id int64, secret string) error
+	// ExtendGrant sets the lease end of the grant with id and secret if it
+	// is live at now; false when it is not.
+	ExtendGrant(ctx context.Context, id int64, secret string, expires, now int64) (bool, error)
+	// DeleteGrant deletes the grant with id and secret; false when there is
+	// no such row.
+	DeleteGrant(ctx context.Context, id int64, secret string) (bool, error)
+	// UpsertPool creates the pool or sets its capacity.
+	UpsertPool(ctx context.Context, name string, capacity int, now int64) error
+	// PoolExists reports whether the pool is set.
+	PoolExists(ctx context.Context, name string) (bool, error)
+	// LivePoolRows counts the pool's live grants and waiters.
+	LivePoolRows(ctx context.Context, name string, now int64) (grants, waiters int, err error)
+	// DeletePool deletes the pool with its grants and waiters.
+	DeletePool(ctx context.Context, name string) error
+}
+
+// ErrPoolRollback, returned by a WritePool function, ends the transaction
+// without committing and without an error.
+var ErrPoolRollback = errors.New("queuestore: pool transaction rolled back")
+
+// PoolRow is a grant or a waiter as stored.
+type PoolRow struct {
+	Secret    string
+	Pool      string
+	Slots     int
+	Priority  int64
+	Holder    Holder
+	ArrivedAt int64 // ms
+	GrantedAt int64 // ms; grants only
+	ExpiresAt int64 // ms: the lease (grants) or the registration (waiters)
+}
+
+// PoolTurnQuery asks for the turn of a request of Priority that is waiter
+// Waiter (math.MaxInt64 while it is not in line: every waiter of its
+// priority is ahead), at Now.
+type PoolTurnQuery struct {
+	Pool     string
+	Now      int64
+	Priority int64
+	Waiter   int64
+}
+
+// PoolTurn is what decides a request: the pool's capacity, the slots its
+// live grants hold, and how many live waiters are served before it.
+type PoolTurn struct {
+	Capacity, Used, Ahead int
+}
+
+// grantable: nobody ranked before is waiting and the slots are free.
+func (t PoolTurn) grantable(slots int) bool { return t.Ahead == 0 && t.Used+slots <= t.Capacity }
+
+// check reports a request that can never be granted.
+func (t PoolTurn) check(r *request) error {
+	if r.opts.Slots > t.Capacity {
+		return fmt.Errorf("%w: slots %d is more than the capacity %d of pool %q", ErrInvalid, r.opts.Slots, t.Capacity, r.opts.Pool)
+	}
+	return nil
+}
+
 // SetPool creates pool name with capacity slots, or changes its capacity.
 // Lowering it takes nothing back: grants run on, and no request is granted
 // until the live grants fit again.
-func (s *Store) SetPool(ctx context.Context, name string, capacity int) error {
+func (k *PoolKeeper) SetPool(ctx context.Context, name string, capacity int) error {
 	if err := ValidatePoolName(name); err != nil {
 		return err
 	}
 	if capacity < 1 || capacity > MaxPoolCapacity {
 		return fmt.Errorf("%w: capacity must be 1..%d, got %d", ErrInvalid, MaxPoolCapacity, capacity)
 	}
-	err := s.withTx(ctx, func(ctx context.Context, tx querier) error {
-		_, err := tx.ExecContext(ctx, sqlPoolUpsert, name, capacity, s.now())
-		return err
+	err := k.rows.WritePool(ctx, name, func(ctx context.Context, tx PoolTx) error {
+		return tx.UpsertPool(ctx, name, capacity, k.rows.PoolNow())
 	})
 	if err != nil {
 		return fmt.Errorf("set pool %q: %w", name, err)
@@ -179,31 +298,26 @@ func (s *Store) SetPool(ctx context.Context, name string, capacity int) error {
 // commands run on; their extends and releases find nothing; waiters get
 // ErrPoolNotFound). It returns how many live holders and waiters it dropped,
 // or, with ErrPoolBusy, how many there are.
-func (s *Store) RemovePool(ctx context.Context, name string, force bool) (holders, waiters int, err error) {
+func (k *PoolKeeper) RemovePool(ctx context.Context, name string, force bool) (holders, waiters int, err error) {
 	if err := ValidatePoolName(name); err != nil {
 		return 0, 0, err
 	}
-	err = s.withTx(ctx, func(ctx context.Context, tx querier) error {
+	err = k.rows.WritePool(ctx, name, func(ctx context.Context, tx PoolTx) error {
 		holders, waiters = 0, 0
-		var capacity int
-		if err := tx.QueryRowContext(ctx, sqlPoolCapacity, name).Scan(&capacity); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return ErrPoolNotFound
-			}
+		exists, err := tx.PoolExists(ctx, name)
+		if err != nil {
 			return err
 		}
-		if err := tx.QueryRowContext(ctx, sqlPoolLiveRows, name, s.now()).Scan(&holders, &waiters); err != nil {
+		if !exists {
+			return ErrPoolNotFound
+		}
+		if holders, waiters, err = tx.LivePoolRows(ctx, name, k.rows.PoolNow()); err != nil {
 			return err
 		}
 		if holders+waiters > 0 && !force {
 			return fmt.Errorf("%w: %d holder(s) and %d waiter(s)", ErrPoolBusy, holders, waiters)
 		}
-		for _, stmt := range []string{sqlPoolDeleteWaiters, sqlPoolDeleteGrants, sqlPoolDelete} {
-			if _, err := tx.ExecContext(ctx, stmt, name); err != nil {
-				return err
-			}
-		}
-		return nil
+		return tx.DeletePool(ctx, name)
 	})
 	if err != nil {
 		return holders, waiters, fmt.Errorf("remove pool %q: %w", name, err)
@@ -212,27 +326,14 @@ func (s *Store) RemovePool(ctx context.Context, name string, force bool) (holder
 }
 
 // Pools lists the state of every pool, by name.
-func (s *Store) Pools(ctx context.Context) ([]PoolStatus, error) {
-	rows, err := s.query(ctx, sqlPoolNames)
+func (k *PoolKeeper) Pools(ctx context.Context) ([]PoolStatus, error) {
+	names, err := k.rows.PoolNames(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list pools: %w", err)
-	}
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("list pools: %w", err)
-		}
-		names = append(names, n)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list pools: %w", err)
 	}
 	out := make([]PoolStatus, 0, len(names))
 	for _, n := range names {
-		p, err := s.Pool(ctx, n)
+		p, err := k.Pool(ctx, n)
 		if errors.Is(err, ErrPoolNotFound) {
 			continue // removed meanwhile
 		}
@@ -246,54 +347,23 @@ func (s *Store) Pools(ctx context.Context) ([]PoolStatus, error) {
 
 // Pool is the state of pool name: capacity, live holders, and live waiters
 // in the order they will be served. ErrPoolNotFound when it is not set.
-func (s *Store) Pool(ctx context.Context, name string) (PoolStatus, error) {
+func (k *PoolKeeper) Pool(ctx context.Context, name string) (PoolStatus, error) {
 	if err := ValidatePoolName(name); err != nil {
 		return PoolStatus{}, err
 	}
-	p := PoolStatus{Name: name, Holders: []PoolHolder{}, Waiters: []PoolWaiter{}}
-	now := s.now()
-	err := s.readRow(ctx, sqlPoolCapacity, []any{name}, &p.Capacity)
-	if errors.Is(err, sql.ErrNoRows) {
-		return PoolStatus{}, fmt.Errorf("pool %q: %w", name, ErrPoolNotFound)
-	}
+	p, err := k.rows.ReadPool(ctx, name, k.rows.PoolNow())
 	if err != nil {
 		return PoolStatus{}, fmt.Errorf("pool %q: %w", name, err)
 	}
-	rows, err := s.query(ctx, sqlPoolHolders, name, now)
-	if err != nil {
-		return PoolStatus{}, fmt.Errorf("pool %q: %w", name, err)
-	}
-	for rows.Next() {
-		var h PoolHolder
-		var arrived, granted, expires int64
-		if err := rows.Scan(&h.Grant, &h.Slots, &h.Priority, &h.DAG, &h.RunID, &h.Step, &h.Host, &h.PID, &arrived, &granted, &expires); err != nil {
-			rows.Close()
-			return PoolStatus{}, fmt.Errorf("pool %q: %w", name, err)
-		}
-		h.ArrivedAt, h.GrantedAt, h.ExpiresAt = msTime(arrived), msTime(granted), msTime(expires)
+	p.Name, p.Used = name, 0
+	for _, h := range p.Holders {
 		p.Used += h.Slots
-		p.Holders = append(p.Holders, h)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return PoolStatus{}, fmt.Errorf("pool %q: %w", name, err)
+	if p.Holders == nil {
+		p.Holders = []PoolHolder{}
 	}
-	rows, err = s.query(ctx, sqlPoolWaiters, name, now)
-	if err != nil {
-		return PoolStatus{}, fmt.Errorf("pool %q: %w", name, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var w PoolWaiter
-		var arrived, expires int64
-		if err := rows.Scan(&w.Waiter, &w.Slots, &w.Priority, &w.DAG, &w.RunID, &w.Step, &w.Host, &w.PID, &arrived, &expires); err != nil {
-			return PoolStatus{}, fmt.Errorf("pool %q: %w", name, err)
-		}
-		w.ArrivedAt, w.ExpiresAt = msTime(arrived), msTime(expires)
-		p.Waiters = append(p.Waiters, w)
-	}
-	if err := rows.Err(); err != nil {
-		return PoolStatus{}, fmt.Errorf("pool %q: %w", name, err)
+	if p.Waiters == nil {
+		p.Waiters = []PoolWaiter{}
 	}
 	return p, nil
 }
@@ -306,29 +376,13 @@ type request struct {
 	arrived int64 // ms
 }
 
-// turn is what sqlPoolTurn reads.
-type turn struct {
-	capacity, used, ahead int
+func (r *request) turnQuery(now int64) PoolTurnQuery {
+	return PoolTurnQuery{Pool: r.opts.Pool, Now: now, Priority: r.opts.Priority, Waiter: r.id}
 }
 
-// grantable: nobody ranked before is waiting and the slots are free.
-func (t turn) grantable(slots int) bool { return t.ahead == 0 && t.used+slots <= t.capacity }
-
-// check reports a request that can never be granted.
-func (t turn) check(r *request) error {
-	if r.opts.Slots > t.capacity {
-		return fmt.Errorf("%w: slots %d is more than the capacity %d of pool %q", ErrInvalid, r.opts.Slots, t.capacity, r.opts.Pool)
-	}
-	return nil
-}
-
-func scanTurn(row *sql.Row) (turn, error) {
-	var t turn
-	err := row.Scan(&t.capacity, &t.used, &t.ahead)
-	if errors.Is(err, sql.ErrNoRows) {
-		return turn{}, ErrPoolNotFound
-	}
-	return t, err
+func (r *request) row(granted, expires int64) PoolRow {
+	return PoolRow{Secret: r.secret, Pool: r.opts.Pool, Slots: r.opts.Slots, Priority: r.opts.Priority,
+		Holder: r.opts.Holder, ArrivedAt: r.arrived, GrantedAt: granted, ExpiresAt: expires}
 }
 
 // Acquire takes opts.Slots slots of pool opts.Pool, waiting in line as
@@ -336,7 +390,7 @@ func scanTurn(row *sql.Row) (turn, error) {
 // pool's capacity fails with ErrInvalid; a pool that is not set, with
 // ErrPoolNotFound. When ctx ends while it waits, the request leaves the
 // line at once and Acquire returns an error wrapping context.Cause(ctx).
-func (s *Store) Acquire(ctx context.Context, opts AcquireOptions) (*Grant, error) {
+func (k *PoolKeeper) Acquire(ctx context.Context, opts AcquireOptions) (*Grant, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
@@ -344,16 +398,21 @@ func (s *Store) Acquire(ctx context.Context, opts AcquireOptions) (*Grant, error
 		return nil, fmt.Errorf("acquire %d slot(s) of pool %q: %w", opts.Slots, opts.Pool, context.Cause(ctx))
 	}
 	r := &request{opts: opts, secret: poolSecret(), id: math.MaxInt64}
-	g, err := s.enter(ctx, r)
+	g, err := k.enter(ctx, r)
 	if err == nil && g == nil {
 		if opts.OnWait != nil {
 			opts.OnWait()
 		}
-		g, err = s.wait(ctx, r)
+		g, err = k.wait(ctx, r)
+		if err != nil && ctx.Err() != nil {
+			// A statement the end of ctx cut short (PostgreSQL's run on
+			// ctx) fails with context.Canceled: say why ctx ended.
+			err = context.Cause(ctx)
+		}
 		if err != nil {
 			// Leave the line now: those behind need not wait for the
 			// registration to run out.
-			if leaveErr := s.leave(context.WithoutCancel(ctx), r); leaveErr != nil {
+			if leaveErr := k.leave(context.WithoutCancel(ctx), r); leaveErr != nil {
 				err = errors.Join(err, leaveErr)
 			}
 		}
@@ -366,49 +425,42 @@ func (s *Store) Acquire(ctx context.Context, opts AcquireOptions) (*Grant, error
 
 // enter grants r at once when nobody ranked before it waits and the slots
 // are free, and otherwise puts it in line: one write transaction.
-func (s *Store) enter(ctx context.Context, r *request) (*Grant, error) {
+func (k *PoolKeeper) enter(ctx context.Context, r *request) (*Grant, error) {
 	var g *Grant
-	err := s.withTx(ctx, func(ctx context.Context, tx querier) error {
+	err := k.rows.WritePool(ctx, r.opts.Pool, func(ctx context.Context, tx PoolTx) error {
 		g, r.id = nil, math.MaxInt64
-		now := s.now()
-		t, err := s.sweepAndTurn(ctx, tx, r, now)
+		now := k.rows.PoolNow()
+		t, err := sweepAndTurn(ctx, tx, r, now)
 		if err != nil {
 			return err
 		}
 		r.arrived = now
 		if t.grantable(r.opts.Slots) {
-			g, err = s.insertGrant(ctx, tx, r, now)
+			g, err = insertGrant(ctx, tx, r, now)
 			return err
 		}
-		return s.insertWaiter(ctx, tx, r, nil, now)
+		r.id, err = tx.InsertWaiter(ctx, r.row(0, now+r.opts.Registration.Milliseconds()), 0)
+		return err
 	})
 	return g, err
 }
 
 // sweepAndTurn deletes the pool's expired rows and reads r's turn, inside a
 // write transaction.
-func (s *Store) sweepAndTurn(ctx context.Context, tx querier, r *request, now int64) (turn, error) {
-	for _, stmt := range []string{sqlPoolSweepGrants, sqlPoolSweepWaiters} {
-		if _, err := tx.ExecContext(ctx, stmt, r.opts.Pool, now); err != nil {
-			return turn{}, err
-		}
+func sweepAndTurn(ctx context.Context, tx PoolTx, r *request, now int64) (PoolTurn, error) {
+	if err := tx.SweepPool(ctx, r.opts.Pool, now); err != nil {
+		return PoolTurn{}, err
 	}
-	t, err := scanTurn(tx.QueryRowContext(ctx, sqlPoolTurn, r.opts.Pool, now, r.opts.Priority, r.id))
+	t, err := tx.PoolTurn(ctx, r.turnQuery(now))
 	if err != nil {
-		return turn{}, err
+		return PoolTurn{}, err
 	}
 	return t, t.check(r)
 }
 
-func (s *Store) insertGrant(ctx context.Context, tx querier, r *request, now int64) (*Grant, error) {
-	h := r.opts.Holder
+func insertGrant(ctx context.Context, tx PoolTx, r *request, now int64) (*Grant, error) {
 	expires := now + r.opts.Lease.Milliseconds()
-	res, err := tx.ExecContext(ctx, sqlPoolInsertGrant, r.secret, r.opts.Pool, r.opts.Slots, r.opts.Priority,
-		h.DAG, h.RunID, h.Step, h.Host, h.PID, r.arrived, now, expires)
-	if err != nil {
-		return nil, err
-	}
-	id, err := res.LastInsertId()
+	id, err := tx.InsertGrant(ctx, r.row(now, expires))
 	if err != nil {
 		return nil, err
 	}
@@ -416,24 +468,10 @@ func (s *Store) insertGrant(ctx context.Context, tx querier, r *request, now int
 		Waited: time.Duration(now-r.arrived) * time.Millisecond, secret: r.secret}, nil
 }
 
-// insertWaiter puts r in line: with a new arrival number when id is nil.
-func (s *Store) insertWaiter(ctx context.Context, tx querier, r *request, id any, now int64) error {
-	h := r.opts.Holder
-	res, err := tx.ExecContext(ctx, sqlPoolInsertWaiter, id, r.secret, r.opts.Pool, r.opts.Slots, r.opts.Priority,
-		h.DAG, h.RunID, h.Step, h.Host, h.PID, r.arrived, now+r.opts.Registration.Milliseconds())
-	if err != nil {
-		return err
-	}
-	if id == nil {
-		r.id, err = res.LastInsertId()
-	}
-	return err
-}
-
 // wait polls r's turn with reads until it can be granted, then takes the
 // slots in a write transaction. It refreshes r's registration every third
 // of it.
-func (s *Store) wait(ctx context.Context, r *request) (*Grant, error) {
+func (k *PoolKeeper) wait(ctx context.Context, r *request) (*Grant, error) {
 	refreshEvery := r.opts.Registration / 3
 	nextRefresh := time.Now().Add(refreshEvery)
 	timer := time.NewTimer(jitter(r.opts.Poll))
@@ -445,12 +483,12 @@ func (s *Store) wait(ctx context.Context, r *request) (*Grant, error) {
 		case <-timer.C:
 		}
 		if !time.Now().Before(nextRefresh) {
-			if err := s.refresh(ctx, r); err != nil {
+			if err := k.refresh(ctx, r); err != nil {
 				return nil, err
 			}
 			nextRefresh = time.Now().Add(refreshEvery)
 		}
-		t, err := s.readTurn(ctx, r)
+		t, err := k.rows.ReadPoolTurn(ctx, r.turnQuery(k.rows.PoolNow()))
 		if err == nil {
 			err = t.check(r)
 		}
@@ -458,12 +496,12 @@ func (s *Store) wait(ctx context.Context, r *request) (*Grant, error) {
 			return nil, err
 		}
 		if t.grantable(r.opts.Slots) {
-			g, err := s.take(ctx, r)
+			g, err := k.take(ctx, r)
 			if err != nil || g != nil {
 				return g, err
 			}
 		}
-		timer.Reset(jitter(pollInterval(r.opts.Poll, t.ahead)))
+		timer.Reset(jitter(pollInterval(r.opts.Poll, t.Ahead)))
 	}
 }
 
@@ -481,34 +519,24 @@ func pollInterval(poll time.Duration, ahead int) time.Duration {
 	return poll * time.Duration(min(max(ahead, 1), pollSlowdown))
 }
 
-// readTurn reads r's turn outside a transaction: no write lock.
-func (s *Store) readTurn(ctx context.Context, r *request) (turn, error) {
-	var t turn
-	err := s.readRow(ctx, sqlPoolTurn, []any{r.opts.Pool, s.now(), r.opts.Priority, r.id}, &t.capacity, &t.used, &t.ahead)
-	if errors.Is(err, sql.ErrNoRows) {
-		return turn{}, ErrPoolNotFound
-	}
-	return t, err
-}
-
-// take grants r if its turn has come, checked again under the write lock,
-// and takes it out of the line. Nil and no error: not yet.
-func (s *Store) take(ctx context.Context, r *request) (*Grant, error) {
+// take grants r if its turn has come, checked again in a write
+// transaction, and takes it out of the line. Nil and no error: not yet.
+func (k *PoolKeeper) take(ctx context.Context, r *request) (*Grant, error) {
 	var g *Grant
-	err := s.withTx(ctx, func(ctx context.Context, tx querier) error {
+	err := k.rows.WritePool(ctx, r.opts.Pool, func(ctx context.Context, tx PoolTx) error {
 		g = nil
-		now := s.now()
-		t, err := s.sweepAndTurn(ctx, tx, r, now)
+		now := k.rows.PoolNow()
+		t, err := sweepAndTurn(ctx, tx, r, now)
 		if err != nil {
 			return err
 		}
 		if !t.grantable(r.opts.Slots) {
-			return errRollback
+			return ErrPoolRollback
 		}
-		if _, err := tx.ExecContext(ctx, sqlPoolDeleteWaiter, r.id, r.secret); err != nil {
+		if err := tx.DeleteWaiter(ctx, r.id, r.secret); err != nil {
 			return err
 		}
-		g, err = s.insertGrant(ctx, tx, r, now)
+		g, err = insertGrant(ctx, tx, r, now)
 		return err
 	})
 	return g, err
@@ -517,47 +545,41 @@ func (s *Store) take(ctx context.Context, r *request) (*Grant, error) {
 // refresh pushes r's registration forward. A row that is gone (its process
 // stalled past the registration and another request swept it) comes back
 // with its own arrival number.
-func (s *Store) refresh(ctx context.Context, r *request) error {
-	return s.withTx(ctx, func(ctx context.Context, tx querier) error {
-		now := s.now()
-		res, err := tx.ExecContext(ctx, sqlPoolRefreshWaiter, r.id, r.secret, now+r.opts.Registration.Milliseconds())
-		if err != nil {
+func (k *PoolKeeper) refresh(ctx context.Context, r *request) error {
+	return k.rows.WritePool(ctx, r.opts.Pool, func(ctx context.Context, tx PoolTx) error {
+		expires := k.rows.PoolNow() + r.opts.Registration.Milliseconds()
+		found, err := tx.RefreshWaiter(ctx, r.id, r.secret, expires)
+		if err != nil || found {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n > 0 {
-			return nil
-		}
-		return s.insertWaiter(ctx, tx, r, r.id, now)
+		_, err = tx.InsertWaiter(ctx, r.row(0, expires), r.id)
+		return err
 	})
 }
 
 // leave takes r out of the line.
-func (s *Store) leave(ctx context.Context, r *request) error {
-	return s.withTx(ctx, func(ctx context.Context, tx querier) error {
-		_, err := tx.ExecContext(ctx, sqlPoolDeleteWaiter, r.id, r.secret)
-		return err
+func (k *PoolKeeper) leave(ctx context.Context, r *request) error {
+	return k.rows.WritePool(ctx, r.opts.Pool, func(ctx context.Context, tx PoolTx) error {
+		return tx.DeleteWaiter(ctx, r.id, r.secret)
 	})
 }
 
 // ExtendGrant pushes the end of g's lease to d from now (a heartbeat). It
 // fails with ErrLeaseLost when the grant has expired (its slots may belong
 // to another request now) or was removed.
-func (s *Store) ExtendGrant(ctx context.Context, g *Grant, d time.Duration) error {
+func (k *PoolKeeper) ExtendGrant(ctx context.Context, g *Grant, d time.Duration) error {
 	if g == nil || d <= 0 {
 		return fmt.Errorf("%w: extend needs a grant and a positive duration", ErrInvalid)
 	}
 	var expires int64
-	err := s.withTx(ctx, func(ctx context.Context, tx querier) error {
-		now := s.now()
+	err := k.rows.WritePool(ctx, g.Pool, func(ctx context.Context, tx PoolTx) error {
+		now := k.rows.PoolNow()
 		expires = now + d.Milliseconds()
-		res, err := tx.ExecContext(ctx, sqlPoolExtendGrant, g.ID, g.secret, expires, now)
-		if err != nil {
-			return err
+		live, err := tx.ExtendGrant(ctx, g.ID, g.secret, expires, now)
+		if err == nil && !live {
+			err = ErrLeaseLost
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrLeaseLost
-		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("extend grant %d of pool %q: %w", g.ID, g.Pool, err)
@@ -568,19 +590,16 @@ func (s *Store) ExtendGrant(ctx context.Context, g *Grant, d time.Duration) erro
 
 // ReleaseGrant gives g's slots back at once. It fails with ErrLeaseLost
 // when the grant is gone already (expired and swept, or its pool removed).
-func (s *Store) ReleaseGrant(ctx context.Context, g *Grant) error {
+func (k *PoolKeeper) ReleaseGrant(ctx context.Context, g *Grant) error {
 	if g == nil {
 		return fmt.Errorf("%w: release needs a grant", ErrInvalid)
 	}
-	err := s.withTx(ctx, func(ctx context.Context, tx querier) error {
-		res, err := tx.ExecContext(ctx, sqlPoolReleaseGrant, g.ID, g.secret)
-		if err != nil {
-			return err
+	err := k.rows.WritePool(ctx, g.Pool, func(ctx context.Context, tx PoolTx) error {
+		found, err := tx.DeleteGrant(ctx, g.ID, g.secret)
+		if err == nil && !found {
+			err = ErrLeaseLost
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrLeaseLost
-		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("release grant %d of pool %q: %w", g.ID, g.Pool, err)

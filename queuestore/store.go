@@ -73,6 +73,8 @@ func (o Options) withDefaults() Options {
 
 // Store is a daguq message store backed by one SQLite file.
 type Store struct {
+	*PoolKeeper // pools (pool.go), in this database's tables (pool_sqlite.go)
+
 	db   *sql.DB
 	path string
 	opts Options
@@ -112,6 +114,7 @@ func Open(path string, opts Options) (*Store, error) {
 		// PRAGMA takes no bound parameters; the value is an integer of ours.
 		sqlBusyTimeout: fmt.Sprintf(sqlBusyTimeoutFormat, opts.BusyTimeout.Milliseconds()),
 		nextLeaseSwep:  map[string]time.Time{}, nextAckPurge: map[string]time.Time{}, nextReclaim: map[string]time.Time{}, nextDiskCheck: map[string]time.Time{}, lastFull: map[string]bool{}}
+	s.PoolKeeper = NewPoolKeeper(sqlitePoolRows{s})
 	if err := s.migrate(context.Background()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database %q: %w", path, err)

@@ -46,7 +46,7 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, badRequest(envelopeField(text), "nothing was enqueued: %s", text))
 			return
 		}
-		s.fail(w, r, fmt.Errorf("nothing was enqueued: %w", err))
+		s.fail(w, r, fmt.Errorf("%s: %w", executor.EnqueueOutcome(err), err))
 		return
 	}
 	ans := enqueueAnswer{Queue: q, Enqueued: res.Enqueued, Duplicates: res.Duplicates, IDs: make([]int64, 0, res.Enqueued)}

@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/daguq/daguq/internal/proctest"
 )
 
 // A consumer killed with SIGKILL in the middle of a drain loses nothing: the
@@ -26,15 +27,10 @@ func TestKilledConsumerLosesNothing(t *testing.T) {
 	e := newEnv(t)
 	e.ok(strings.NewReader(jsonLines(total)), "enqueue", "--queue", "crash", "--file", "-")
 	out := filepath.Join(e.dir, "out")
-	os.Mkdir(out, 0o700)
-	os.Mkdir(out+".tmp", 0o700)
-	// Each batch is saved whole (written aside, then renamed) to a file named
-	// after its consumer, then the handler takes a moment: a kill that
-	// follows a saved file lands while that batch is still held.
-	handler := func(name string) []string {
-		return []string{"sh", "-c",
-			`t=$(mktemp "$0.tmp/XXXXXX") && cat > "$t" && mv "$t" "$0/$1.${t##*/}" && sleep 0.2`, out, name}
-	}
+	// Each batch is saved whole to a file named after its consumer, then the
+	// handler takes a moment: a kill that follows a saved file lands while
+	// that batch is still held.
+	handler := func(name string) []string { return proctest.RecordingHandler(t, out, name, "0.2") }
 	consume := func(name string) []string {
 		args := []string{"consume", "--queue", "crash", "--batch-size", "50", "--concurrency", "2",
 			"--lease", "2s", "--progress-interval", "0s", "--consumer", name, "--"}
@@ -77,51 +73,7 @@ func TestKilledConsumerLosesNothing(t *testing.T) {
 	time.Sleep(time.Until(killed.Add(2500 * time.Millisecond)))
 	e.ok(nil, consume("sweeper")...)
 
-	type delivery struct {
-		consumer string
-		attempt  int
-	}
-	byN := map[int][]delivery{}
-	files, _ := filepath.Glob(filepath.Join(out, "*.*"))
-	for _, f := range files {
-		consumer := strings.SplitN(filepath.Base(f), ".", 2)[0]
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			if line == "" {
-				continue
-			}
-			var d struct {
-				Attempt int
-				Body    struct{ N int }
-			}
-			if err := json.Unmarshal([]byte(line), &d); err != nil {
-				t.Fatalf("%s: %v: %q", f, err, line)
-			}
-			byN[d.Body.N] = append(byN[d.Body.N], delivery{consumer, d.Attempt})
-		}
-	}
-	var doubles int
-	for n := range total {
-		ds := byN[n]
-		switch {
-		case len(ds) == 0:
-			t.Errorf("message %d was never handled", n)
-		case len(ds) > 2:
-			t.Errorf("message %d handled %d times: %+v", n, len(ds), ds)
-		case len(ds) == 2:
-			doubles++
-			first, second := ds[0], ds[1]
-			if first.attempt > second.attempt {
-				first, second = second, first
-			}
-			if first.consumer != "victim" || first.attempt != 1 || second.attempt != 2 {
-				t.Errorf("message %d handled twice without an expired lease of the victim: %+v", n, ds)
-			}
-		}
-	}
+	doubles := proctest.CheckKilledConsumer(t, proctest.ReadDeliveries(t, out), total, "victim", killed)
 	if doubles == 0 {
 		t.Errorf("no message of the killed consumer was handled again: its batches were lost or never held")
 	}
@@ -184,24 +136,6 @@ func startLeaveBehind(tb testing.TB, e *env, flags ...string) (cmd *exec.Cmd, do
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// syncBuffer is a process's output that a test may read while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // treePids reads the pids leaveBehind recorded in dir.

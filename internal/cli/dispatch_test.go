@@ -19,25 +19,7 @@ import (
 
 const dispatchKey = "dagu_cli_test_api_key_0123456789"
 
-// lockedBuffer collects a process's stderr while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func waitFor(tb testing.TB, what string, log *lockedBuffer, cond func() bool) {
+func waitFor(tb testing.TB, what string, log *syncBuffer, cond func() bool) {
 	tb.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {
@@ -88,9 +70,9 @@ func TestDispatchKill9AndRestart(t *testing.T) {
 	})
 	args := []string{"dispatch", "--queue", "jobs", "--dag", "jobs-batch", "--batch-size", "10", "--concurrency", "3",
 		"--lease", "2s", "--poll", "20ms", "--watch", "50ms", "--dagu-url", dagu.URL, "--dagu-token-file", keyFile}
-	start := func() (*exec.Cmd, *lockedBuffer) {
+	start := func() (*exec.Cmd, *syncBuffer) {
 		cmd := e.command(nil, args...)
-		log := &lockedBuffer{}
+		log := &syncBuffer{}
 		cmd.Stderr = log
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -186,7 +168,7 @@ func TestServeRunsTheDispatcher(t *testing.T) {
 	e.ok(strings.NewReader(jsonLines(8)), "enqueue", "--queue", "b", "--file", "-")
 	e.setenv("DAGUQ_DAGU_TOKEN", dispatchKey)
 	cmd := e.command(nil, "serve", "--addr", "127.0.0.1:0", "--dispatch", rules)
-	log := &lockedBuffer{}
+	log := &syncBuffer{}
 	cmd.Stderr = log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

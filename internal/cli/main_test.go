@@ -8,9 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/daguq/daguq/internal/pgtest"
 	"github.com/daguq/daguq/internal/proctest"
 )
 
@@ -30,7 +32,7 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pgtest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -123,9 +125,12 @@ type queueStats struct {
 }
 
 // jsonLines makes n JSON Lines {"n": i} for i in 0..n-1.
-func jsonLines(n int) string {
+func jsonLines(n int) string { return jsonLinesFrom(0, n) }
+
+// jsonLinesFrom makes the JSON Lines {"n": i} for i in from..to-1.
+func jsonLinesFrom(from, to int) string {
 	var b strings.Builder
-	for i := range n {
+	for i := from; i < to; i++ {
 		fmt.Fprintf(&b, "{\"n\":%d}\n", i)
 	}
 	return b.String()
@@ -139,4 +144,22 @@ func decode[T any](tb testing.TB, r result) T {
 		tb.Fatalf("stdout is not the JSON expected: %v\n%s", err, r)
 	}
 	return v
+}
+
+// syncBuffer is a process's output that a test may read while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

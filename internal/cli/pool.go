@@ -43,33 +43,15 @@ docs/pools.md.`,
 	return cmd
 }
 
-// poolAdmin is what the pool commands need of a store: the SQLite store
-// has pools, the PostgreSQL store not yet.
-type poolAdmin interface {
-	SetPool(ctx context.Context, name string, capacity int) error
-	RemovePool(ctx context.Context, name string, force bool) (holders, waiters int, err error)
-	Pools(ctx context.Context) ([]queuestore.PoolStatus, error)
-	Pool(ctx context.Context, name string) (queuestore.PoolStatus, error)
-}
-
-var _ poolAdmin = (*queuestore.Store)(nil)
-
-// errNoPools: the database's backend has no pools.
-var errNoPools = &executor.DatabaseError{Err: errors.New("pools are kept in a SQLite database only so far: give a file path")}
-
 // withPools opens the database (creating it when missing) and runs fn on
 // it; executor.ExitCode gives fn's error its exit status.
-func (a *app) withPools(fn func(poolAdmin) error) error {
+func (a *app) withPools(fn func(queuestore.PoolBackend) error) error {
 	opened, err := a.openStore()
 	if err != nil {
 		return err
 	}
 	defer opened.Close()
-	st, ok := opened.(poolAdmin)
-	if !ok {
-		return errNoPools
-	}
-	return fn(st)
+	return fn(opened)
 }
 
 // poolArgs accepts exactly the positional arguments named and checks that
@@ -105,7 +87,7 @@ A waiter asking for more slots than the new capacity fails (exit status 2).`, qu
 			if err != nil || n < 1 || n > queuestore.MaxPoolCapacity {
 				return usageError("CAPACITY argument must be an integer 1..%d, got %q (remove a pool with daguq pool rm)", queuestore.MaxPoolCapacity, args[1])
 			}
-			return a.withPools(func(st poolAdmin) error {
+			return a.withPools(func(st queuestore.PoolBackend) error {
 				if err := st.SetPool(cmd.Context(), args[0], n); err != nil {
 					return err
 				}
@@ -128,7 +110,7 @@ without slots and the waiters end with exit status 2 (pool not set).`,
   daguq pool rm warehouse-db --force`,
 		Args: poolArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withPools(func(st poolAdmin) error {
+			return a.withPools(func(st queuestore.PoolBackend) error {
 				holders, waiters, err := st.RemovePool(cmd.Context(), args[0], force)
 				switch {
 				case errors.Is(err, queuestore.ErrPoolNotFound):
@@ -198,19 +180,15 @@ func (a *app) poolList(ctx context.Context, names []string, asJSON bool) error {
 	}
 	if opened != nil {
 		defer opened.Close()
-		st, ok := opened.(poolAdmin)
-		if !ok {
-			return errNoPools
-		}
 		if len(names) == 0 {
-			pools, err := st.Pools(ctx)
+			pools, err := opened.Pools(ctx)
 			if err != nil {
 				return err
 			}
 			report.Pools = append(report.Pools, pools...)
 		}
 		for _, n := range names {
-			p, err := st.Pool(ctx, n)
+			p, err := opened.Pool(ctx, n)
 			if errors.Is(err, queuestore.ErrPoolNotFound) {
 				return usageError("pool %q is not set", n)
 			}

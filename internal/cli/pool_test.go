@@ -13,13 +13,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daguq/daguq/internal/pgtest"
+	"github.com/daguq/daguq/internal/storeopen"
 	"github.com/daguq/daguq/queuestore"
 )
 
-// poolState reads a pool straight from the database.
+// poolState reads a pool straight from the database (a file or a
+// PostgreSQL URL).
 func (e *env) poolState(name string) queuestore.PoolStatus {
 	e.tb.Helper()
-	st, err := queuestore.Open(e.db, queuestore.Options{})
+	st, err := storeopen.Open(e.db, storeopen.Options{})
 	if err != nil {
 		e.tb.Fatal(err)
 	}
@@ -50,8 +53,8 @@ func (e *env) waitPool(name string, within time.Duration, what string, cond func
 // started is a daguq process running in the background.
 type started struct {
 	cmd    *exec.Cmd
-	stdout strings.Builder
-	stderr strings.Builder
+	stdout syncBuffer
+	stderr syncBuffer // read while it runs
 	done   chan struct{}
 }
 
@@ -94,7 +97,20 @@ type poolRun struct {
 // pool, then the blocker ends.
 func TestPoolRunProof(t *testing.T) {
 	t.Parallel()
+	poolRunProof(t, newEnv(t))
+}
+
+// The same on PostgreSQL: the processes share nothing but the URL.
+func TestPoolRunProofOnPostgres(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
 	e := newEnv(t)
+	e.db = url
+	e.setenv("DAGUQ_DB", url)
+	poolRunProof(t, e)
+}
+
+func poolRunProof(t *testing.T, e *env) {
 	e.ok(nil, "pool", "set", "db", "3")
 	logFile := filepath.Join(e.dir, "log")
 	release := filepath.Join(e.dir, "release")
@@ -199,7 +215,19 @@ func ids(runs []poolRun) []int {
 // when its lease runs out, and the next in line gets them then.
 func TestPoolRunKilledHolderSlotsReturnAfterTheLease(t *testing.T) {
 	t.Parallel()
+	killedHolder(t, newEnv(t))
+}
+
+func TestPoolRunKilledHolderOnPostgres(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
 	e := newEnv(t)
+	e.db = url
+	e.setenv("DAGUQ_DB", url)
+	killedHolder(t, e)
+}
+
+func killedHolder(t *testing.T, e *env) {
 	e.ok(nil, "pool", "set", "db", "2")
 	holder := e.start("pool", "run", "db", "--slots", "2", "--lease", "2s", "--", "sleep", "60")
 	e.waitPool("db", 30*time.Second, "the holder holds the pool", func(p queuestore.PoolStatus) bool { return p.Used == 2 })
@@ -265,6 +293,13 @@ func TestPoolRunWaiterStopAndTimeout(t *testing.T) {
 	e.waitPool("db", 30*time.Second, "the holder holds the pool", func(p queuestore.PoolStatus) bool { return p.Used == 1 })
 	waiter := e.start("pool", "run", "db", "--", "echo", "ran")
 	e.waitPool("db", 30*time.Second, "the waiter in line", func(p queuestore.PoolStatus) bool { return len(p.Waiters) == 1 })
+	// It says why it waits just after joining the line: stop it once it
+	// has said so.
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(waiter.stderr.String(), "waiting for"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the waiter did not say it waits: %s", waiter.stderr.String())
+		}
+	}
 	waiter.cmd.Process.Signal(syscall.SIGTERM)
 	if code := waiter.wait(t, 30*time.Second); code != 4 || waiter.stdout.String() != "" {
 		t.Errorf("stopped waiter: exit %d, stdout %q; stderr %s", code, waiter.stdout.String(), waiter.stderr.String())

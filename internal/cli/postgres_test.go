@@ -1,8 +1,10 @@
 package cli_test
 
 import (
+	neturl "net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/daguq/daguq/internal/pgtest"
 )
@@ -11,7 +13,7 @@ import (
 // and never print its password.
 func TestCommandsOnPostgres(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewServerDatabase(t)
+	url := pgtest.NewDatabase(t)
 	e := newEnv(t)
 	e.setenv("DAGUQ_DB", url)
 	noPassword := func(r result) {
@@ -54,5 +56,18 @@ func TestCommandsOnPostgres(t *testing.T) {
 	r = e.run(nil, "--db", "postgres://u:secret@127.0.0.1:1/db?connect_timeout=5", "stats")
 	if r.Code != 3 || strings.Contains(r.Stderr, "secret") || !strings.Contains(r.Stderr, "u:xxxxx@127.0.0.1:1") {
 		t.Fatalf("unreachable server: want exit 3 naming the URL without its password\n%s", r)
+	}
+
+	// A wrong password fails at once, for every command, naming the host.
+	u, _ := neturl.Parse(url)
+	u.User = neturl.UserPassword(u.User.Username(), "Wr0ng-pw")
+	for _, args := range [][]string{{"stats"}, {"enqueue", "--queue", "jobs", "--message", "1"}, {"consume", "--queue", "jobs", "--", "true"}} {
+		start := time.Now()
+		r = e.run(nil, append([]string{"--db", u.String()}, args...)...)
+		if r.Code != 3 || strings.Contains(r.Stdout+r.Stderr, "Wr0ng-pw") || !strings.Contains(r.Stderr, "xxxxx@"+u.Host) ||
+			!strings.Contains(r.Stderr, "password authentication failed") || time.Since(start) > 15*time.Second {
+			t.Fatalf("daguq %s with a wrong password, after %s: want exit 3 within seconds naming %s and the cause, without the password\n%s",
+				args[0], time.Since(start), u.Host, r)
+		}
 	}
 }

@@ -135,6 +135,7 @@ Exit codes: 0 ok; 1 a handler failed and the fail policy asked to fail;
 		a.newServeCmd(),
 		a.newCheckCmd(),
 		a.newDispatchCmd(),
+		a.newCopyCmd(),
 	)
 	return root
 }

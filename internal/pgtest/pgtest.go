@@ -107,17 +107,58 @@ func NewDatabase(tb testing.TB) string {
 	return c.newDatabase(tb)
 }
 
-// NewServerDatabase is NewDatabase on a cluster of the test's own, stopped
-// and removed when the test ends: for a package whose TestMain does not run
-// Main. It costs an initdb.
-func NewServerDatabase(tb testing.TB) string {
+// Server is a cluster of one test's own, which the test may stop and start
+// again: a server restart under the code it tests.
+type Server struct{ c *cluster }
+
+// NewServer starts a cluster for the test, stopped and removed when the
+// test ends. It skips the test without PostgreSQL, or fails it when CI is
+// set. It costs an initdb.
+func NewServer(tb testing.TB) *Server {
 	tb.Helper()
-	c, err := startCluster()
+	c, err := startCluster(nil)
 	if err != nil {
 		unavailable(tb, err)
 	}
 	tb.Cleanup(c.stop)
-	return c.newDatabase(tb)
+	return &Server{c: c}
+}
+
+// NewDatabase creates an empty database on the server, dropped when the
+// test ends, and returns its URL (with the password).
+func (s *Server) NewDatabase(tb testing.TB) string {
+	tb.Helper()
+	return s.c.newDatabase(tb)
+}
+
+// Stop shuts the server down as pg_ctl stop -m fast does (SIGINT to the
+// postmaster): sessions are ended, transactions in progress rolled back,
+// and new connections refused until Start.
+func (s *Server) Stop(tb testing.TB) {
+	tb.Helper()
+	c := s.c
+	if c.cmd == nil {
+		tb.Fatal("pgtest: Stop of a server that is not running")
+	}
+	c.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-c.done:
+	case <-time.After(time.Minute):
+		tb.Fatalf("pgtest: the server did not stop within a minute: %s", tail(filepath.Join(c.dir, "server.log")))
+	}
+	c.cmd, c.done = nil, nil
+}
+
+// Start starts a stopped server again, on the same port.
+func (s *Server) Start(tb testing.TB) {
+	tb.Helper()
+	c := s.c
+	if c.cmd != nil {
+		tb.Fatal("pgtest: Start of a server that is running")
+	}
+	if err := c.startServer(c.postgres, c.data, c.port, c.cred, c.settings); err != nil {
+		tb.Fatalf("pgtest: start the server again: %v", err)
+	}
 }
 
 // unavailable skips the test for want of PostgreSQL, or fails it (under CI,
@@ -136,18 +177,10 @@ func unavailable(tb testing.TB, err error) {
 func (c *cluster) newDatabase(tb testing.TB) string {
 	tb.Helper()
 	name := fmt.Sprintf("daguq_t%d_%d", os.Getpid(), dbSeq.Add(1))
-	if err := c.admin(func(ctx context.Context, conn *pgx.Conn) error {
-		_, err := conn.Exec(ctx, "CREATE DATABASE "+name) // name is ours: letters, digits, '_'
-		return err
-	}); err != nil {
+	if err := c.createDatabase(name, ""); err != nil {
 		tb.Fatalf("create test database: %v", err)
 	}
-	tb.Cleanup(func() {
-		c.admin(func(ctx context.Context, conn *pgx.Conn) error {
-			_, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			return err
-		})
-	})
+	tb.Cleanup(func() { c.dropDatabase(name) })
 	u := *c.base
 	u.Path = "/" + name
 	return u.String()
@@ -171,7 +204,7 @@ func get() (*cluster, error) {
 		started = &cluster{base: u}
 		return started, nil
 	}
-	started, failed = startCluster()
+	started, failed = startCluster(nil)
 	return started, failed
 }
 
@@ -181,6 +214,12 @@ type cluster struct {
 	dir  string   // removed at stop; empty for an outside server
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the server process exited
+
+	// How the server was started, to start it again (Server.Start).
+	postgres, data string
+	port           int
+	cred           *syscall.Credential
+	settings       []string
 
 	bouncerOnce sync.Once
 	bouncer     *bouncer // PgBouncer in front of it (pgbouncer.go), started at first use
@@ -269,7 +308,9 @@ func runAs() (*syscall.Credential, error) {
 	return nil, errors.New("running as root, and neither a postgres nor a nobody user exists to run the server as")
 }
 
-func startCluster() (*cluster, error) {
+// startCluster runs initdb and starts a server; settings (name=value) are
+// given to it after the test defaults, and win over them.
+func startCluster(settings []string) (*cluster, error) {
 	initdb, postgres, err := findBinaries()
 	if err != nil {
 		return nil, err
@@ -318,7 +359,7 @@ func startCluster() (*cluster, error) {
 		if err != nil {
 			return nil, err
 		}
-		if lastErr = c.startServer(postgres, data, port, cred); lastErr == nil {
+		if lastErr = c.startServer(postgres, data, port, cred, settings); lastErr == nil {
 			ok = true
 			return c, nil
 		}
@@ -338,19 +379,23 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func (c *cluster) startServer(postgres, data string, port int, cred *syscall.Credential) error {
+func (c *cluster) startServer(postgres, data string, port int, cred *syscall.Credential, settings []string) error {
 	logPath := filepath.Join(c.dir, "server.log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(postgres, "-D", data, "-p", strconv.Itoa(port),
+	args := []string{"-D", data, "-p", strconv.Itoa(port),
 		"-c", "listen_addresses=127.0.0.1",
-		"-c", "unix_socket_directories="+c.dir,
+		"-c", "unix_socket_directories=" + c.dir,
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "shared_buffers=32MB", "-c", "max_connections=200",
-		"-c", "max_locks_per_transaction=128")
+		"-c", "max_locks_per_transaction=128"}
+	for _, s := range settings {
+		args = append(args, "-c", s)
+	}
+	cmd := exec.Command(postgres, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// The server dies with the test binary, even when that is killed: an
 	// immediate shutdown (SIGQUIT) when this process goes away.
@@ -361,6 +406,7 @@ func (c *cluster) startServer(postgres, data string, port int, cred *syscall.Cre
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	c.cmd, c.done = cmd, done
+	c.postgres, c.data, c.port, c.cred, c.settings = postgres, data, port, cred, settings
 	c.base = &url.URL{Scheme: "postgres", User: url.UserPassword("daguq", Password), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 
 	deadline := time.Now().Add(60 * time.Second)

@@ -16,7 +16,7 @@ import (
 // protocol version.
 const (
 	envSupervise   = "DAGUQ_PROCTREE_SUPERVISE"
-	protocol       = "1"
+	protocol       = "2"
 	supervisorArg0 = "daguq-handler-supervisor"
 )
 
@@ -29,7 +29,8 @@ type Cmd struct {
 	Stdin  *os.File
 	Output *os.File // stdout and stderr
 	// Cleanup is a directory the supervisor removes when the process that
-	// started the command dies while the tree still runs (Linux only).
+	// started the command dies while the tree still runs (Linux only). A
+	// Starter's own directory takes its place.
 	Cleanup string
 
 	statOnly bool // tests: the supervisor finds children in /proc/PID/stat
@@ -45,15 +46,38 @@ type tree interface {
 	wait() int
 }
 
-// Start starts c. The error is the command's own start error (a missing
-// program, a bad Dir), as exec.Cmd.Start reports it.
+// Start starts c under a supervisor of its own, which ends with it. The
+// error is the command's own start error (a missing program, a bad Dir), as
+// exec.Cmd.Start reports it.
 func Start(c Cmd) (*Tree, error) {
-	impl, err := start(c)
+	return (&Starter{cleanup: c.Cleanup, single: true}).Start(c)
+}
+
+// Starter starts commands one after another or side by side and keeps the
+// supervisors of ended commands for the next ones: a command then costs no
+// supervisor start. Close ends the idle supervisors.
+type Starter struct {
+	cleanup string // for every supervisor of the Starter: see Cmd.Cleanup
+	single  bool   // no reuse: each supervisor quits after its command
+	pool    pool
+}
+
+// NewStarter returns a Starter whose supervisors remove cleanup (when not
+// "") if the process that started them dies, even with no command running.
+func NewStarter(cleanup string) *Starter { return &Starter{cleanup: cleanup} }
+
+// Start starts c as Start does; c.Cleanup is ignored.
+func (s *Starter) Start(c Cmd) (*Tree, error) {
+	impl, err := s.start(c)
 	if err != nil {
 		return nil, err
 	}
 	return &Tree{impl: impl}, nil
 }
+
+// Close ends the idle supervisors; those of running commands end with
+// their commands. Start must not be called after Close.
+func (s *Starter) Close() { s.closeIdle() }
 
 // Signal sends sig to the command's process group and, on Linux, to every
 // process of the tree outside that group. SIGKILL kills the whole tree at

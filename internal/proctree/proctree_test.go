@@ -283,8 +283,9 @@ func running(pid int) bool {
 	return alive(pid)
 }
 
-// BenchmarkStartWait is the cost of one handler run: the supervisor against
-// the command started directly.
+// BenchmarkStartWait is the cost of one handler run: under a supervisor of
+// its own, under a supervisor kept from the run before, and started
+// directly.
 func BenchmarkStartWait(b *testing.B) {
 	devnull, _ := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	defer devnull.Close()
@@ -292,6 +293,17 @@ func BenchmarkStartWait(b *testing.B) {
 	b.Run("supervised", func(b *testing.B) {
 		for b.Loop() {
 			t, err := Start(c)
+			if err != nil {
+				b.Fatal(err)
+			}
+			t.Wait()
+		}
+	})
+	b.Run("reused", func(b *testing.B) {
+		s := NewStarter("")
+		defer s.Close()
+		for b.Loop() {
+			t, err := s.Start(c)
 			if err != nil {
 				b.Fatal(err)
 			}

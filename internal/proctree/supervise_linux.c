@@ -7,11 +7,15 @@
 // once. Starting the Go runtime would cost a few milliseconds per batch;
 // this costs about what an exec costs.
 //
-// Protocol on the socket at fd 3, to the starting process: "pid N\n" (the
-// handler started) or "errno N\n" (it did not), then "exit WAITSTATUS\n"
-// when no process of the tree is left. From the starting process: one byte
-// per signal to forward (SIGKILL: kill the whole tree now); end of file
-// means that process died: kill the tree, remove the cleanup directory.
+// One supervisor serves one command at a time, many in turn: the Go side
+// keeps it between commands (Starter), so a batch costs no exec of its own.
+// Protocol on the socket at fd 3, to the starting process: "ready\n" once,
+// then per command "pid N\n" (it started) or "errno N STAGE\n" (it did
+// not: STAGE is chdir or exec), then "exit WAITSTATUS\n" when no process
+// of the tree is left. From the starting process: a request (pt_req), then
+// while the command runs one byte per signal to forward (SIGKILL: kill the
+// whole tree now); between commands 'Q' to quit. End of file means that
+// process died: kill the tree, remove the cleanup directory.
 
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -33,10 +37,12 @@
 #include <unistd.h>
 
 #define PT_SWITCH "DAGUQ_PROCTREE_SUPERVISE"
-#define PT_PROTOCOL "1"
-#define PT_PROTOCOL_STAT "1-stat" // tests: find children through /proc/PID/stat
+#define PT_PROTOCOL "2"
+#define PT_PROTOCOL_STAT "2-stat" // tests: find children through /proc/PID/stat
 #define PT_CTL 3
 #define PT_MAX_PIDS 65536
+#define PT_REQ_RUN 'R'  // above every signal number: a late signal byte is no request
+#define PT_REQ_QUIT 'Q'
 
 extern char **environ;
 
@@ -303,70 +309,169 @@ static int pt_remove(const char *path, const struct stat *st, int flag, struct F
 	return 0;
 }
 
-// pt_supervise runs the handler path with argv and supervises its tree.
-static int pt_supervise(const char *path, const char *cleanup, char **argv, int stat_only) {
-	pt_self = getpid();
-	char probe[96];
-	snprintf(probe, sizeof probe, "/proc/%d/task/%d/children", (int)pt_self, (int)pt_self);
-	pt_children_files = !stat_only && access(probe, F_OK) == 0;
-	fcntl(PT_CTL, F_SETFD, FD_CLOEXEC); // the handler must not hold the socket
-	// Orphans of the tree (setsid, double fork) come to us, not to init.
-	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+// pt_recv reads exactly n bytes of a request; descriptors that come with
+// them (SCM_RIGHTS, close-on-exec) are added to fds, up to 2. It returns 0,
+// or -1 at end of file or on an error.
+static int pt_recv(void *buf, size_t n, int *fds, int *nfds) {
+	for (size_t off = 0; off < n;) {
+		char ctl[CMSG_SPACE(4 * sizeof(int))];
+		struct iovec iov = {.iov_base = (char *)buf + off, .iov_len = n - off};
+		struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
+		ssize_t r = recvmsg(PT_CTL, &m, MSG_CMSG_CLOEXEC);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			int *v = (int *)CMSG_DATA(c);
+			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < k; i++) {
+				if (*nfds < 2)
+					fds[(*nfds)++] = v[i];
+				else
+					close(v[i]);
+			}
+		}
+		off += r;
+	}
+	return 0;
+}
 
-	// Signals arrive on a descriptor; the handler gets the mask and the
-	// SIGCHLD disposition we were started with.
-	sigset_t set, old;
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGQUIT);
-	sigprocmask(SIG_BLOCK, &set, &old);
-	struct sigaction dfl = {.sa_handler = SIG_DFL}, oldchld;
-	sigaction(SIGCHLD, &dfl, &oldchld); // an inherited SIG_IGN would reap the handler for us
-	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+// A request to run a command: the byte PT_REQ_RUN, its length (4 bytes,
+// little endian) and NUL-terminated strings: path, working directory ("" to
+// keep ours), argument count, the arguments, then the environment; with it
+// two descriptors, the command's stdin and its output (stdout and stderr).
+struct pt_req {
+	char *buf;
+	const char *path, *dir;
+	char **argv, **envp;
+	int fds[2], nfds;
+};
 
-	int ep[2]; // the exec error, if any
-	if (sfd < 0 || pipe2(ep, O_CLOEXEC) != 0) {
-		pt_say("errno %d\n", errno);
+static void pt_req_free(struct pt_req *q) {
+	for (int i = 0; i < q->nfds; i++)
+		close(q->fds[i]);
+	free(q->buf);
+	free(q->argv);
+	free(q->envp);
+	memset(q, 0, sizeof *q);
+}
+
+// pt_read_req reads the rest of a request after its first byte; -1 when the
+// starting process is gone or sent something malformed.
+static int pt_read_req(struct pt_req *q) {
+	unsigned char len[4];
+	if (pt_recv(len, 4, q->fds, &q->nfds) != 0)
+		return -1;
+	size_t n = (size_t)len[0] | (size_t)len[1] << 8 | (size_t)len[2] << 16 | (size_t)len[3] << 24;
+	q->buf = malloc(n + 1);
+	if (!q->buf || pt_recv(q->buf, n, q->fds, &q->nfds) != 0 || q->nfds != 2)
+		return -1;
+	q->buf[n] = 0;
+	size_t count = 0;
+	for (size_t i = 0; i < n; i++)
+		count += q->buf[i] == 0;
+	if (n == 0 || q->buf[n - 1] != 0 || count < 3)
+		return -1;
+	char **words = calloc(count + 1, sizeof *words);
+	if (!words)
+		return -1;
+	char *s = q->buf;
+	for (size_t i = 0; i < count; i++) {
+		words[i] = s;
+		s += strlen(s) + 1;
+	}
+	q->path = words[0];
+	q->dir = words[1];
+	char *end;
+	long argc = strtol(words[2], &end, 10);
+	if (*end || argc < 1 || (size_t)argc > count - 3) {
+		free(words);
+		return -1;
+	}
+	q->argv = calloc(argc + 1, sizeof *q->argv);
+	q->envp = calloc(count - 3 - argc + 1, sizeof *q->envp);
+	if (!q->argv || !q->envp) {
+		free(words);
+		return -1;
+	}
+	memcpy(q->argv, words + 3, argc * sizeof *words);
+	memcpy(q->envp, words + 3 + argc, (count - 3 - argc) * sizeof *words);
+	free(words);
+	return 0;
+}
+
+static sigset_t pt_oldmask;       // the mask we were started with: the command's
+static struct sigaction pt_oldchld; // the SIGCHLD disposition we were started with
+static int pt_sfd;                // our signals
+
+// pt_run runs one command and supervises its tree until no process of it
+// is left; it says "pid N" or "errno N STAGE", then "exit WAITSTATUS". It
+// returns -1 when the starting process is gone (the tree was killed).
+static int pt_run(struct pt_req *q) {
+	pt_reaped = 0;
+	pt_status = 0;
+	int ep[2]; // the child's error, if any: errno and the stage
+	if (pipe2(ep, O_CLOEXEC) != 0) {
+		pt_say("errno %d exec\n", errno);
 		return 0;
 	}
-	pt_handler = fork();
-	if (pt_handler == 0) {
-		sigaction(SIGCHLD, &oldchld, NULL);
-		sigprocmask(SIG_SETMASK, &old, NULL);
+	// vfork: the child borrows our memory until its exec, so no copy of
+	// this process's page tables is made per command. It only makes system
+	// calls and writes to the pipe before it execs or exits.
+	pid_t pid = vfork();
+	if (pid == 0) {
+		sigaction(SIGCHLD, &pt_oldchld, NULL);
+		sigprocmask(SIG_SETMASK, &pt_oldmask, NULL);
 		setpgid(0, 0);
 		// If we die (SIGKILL), so does the handler.
 		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 		if (getppid() != pt_self)
 			_exit(127);
-		execve(path, argv, environ);
-		int e = errno;
-		while (write(ep[1], &e, sizeof e) < 0 && errno == EINTR) {
+		int e[2] = {0, 0};
+		if (q->dir[0] && chdir(q->dir) != 0) {
+			e[0] = errno;
+			e[1] = 1;
+		} else if (dup2(q->fds[0], 0) < 0 || dup2(q->fds[1], 1) < 0 || dup2(q->fds[1], 2) < 0) {
+			e[0] = errno;
+		} else {
+			execve(q->path, q->argv, q->envp);
+			e[0] = errno;
+		}
+		while (write(ep[1], e, sizeof e) < 0 && errno == EINTR) {
 		}
 		_exit(127);
 	}
+	int forkerr = errno;
+	pt_handler = pid;
+	close(ep[1]);
+	// Only the command holds its stdin and output now: its output ends
+	// with the tree.
+	for (int i = 0; i < q->nfds; i++)
+		close(q->fds[i]);
+	q->nfds = 0;
 	if (pt_handler < 0) {
-		pt_say("errno %d\n", errno);
+		close(ep[0]);
+		pt_say("errno %d exec\n", forkerr);
 		return 0;
 	}
-	close(ep[1]);
-	int e;
+	int e[2];
 	ssize_t n;
-	while ((n = read(ep[0], &e, sizeof e)) < 0 && errno == EINTR) {
+	while ((n = read(ep[0], e, sizeof e)) < 0 && errno == EINTR) {
 	}
 	close(ep[0]);
 	if (n == sizeof e) {
 		waitpid(pt_handler, NULL, 0);
-		pt_say("errno %d\n", e);
+		pt_say("errno %d %s\n", e[0], e[1] ? "chdir" : "exec");
 		return 0;
 	}
 	pt_say("pid %d\n", (int)pt_handler);
 
 	int stopping = 0;
 	for (;;) {
-		struct pollfd fds[2] = {{.fd = PT_CTL, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+		struct pollfd fds[2] = {{.fd = PT_CTL, .events = POLLIN}, {.fd = pt_sfd, .events = POLLIN}};
 		if (poll(fds, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -374,7 +479,7 @@ static int pt_supervise(const char *path, const char *cleanup, char **argv, int 
 		}
 		if (fds[1].revents) {
 			struct signalfd_siginfo si[8];
-			ssize_t r = read(sfd, si, sizeof si);
+			ssize_t r = read(pt_sfd, si, sizeof si);
 			for (ssize_t i = 0; r > 0 && i < r / (ssize_t)sizeof si[0]; i++) {
 				if (si[i].ssi_signo != SIGCHLD) {
 					pt_forward(si[i].ssi_signo);
@@ -389,9 +494,7 @@ static int pt_supervise(const char *path, const char *cleanup, char **argv, int 
 				continue;
 			if (r <= 0) { // the starting process is gone: nobody waits for the tree
 				pt_kill_all();
-				if (cleanup[0])
-					nftw(cleanup, pt_remove, 16, FTW_DEPTH | FTW_PHYS);
-				return 0;
+				return -1;
 			}
 			for (ssize_t i = 0; i < r; i++) {
 				if (cmd[i] == SIGKILL) {
@@ -413,9 +516,84 @@ static int pt_supervise(const char *path, const char *cleanup, char **argv, int 
 	return 0;
 }
 
+// pt_supervise serves requests one at a time until the starting process
+// says quit (PT_REQ_QUIT) or is gone. When it is gone, the cleanup
+// directory is removed too.
+static int pt_supervise(const char *cleanup, int stat_only) {
+	pt_self = getpid();
+	char probe[96];
+	snprintf(probe, sizeof probe, "/proc/%d/task/%d/children", (int)pt_self, (int)pt_self);
+	pt_children_files = !stat_only && access(probe, F_OK) == 0;
+	fcntl(PT_CTL, F_SETFD, FD_CLOEXEC); // the handler must not hold the socket
+	// Orphans of the tree (setsid, double fork) come to us, not to init.
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+
+	// Signals arrive on a descriptor; the handler gets the mask and the
+	// SIGCHLD disposition we were started with.
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &set, &pt_oldmask);
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	sigaction(SIGCHLD, &dfl, &pt_oldchld); // an inherited SIG_IGN would reap the handler for us
+	pt_sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (pt_sfd < 0)
+		return 1;
+	pt_say("ready\n");
+
+	for (;;) {
+		struct pollfd fds[2] = {{.fd = PT_CTL, .events = POLLIN}, {.fd = pt_sfd, .events = POLLIN}};
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return 1;
+		}
+		if (fds[1].revents) {
+			struct signalfd_siginfo si[8];
+			ssize_t r = read(pt_sfd, si, sizeof si);
+			for (ssize_t i = 0; r > 0 && i < r / (ssize_t)sizeof si[0]; i++)
+				if (si[i].ssi_signo != SIGCHLD)
+					return 0; // told to stop while no command runs
+			pt_reap();
+		}
+		if (!fds[0].revents)
+			continue;
+		unsigned char b;
+		struct pt_req q = {0}; // the descriptors come with the first byte
+		if (pt_recv(&b, 1, q.fds, &q.nfds) != 0) { // the starting process is gone
+			pt_req_free(&q);
+			if (cleanup[0])
+				nftw(cleanup, pt_remove, 16, FTW_DEPTH | FTW_PHYS);
+			return 0;
+		}
+		if (b != PT_REQ_RUN)
+			pt_req_free(&q);
+		if (b == PT_REQ_QUIT)
+			return 0;
+		if (b != PT_REQ_RUN)
+			continue; // a signal for a command that has ended
+		if (pt_read_req(&q) != 0) {
+			pt_req_free(&q);
+			pt_say("errno %d exec\n", EINVAL);
+			return 1;
+		}
+		int gone = pt_run(&q) != 0;
+		pt_req_free(&q);
+		if (gone) {
+			if (cleanup[0])
+				nftw(cleanup, pt_remove, 16, FTW_DEPTH | FTW_PHYS);
+			return 0;
+		}
+	}
+}
+
 // daguq_proctree_supervisor turns this process into a supervisor when
 // started as one by the Go side: the switch set to the protocol version, the
-// socket at fd 3, and the arguments NAME PATH CLEANUP ARGV... (read from
+// socket at fd 3, and the arguments NAME CLEANUP (read from
 // /proc/self/cmdline: constructors get no arguments on every C library).
 __attribute__((constructor)) static void daguq_proctree_supervisor(void) {
 	const char *v = getenv(PT_SWITCH);
@@ -433,16 +611,12 @@ __attribute__((constructor)) static void daguq_proctree_supervisor(void) {
 	int argc = 0;
 	for (size_t i = 0; cmdline && i < len; i++)
 		argc += cmdline[i] == 0;
-	char **argv = cmdline ? calloc(argc + 1, sizeof *argv) : NULL;
-	if (!argv || argc < 4) {
-		pt_say("errno %d\n", argv ? EINVAL : ENOMEM);
+	if (argc < 2) {
+		pt_say("errno %d exec\n", cmdline ? EINVAL : ENOMEM);
 		_exit(2);
 	}
-	char *s = cmdline;
-	for (int i = 0; i < argc; i++) {
-		argv[i] = s;
-		s += strlen(s) + 1;
-	}
-	const char *cleanup = argv[2][0] == '/' ? argv[2] : ""; // absolute, or none
-	_exit(pt_supervise(argv[1], cleanup, argv + 3, stat_only));
+	const char *cleanup = cmdline + strlen(cmdline) + 1;
+	if (cleanup[0] != '/')
+		cleanup = ""; // absolute, or none
+	_exit(pt_supervise(cleanup, stat_only));
 }

@@ -27,7 +27,8 @@ type Options struct {
 	// Nil: the store's default (exponential from 1s up to 1h).
 	Backoff func(attempt int) time.Duration
 	// LockWaitNotice is told when a write waits for another process's
-	// write lock for more than a second (SQLite only).
+	// write lock for more than a second (SQLite), or when the server cannot
+	// be reached and the store waits for it (PostgreSQL).
 	LockWaitNotice io.Writer
 }
 
@@ -74,7 +75,7 @@ func SchemaVersion(db string) int {
 func Open(db string, opts Options) (queuestore.Backend, error) {
 	switch {
 	case IsPostgres(db):
-		return postgres.Open(db, postgres.Options{Backoff: opts.Backoff})
+		return postgres.Open(db, postgres.Options{Backoff: opts.Backoff, ReconnectNotice: opts.LockWaitNotice})
 	case IsURL(db):
 		scheme, _, _ := strings.Cut(db, "://")
 		return nil, fmt.Errorf("%q: %w: a %s:// URL; give a postgres:// URL or a SQLite file path", Redact(db), ErrBackendUnavailable, scheme)

@@ -37,7 +37,7 @@ func (s *Store) Enqueue(ctx context.Context, msgs ...queuestore.NewMessage) (que
 	return res, nil
 }
 
-// EnqueueTx is Enqueue inside the caller's transaction (begun on Pool()):
+// EnqueueTx is Enqueue inside the caller's transaction (begun on ConnPool()):
 // the messages are stored if and when it commits.
 func (s *Store) EnqueueTx(ctx context.Context, tx pgx.Tx, msgs ...queuestore.NewMessage) (queuestore.EnqueueResult, error) {
 	for i, m := range msgs {

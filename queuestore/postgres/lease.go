@@ -55,7 +55,7 @@ func (s *Store) Claim(ctx context.Context, opts queuestore.ClaimOptions) (*queue
 // setAging makes aging (ms) the queue's aging interval and re-keys its ready
 // set, holding the queue's claims and enqueues off meanwhile.
 func (s *Store) setAging(ctx context.Context, queue string, aging int64) error {
-	return s.withTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+	return s.withRepeatableTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, sqlQueueExclusive, queue); err != nil {
 			return err
 		}
@@ -69,7 +69,7 @@ func (s *Store) setAging(ctx context.Context, queue string, aging int64) error {
 
 func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions, rekeyed bool) (*queuestore.Lease, error) {
 	var lease *queuestore.Lease
-	err := s.withTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+	err := s.withRepeatableTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		var err error
 		lease, err = s.claimTx(ctx, tx, opts, rekeyed, &counts{})
 		return err
@@ -359,7 +359,7 @@ func finished(rows pgx.Rows, each func(id int64, old int16) error) error {
 // finishTx runs a finish of lease in a transaction that first locks the
 // lease row, and ends by dropping the lease when it holds nothing more.
 func (s *Store) finishTx(ctx context.Context, lease *queuestore.Lease, fn func(context.Context, pgx.Tx) error) error {
-	return s.withTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+	return s.withRepeatableTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, sqlLockLease, lease.ID); err != nil {
 			return err
 		}
@@ -458,7 +458,7 @@ func (s *Store) AckClaim(ctx context.Context, ack *queuestore.Lease, ackIDs []in
 	var lease *queuestore.Lease
 	var done map[int64]bool
 	for rekeyed := false; ; {
-		err = s.withTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		err = s.withRepeatableTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 			lease, done = nil, nil
 			// The queue's lock before the lease's, as a claim into a lease
 			// takes them: a re-key of the queue cannot wait for this ack.
@@ -590,7 +590,7 @@ func (s *Store) Extend(ctx context.Context, lease *queuestore.Lease, d time.Dura
 	}
 	var expires int64
 	var done map[int64]bool
-	err = s.withTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+	err = s.withRepeatableTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		expires = s.now() + d.Milliseconds()
 		done = map[int64]bool{}
 		if _, err := tx.Exec(ctx, sqlLockLease, lease.ID); err != nil {

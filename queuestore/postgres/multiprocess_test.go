@@ -242,7 +242,7 @@ func storedRow(s *postgres.Store, id int64) string {
 	var state, attempts int
 	var visible int64
 	var lease *int64
-	err := s.Pool().QueryRow(context.Background(), `SELECT state, attempts, visible_at, lease_id FROM daguq_messages WHERE id = $1`, id).
+	err := s.ConnPool().QueryRow(context.Background(), `SELECT state, attempts, visible_at, lease_id FROM daguq_messages WHERE id = $1`, id).
 		Scan(&state, &attempts, &visible, &lease)
 	if err != nil {
 		return err.Error()

@@ -27,7 +27,7 @@ func TestWaitReadyWokenByEnqueue(t *testing.T) {
 	consumer.WaitReady(ctx, "q", 10*time.Millisecond)
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		var n int
-		if err := producer.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN daguq' AND datname = current_database()`).Scan(&n); err != nil {
+		if err := producer.ConnPool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN daguq' AND datname = current_database()`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		if n == 1 {
@@ -145,7 +145,7 @@ func TestListenOff(t *testing.T) {
 		t.Fatalf("WaitReady returned after %v with daguq_listen=off", d)
 	}
 	var listening int
-	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND datname = current_database()`).Scan(&listening); err != nil || listening != 0 {
+	if err := s.ConnPool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND datname = current_database()`).Scan(&listening); err != nil || listening != 0 {
 		t.Fatalf("%d sessions LISTEN (%v), want none", listening, err)
 	}
 	_, err := postgres.Open(url+"?daguq_listen=maybe", postgres.Options{})

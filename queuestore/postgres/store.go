@@ -5,6 +5,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"net/url"
@@ -50,6 +51,15 @@ type Options struct {
 	// ConnectTimeout bounds each connection attempt. Default:
 	// connect_timeout from the URL, else 10s.
 	ConnectTimeout time.Duration
+	// ReconnectFor is how long a transaction keeps trying while the server
+	// cannot be reached (a restart, a failover) before it fails. Default 1
+	// minute; negative: it fails at once. Open does not wait: a server
+	// that cannot be reached when the store opens fails it.
+	ReconnectFor time.Duration
+	// ReconnectNotice, when set, is told when the store finds the server
+	// unreachable and when it reaches it again: a line each, once per
+	// outage.
+	ReconnectNotice io.Writer
 }
 
 func (o Options) withDefaults() Options {
@@ -68,11 +78,16 @@ func (o Options) withDefaults() Options {
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 10 * time.Second
 	}
+	if o.ReconnectFor == 0 {
+		o.ReconnectFor = time.Minute
+	}
 	return o
 }
 
 // Store is a daguq message store in a PostgreSQL database.
 type Store struct {
+	*queuestore.PoolKeeper // pools, in this database's tables (pool.go)
+
 	pool     *pgxpool.Pool
 	opts     Options
 	describe string   // the URL without its password
@@ -83,6 +98,7 @@ type Store struct {
 	notifier     notifier
 	listener     listener
 	vacuumer     vacuumer
+	outage       outage
 
 	mu            sync.Mutex
 	nextLeaseSwep map[string]time.Time // per queue: when to drop finished leases next
@@ -144,6 +160,7 @@ func Open(connString string, opts Options) (*Store, error) {
 		notifier:      notifier{last: map[string]time.Time{}, queued: map[string]bool{}},
 		listener:      listener{wake: map[string]chan struct{}{}},
 		nextLeaseSwep: map[string]time.Time{}, nextAckPurge: map[string]time.Time{}}
+	s.PoolKeeper = queuestore.NewPoolKeeper(poolRows{s})
 	s.vacuumer.ctx, s.vacuumer.cancel = context.WithCancel(context.Background())
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
@@ -155,9 +172,9 @@ func Open(connString string, opts Options) (*Store, error) {
 // Describe is the database URL without its password.
 func (s *Store) Describe() string { return s.describe }
 
-// Pool exposes the connection pool, for callers that want their own
+// ConnPool exposes the connection pool, for callers that want their own
 // transaction around EnqueueTx.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+func (s *Store) ConnPool() *pgxpool.Pool { return s.pool }
 
 // Close stops the wakeups and closes the connection pool.
 func (s *Store) Close() error {
@@ -311,6 +328,9 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// errRollback ends a transaction without committing and without an error.
+var errRollback = errors.New("rollback")
+
 // maxTxTries bounds how often withTx runs a transaction that failed with a
 // deadlock or a serialization failure.
 const maxTxTries = 10
@@ -318,32 +338,45 @@ const maxTxTries = 10
 // withTx runs fn in a READ COMMITTED transaction and commits it. A deadlock
 // (two finishes and a purge locking rows in different orders) or a
 // serialization failure runs fn again after a short pause, so fn must reset
-// what it returns.
+// what it returns; so does a connection that broke before the commit
+// (reconnect.go). A commit whose connection broke returns
+// queuestore.ErrOutcomeUnknown.
 func (s *Store) withTx(ctx context.Context, fn func(context.Context, pgx.Tx) error) error {
+	return s.runTx(ctx, once, fn)
+}
+
+// withRepeatableTx is withTx for a transaction that may run twice: it runs
+// again also after a commit whose connection broke.
+func (s *Store) withRepeatableTx(ctx context.Context, fn func(context.Context, pgx.Tx) error) error {
+	return s.runTx(ctx, repeatable, fn)
+}
+
+func (s *Store) runTx(ctx context.Context, kind txKind, fn func(context.Context, pgx.Tx) error) error {
 	pause := time.Millisecond
+	var rc reconnecting
 	for try := 1; ; try++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		err := s.tryTx(ctx, fn)
-		if err == nil || try == maxTxTries || !retryable(err) {
+		var broken *brokenError
+		switch {
+		case err == nil:
+			if !rc.since.IsZero() {
+				s.outage.end(s)
+			}
+			return nil
+		case errors.As(err, &broken):
+			if err := rc.wait(ctx, s, kind, broken); err != nil {
+				return err
+			}
+		case try < maxTxTries && retryable(err):
+			time.Sleep(pause/2 + rand.N(pause))
+			pause = min(2*pause, 50*time.Millisecond)
+		default:
 			return err
 		}
-		time.Sleep(pause/2 + rand.N(pause))
-		pause = min(2*pause, 50*time.Millisecond)
 	}
-}
-
-func (s *Store) tryTx(ctx context.Context, fn func(context.Context, pgx.Tx) error) error {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	if err := fn(ctx, tx); err != nil {
-		tx.Rollback(context.WithoutCancel(ctx))
-		return err
-	}
-	return tx.Commit(ctx)
 }
 
 func retryable(err error) bool {

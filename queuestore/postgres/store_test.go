@@ -147,7 +147,7 @@ func TestClaimPlansUseTheirIndexes(t *testing.T) {
 	if _, err := s.Enqueue(ctx, msgs...); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Pool().Exec(ctx, `ANALYZE`); err != nil {
+	if _, err := s.ConnPool().Exec(ctx, `ANALYZE`); err != nil {
 		t.Fatal(err)
 	}
 	plans := []struct {
@@ -163,7 +163,7 @@ SELECT id FROM daguq_messages WHERE queue = 'q1' AND state = 1 AND visible_at <=
 ORDER BY visible_at LIMIT 1000 FOR UPDATE SKIP LOCKED`, "daguq_messages_live"},
 	}
 	for _, p := range plans {
-		rows, err := s.Pool().Query(ctx, "EXPLAIN "+p.sql)
+		rows, err := s.ConnPool().Query(ctx, "EXPLAIN "+p.sql)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -184,7 +184,7 @@ func TestHotTablesVacuumEarly(t *testing.T) {
 	s := open(t, postgres.Options{})
 	for _, table := range []string{"daguq_messages", "daguq_bodies", "daguq_leases", "daguq_queue_counts"} {
 		var opts []string
-		err := s.Pool().QueryRow(context.Background(), `SELECT coalesce(reloptions, '{}') FROM pg_class WHERE relname = $1`, table).Scan(&opts)
+		err := s.ConnPool().QueryRow(context.Background(), `SELECT coalesce(reloptions, '{}') FROM pg_class WHERE relname = $1`, table).Scan(&opts)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,10 +15,14 @@ import (
 // each test on a database of its own.
 func TestContract(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T, opts queuestore.Options) queuestore.Backend {
-		return open(t, postgres.Options{MaxAttempts: opts.MaxAttempts, AckRetention: opts.AckRetention,
-			Backoff: opts.Backoff, Now: opts.Now})
-	}, storetest.RowCounter(countRows))
+	storetest.Run(t, openWith, storetest.RowCounter(countRows))
+}
+
+// openWith opens a store on a new database of the test server with the
+// suite's options.
+func openWith(t *testing.T, opts queuestore.Options) queuestore.Backend {
+	return open(t, postgres.Options{MaxAttempts: opts.MaxAttempts, AckRetention: opts.AckRetention,
+		Backoff: opts.Backoff, Now: opts.Now})
 }
 
 // open opens a store on a new database of the test server.
@@ -39,7 +43,7 @@ func open(tb testing.TB, opts postgres.Options) *postgres.Store {
 func countRows(tb testing.TB, b queuestore.Backend, queue string, now time.Time) storetest.Rows {
 	tb.Helper()
 	var r storetest.Rows
-	err := b.(*postgres.Store).Pool().QueryRow(context.Background(), `
+	err := b.(*postgres.Store).ConnPool().QueryRow(context.Background(), `
 SELECT count(*) FILTER (WHERE state = 0),
        count(*) FILTER (WHERE state = 0 OR (state = 1 AND visible_at <= $2)),
        count(*) FILTER (WHERE state = 1 AND visible_at > $2 AND lease_id IS NULL),
@@ -64,13 +68,38 @@ const pgBouncerSettings = "?default_query_exec_mode=simple_protocol&daguq_listen
 // runs on whatever server connection PgBouncer lends it.
 func TestContractPgBouncer(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T, opts queuestore.Options) queuestore.Backend {
-		s, err := postgres.Open(pgtest.NewPgBouncerDatabase(t)+pgBouncerSettings, postgres.Options{MaxConns: 4,
-			MaxAttempts: opts.MaxAttempts, AckRetention: opts.AckRetention, Backoff: opts.Backoff, Now: opts.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}, storetest.RowCounter(countRows))
+	storetest.Run(t, openPgBouncer, storetest.RowCounter(countRows))
+}
+
+// openPgBouncer is openWith behind PgBouncer.
+func openPgBouncer(t *testing.T, opts queuestore.Options) queuestore.Backend {
+	s, err := postgres.Open(pgtest.NewPgBouncerDatabase(t)+pgBouncerSettings, postgres.Options{MaxConns: 4,
+		MaxAttempts: opts.MaxAttempts, AckRetention: opts.AckRetention, Backoff: opts.Backoff, Now: opts.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Queues move between PostgreSQL databases (also behind PgBouncer), and
+// between PostgreSQL and SQLite both ways.
+func TestMoves(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		from, to storetest.Opener
+	}{
+		{"PostgresToPostgres", openWith, openWith},
+		{"SQLiteToPostgres", storetest.OpenSQLite, openWith},
+		{"PostgresToSQLite", openWith, storetest.OpenSQLite},
+		// Behind PgBouncer in transaction pooling mode, both ways.
+		{"PgBouncerToPostgres", openPgBouncer, openWith},
+		{"PostgresToPgBouncer", openWith, openPgBouncer},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			storetest.RunMoves(t, tc.from, tc.to)
+		})
+	}
 }

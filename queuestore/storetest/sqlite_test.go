@@ -1,7 +1,6 @@
 package storetest_test
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,14 +11,7 @@ import (
 // The SQLite store keeps the contract.
 func TestSQLite(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T, opts queuestore.Options) queuestore.Backend {
-		s, err := queuestore.Open(filepath.Join(t.TempDir(), "daguq.db"), opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}, storetest.RowCounter(countSQLiteRows))
+	storetest.Run(t, storetest.OpenSQLite, storetest.RowCounter(countSQLiteRows))
 }
 
 // countSQLiteRows is Stats the slow way: by counting rows.
@@ -38,4 +30,10 @@ FROM messages WHERE queue = ?1`, queue, now.UnixMilli()).Scan(&r.ReadySet, &r.Re
 		tb.Fatal(err)
 	}
 	return r
+}
+
+// Queues move from one SQLite file to another.
+func TestMovesSQLiteToSQLite(t *testing.T) {
+	t.Parallel()
+	storetest.RunMoves(t, storetest.OpenSQLite, storetest.OpenSQLite)
 }

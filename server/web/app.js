@@ -125,7 +125,12 @@ class HTTPError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
+// leaving is set once the page is on its way out (log out): no request
+// starts after it, since the session may already be gone.
+let leaving = false;
+
 async function api(path, options) {
+  if (leaving) throw new HTTPError(0, "leaving the page");
   const opts = Object.assign({ headers: {} }, options || {});
   if (opts.json !== undefined) {
     opts.body = JSON.stringify(opts.json);
@@ -532,7 +537,7 @@ async function refresh(force) {
     if (!force) clearBanner();
     document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (e) {
-    if (e.status !== 401) showBanner(e.message);
+    if (e.status !== 401 && !leaving) showBanner(e.message);
   }
 }
 
@@ -553,6 +558,10 @@ async function start() {
   document.getElementById("readonly").classList.toggle("hidden", !info.read_only);
   document.getElementById("readonly").classList.add("readonly");
   document.getElementById("logout").classList.toggle("hidden", !info.auth);
+  document.getElementById("logout").addEventListener("submit", () => {
+    leaving = true;
+    window.clearInterval(timer);
+  });
   window.addEventListener("hashchange", navigate);
   navigate();
   timer = window.setInterval(() => refresh(false), info.refresh_ms);
