@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/daguq/daguq/queuestore"
 )
@@ -71,8 +73,64 @@ func (q *daguqQueue) ackOne(ctx context.Context, c claimed, i int) error {
 	return q.st.Ack(ctx, lease, lease.Messages[i].ID)
 }
 
+// consume is the store's consumer loop: each batch is acked by the
+// transaction that claims the next (AckClaim), so a message costs one write
+// transaction at batch 1.
 func (q *daguqQueue) consume(ctx context.Context, batch int, untilStop bool, stop <-chan struct{}, h *handler) error {
-	return consumeLoop(ctx, q, batch, untilStop, stop, h)
+	var done claimed // handled, not acked yet
+	for {
+		select {
+		case <-stop:
+			if done != nil {
+				if err := q.ack(ctx, done); err != nil {
+					return err
+				}
+				h.acked(len(done.bodies()))
+			}
+			return nil
+		default:
+		}
+		c, err := q.ackClaim(ctx, done, batch)
+		var lost *queuestore.LostError
+		if err != nil && !errors.As(err, &lost) { // nothing happened: try again
+			h.fail(err)
+			if h.errorCount() > 1000 {
+				return fmt.Errorf("ack and claim keep failing: %w", err)
+			}
+			continue
+		}
+		if done != nil {
+			if err != nil {
+				h.fail(err)
+			}
+			h.acked(len(done.bodies()))
+			done = nil
+		}
+		if c == nil {
+			if lookAgain(untilStop, stop) {
+				continue
+			}
+			return nil
+		}
+		for _, b := range c.bodies() {
+			h.deliver(b)
+		}
+		done = c
+	}
+}
+
+// ackClaim acks done (nil: nothing to ack) and claims up to max messages,
+// in one transaction.
+func (q *daguqQueue) ackClaim(ctx context.Context, done claimed, max int) (claimed, error) {
+	if done == nil {
+		return q.claim(ctx, max)
+	}
+	lease, err := q.st.AckClaim(ctx, done.(daguqClaimed).lease, nil,
+		queuestore.ClaimOptions{Queue: benchQueue, Max: max, Lease: leaseTime, Consumer: "bench"})
+	if lease == nil {
+		return nil, err
+	}
+	return daguqClaimed{lease}, err
 }
 
 func (q *daguqQueue) remaining(ctx context.Context) (int64, error) {

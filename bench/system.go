@@ -152,6 +152,20 @@ func fileSize(path string) int64 {
 	return n
 }
 
+// lookAgain is a consumer loop's answer to an empty queue: with untilStop,
+// look again after a moment (until stop closes); without, stop.
+func lookAgain(untilStop bool, stop <-chan struct{}) bool {
+	if !untilStop {
+		return false
+	}
+	select {
+	case <-stop:
+		return false
+	case <-time.After(2 * time.Millisecond):
+		return true
+	}
+}
+
 // consumeLoop is the claim, handle, ack loop shared by the systems with an
 // explicit claim. Errors are counted, not fatal, so a run reports them.
 func consumeLoop(ctx context.Context, q batchQueue, batch int, untilStop bool, stop <-chan struct{}, h *handler) error {
@@ -170,15 +184,10 @@ func consumeLoop(ctx context.Context, q batchQueue, batch int, untilStop bool, s
 			continue
 		}
 		if c == nil {
-			if !untilStop {
-				return nil
+			if lookAgain(untilStop, stop) {
+				continue
 			}
-			select {
-			case <-stop:
-				return nil
-			case <-time.After(2 * time.Millisecond):
-			}
-			continue
+			return nil
 		}
 		bodies := c.bodies()
 		for _, b := range bodies {

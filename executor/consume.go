@@ -70,10 +70,11 @@ type consumer struct {
 	script  string // handler script file, for `script`
 	runs    *handlerRuns
 
-	leased   chan struct{} // one token per batch leased: assembling, waiting or running
-	slots    chan struct{} // one token per running batch
-	finished chan struct{} // a handler finished
-	halt     chan struct{} // closed on a fatal store error
+	leased   chan struct{}  // one token per batch leased: assembling, waiting or running
+	handover chan *handover // a finished batch's ack, slot and leased token, for the next claim
+	slots    chan struct{}  // one token per running batch
+	finished chan struct{}  // a handler finished
+	halt     chan struct{}  // closed on a fatal store error
 	wg       sync.WaitGroup
 
 	mu        sync.Mutex
@@ -86,6 +87,8 @@ type consumer struct {
 	claimed   int // messages claimed so far
 	lastClaim time.Time
 	seq       int
+	handed    map[int64]bool // leases whose batch handed its slot and leased token to the loop
+	nextAck   *handover      // handed over, for the next claim; the loop's alone
 }
 
 func newConsumer(e *queueExecutor, store Store) *consumer {
@@ -95,6 +98,8 @@ func newConsumer(e *queueExecutor, store Store) *consumer {
 		store:    store,
 		stderr:   e.stderr, // a lockedWriter (queueExecutor.run)
 		leased:   make(chan struct{}, e.cfg.Concurrency+1),
+		handover: make(chan *handover),
+		handed:   map[int64]bool{},
 		slots:    make(chan struct{}, e.cfg.Concurrency),
 		finished: make(chan struct{}, e.cfg.Concurrency),
 		halt:     make(chan struct{}),
@@ -166,31 +171,53 @@ func (c *consumer) run(ctx context.Context) error {
 // loop claims and dispatches batches until the mode, a limit, Kill or a
 // fatal error ends it. While every handler slot is busy it claims the next
 // batch ahead (at most concurrency+1 batches leased), so a handler that ends
-// finds its next batch waiting instead of waiting for a claim.
+// finds its next batch waiting instead of waiting for a claim. A batch
+// whose handler ends while the loop waits for a slot or a leased token
+// hands both over with its ack (handover), and the next claim makes the ack
+// in its own transaction.
 func (c *consumer) loop(ctx context.Context) {
+	spareSlot := false // a handed-over slot not used yet
+	defer func() {
+		if c.nextAck != nil { // with its leased token, not used either
+			c.ackAlone(ctx)
+			<-c.leased
+		}
+		if spareSlot {
+			<-c.slots
+		}
+	}()
 	for {
-		select {
-		case c.leased <- struct{}{}:
-		case <-c.e.stopped:
-			return
-		case <-c.halt:
-			return
+		if c.nextAck == nil {
+			select {
+			case c.leased <- struct{}{}:
+			case c.nextAck = <-c.handover:
+				spareSlot = true
+			case <-c.e.stopped:
+				return
+			case <-c.halt:
+				return
+			}
 		}
 		batch := c.nextBatch(ctx)
 		if batch == nil {
 			<-c.leased
 			return
 		}
-		select {
-		case c.slots <- struct{}{}:
-		case <-c.e.stopped:
-			c.finish(ctx, batch, finishRelease, "", nil)
-			<-c.leased
-			return
-		case <-c.halt:
-			c.finish(ctx, batch, finishRelease, "", nil)
-			<-c.leased
-			return
+		if spareSlot {
+			spareSlot = false
+		} else {
+			select {
+			case c.slots <- struct{}{}:
+			case c.nextAck = <-c.handover: // its slot runs this batch; its token claims the next
+			case <-c.e.stopped:
+				c.finish(ctx, batch, finishRelease, "", nil)
+				<-c.leased
+				return
+			case <-c.halt:
+				c.finish(ctx, batch, finishRelease, "", nil)
+				<-c.leased
+				return
+			}
 		}
 		c.dispatch(ctx, batch)
 		if c.cfg.Mode == ModeOnce {
@@ -202,8 +229,10 @@ func (c *consumer) loop(ctx context.Context) {
 // nextBatch claims and lingers until a batch is ready; nil means the loop
 // should end. The batch is one lease: the first claim takes it, and claims
 // while the batch lingers add to it, within batch_size and max_bytes and,
-// with group_by, of its group.
+// with group_by, of its group. A handed-over ack (c.nextAck) goes with the
+// first claim, or is made alone before nextBatch returns.
 func (c *consumer) nextBatch(ctx context.Context) []claimed {
+	defer c.ackAlone(ctx)
 	for {
 		if c.ending() {
 			return nil
@@ -229,7 +258,19 @@ func (c *consumer) nextBatch(ctx context.Context) []claimed {
 			opts := c.e.claimOptions(room)
 			opts.MaxBytes = c.cfg.MaxBytes
 			opts.Into = into
-			lease, err := c.store.Claim(ctx, opts)
+			var lease *queuestore.Lease
+			var err error
+			var ackLost *queuestore.LostError
+			if ack := c.nextAck; ack != nil && into == nil {
+				lease, err = c.store.AckClaim(ctx, ack.lease, nil, opts)
+				if err == nil || errors.As(err, &ackLost) { // the claim happened
+					c.nextAck = nil
+					ack.done <- err
+					err = nil
+				}
+			} else {
+				lease, err = c.store.Claim(ctx, opts)
+			}
 			switch {
 			case err != nil && into != nil && errors.Is(err, queuestore.ErrLeaseLost):
 				// The lingering batch's lease ran out (a heartbeat could not
@@ -414,9 +455,13 @@ func (c *consumer) dispatch(ctx context.Context, batch []claimed) {
 		c.handle(ctx, batch)
 		c.mu.Lock()
 		c.busy--
+		handed := c.handed[batch[0].lease.ID]
+		delete(c.handed, batch[0].lease.ID)
 		c.mu.Unlock()
-		<-c.slots
-		<-c.leased
+		if !handed { // else the loop took its slot and leased token
+			<-c.slots
+			<-c.leased
+		}
 		select {
 		case c.finished <- struct{}{}:
 		default:
@@ -459,7 +504,7 @@ func (c *consumer) finish(ctx context.Context, msgs []claimed, kind finishKind, 
 	var err error
 	switch kind {
 	case finishAck:
-		err = c.store.Ack(ctx, lease)
+		err = c.ack(ctx, st, lease)
 		acked = len(ids)
 	case finishRelease:
 		err = c.store.Release(ctx, lease)
@@ -512,6 +557,47 @@ func (c *consumer) finish(ctx context.Context, msgs []claimed, kind finishKind, 
 		delete(c.leases, leaseID)
 	}
 	c.mu.Unlock()
+}
+
+// handover is the ack of a batch whose handler has ended, handed to the
+// claiming loop with the batch's slot and leased token: the loop's next
+// claim makes the ack in its own transaction (AckClaim) and sends the ack's
+// error on done.
+type handover struct {
+	lease *queuestore.Lease
+	done  chan error
+}
+
+// ack acks the messages of lease, the rest of st. When they are all that
+// st holds and the claiming loop is waiting right now for a slot or a
+// leased token (claim-ahead: concurrency+1 batches leased), the ack goes
+// with the loop's next claim, in one transaction, which the loop makes at
+// once; otherwise it is made alone: an ack never waits for a claim that may
+// not come.
+func (c *consumer) ack(ctx context.Context, st *leaseState, lease *queuestore.Lease) error {
+	c.mu.Lock()
+	whole := st.open == len(lease.Messages)
+	c.mu.Unlock()
+	if whole {
+		h := &handover{lease: lease, done: make(chan error, 1)}
+		select {
+		case c.handover <- h:
+			c.mu.Lock()
+			c.handed[st.lease.ID] = true
+			c.mu.Unlock()
+			return <-h.done
+		default:
+		}
+	}
+	return c.store.Ack(ctx, lease)
+}
+
+// ackAlone makes a handed-over ack that no claim took.
+func (c *consumer) ackAlone(ctx context.Context) {
+	if ack := c.nextAck; ack != nil {
+		c.nextAck = nil
+		ack.done <- c.store.Ack(ctx, ack.lease)
+	}
 }
 
 // lostCount is how many messages a finish error says were taken over: the

@@ -55,10 +55,17 @@ func TestConsumeDrainHandlesEveryMessageOnce(t *testing.T) {
 	if s.Acked != 200 || s.Messages != 200 || s.Batches != 29 || s.Retried+s.Dead+s.Released+s.Lost != 0 {
 		t.Fatalf("summary %+v", s)
 	}
+	assertHandledOnceAndDrained(t, te, "jobs", ids, 7)
+}
+
+// assertHandledOnceAndDrained checks that copyHandler saw each of ids once,
+// in batches of at most batchSize, and that queue is empty.
+func assertHandledOnceAndDrained(t *testing.T, te *testEnv, queue string, ids []int64, batchSize int) {
+	t.Helper()
 	seen := map[int64]int{}
 	for _, b := range handledBatches(t, te.dir) {
-		if len(b) > 7 {
-			t.Errorf("batch of %d messages, batch_size 7", len(b))
+		if len(b) > batchSize {
+			t.Errorf("batch of %d messages, batch_size %d", len(b), batchSize)
 		}
 		for _, m := range b {
 			seen[m.ID]++
@@ -69,7 +76,7 @@ func TestConsumeDrainHandlesEveryMessageOnce(t *testing.T) {
 			t.Errorf("message %d handled %d times", id, seen[id])
 		}
 	}
-	if st := te.stats("jobs"); st.Ready+st.InFlight+st.Delayed+st.Dead != 0 {
+	if st := te.stats(queue); st.Ready+st.InFlight+st.Delayed+st.Dead != 0 {
 		t.Fatalf("queue not empty after drain: %+v", st)
 	}
 }

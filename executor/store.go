@@ -17,6 +17,7 @@ type Store interface {
 	Enqueue(ctx context.Context, msgs ...queuestore.NewMessage) (queuestore.EnqueueResult, error)
 	Claim(ctx context.Context, opts queuestore.ClaimOptions) (*queuestore.Lease, error)
 	Ack(ctx context.Context, lease *queuestore.Lease, ids ...int64) error
+	AckClaim(ctx context.Context, ack *queuestore.Lease, ackIDs []int64, opts queuestore.ClaimOptions) (*queuestore.Lease, error)
 	Nack(ctx context.Context, lease *queuestore.Lease, opts queuestore.NackOptions) (queuestore.NackResult, error)
 	Extend(ctx context.Context, lease *queuestore.Lease, d time.Duration, ids ...int64) error
 	Release(ctx context.Context, lease *queuestore.Lease, ids ...int64) error

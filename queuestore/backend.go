@@ -20,6 +20,10 @@ type Backend interface {
 	Extend(ctx context.Context, lease *Lease, d time.Duration, ids ...int64) error
 	Release(ctx context.Context, lease *Lease, ids ...int64) error
 	LeaseByToken(ctx context.Context, token string) (*Lease, error)
+	// AckClaim is Ack of a finished lease, then Claim from its queue, in
+	// one transaction: with a *LostError from the ack, the claim's lease
+	// comes with it.
+	AckClaim(ctx context.Context, ack *Lease, ackIDs []int64, opts ClaimOptions) (*Lease, error)
 
 	// Operators.
 	Queues(ctx context.Context) ([]string, error)

@@ -238,7 +238,7 @@ func BenchmarkClaimAck(b *testing.B) {
 	benchSetup()
 	for _, procs := range []int{1, 4} {
 		for _, batch := range []int{1, 10, 100} {
-			for _, schema := range []string{"store", "naive"} {
+			for _, schema := range []string{"store", "store-ackclaim", "naive"} {
 				name := fmt.Sprintf("%s/procs=%d/batch=%d", schema, procs, batch)
 				b.Run(name, func(b *testing.B) {
 					benchClaimAck(b, schema, procs, batch)
@@ -254,7 +254,7 @@ func benchClaimAck(b *testing.B, schema string, procs, batch int) {
 	ctx := context.Background()
 	path := filepath.Join(b.TempDir(), "bench.db")
 	switch schema {
-	case "store":
+	case "store", "store-ackclaim":
 		s, err := Open(path, Options{})
 		if err != nil {
 			b.Fatal(err)
@@ -395,6 +395,27 @@ func benchConsume(args procArgs) error {
 			}
 			return len(lease.Messages), s.Ack(ctx, lease)
 		}
+	case "store-ackclaim":
+		// Each batch is acked by the transaction that claims the next.
+		s, err := Open(args.DB, Options{})
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		var done *Lease
+		claimAck = func() (int, error) {
+			opts := ClaimOptions{Queue: args.Queue, Max: args.Batch, Lease: args.Lease, Consumer: args.Name}
+			var err error
+			if done == nil {
+				done, err = s.Claim(ctx, opts)
+			} else {
+				done, err = s.AckClaim(ctx, done, nil, opts)
+			}
+			if err != nil || done == nil {
+				return 0, err
+			}
+			return len(done.Messages), nil
+		}
 	case "naive":
 		q, err := openNaive(args.DB)
 		if err != nil {
@@ -403,7 +424,7 @@ func benchConsume(args procArgs) error {
 		defer q.Close()
 		claimAck = func() (int, error) { return q.claimAck(ctx, args.Batch, args.Lease) }
 	default:
-		return fmt.Errorf("schema %q: want store or naive", args.Schema)
+		return fmt.Errorf("schema %q: want store, store-ackclaim or naive", args.Schema)
 	}
 	procOutput("ready")
 	var line [16]byte

@@ -124,6 +124,7 @@ type claimSettings struct {
 	paused       bool
 	limit, aging int64
 	live         int64 // live leases, counted only when limit > 0
+	due          bool  // a waiting message is due for the ready set
 }
 
 // Claim leases up to opts.Max ready messages of one queue in claim order:
@@ -147,101 +148,16 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 	}
 	var lease *Lease
 	err := s.withTx(ctx, func(ctx context.Context, tx querier) error {
-		lease = nil
-		now := s.now()
-		var set claimSettings
-		err := tx.QueryRowContext(ctx, sqlQueueSettings, opts.Queue, now).Scan(&set.paused, &set.limit, &set.aging, &set.live)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) { // no row: default settings
-			return err
-		}
-		if set.paused || (opts.Into == nil && set.limit > 0 && set.live >= set.limit) {
-			return errRollback
-		}
-		if aging := opts.Aging.Milliseconds(); aging > 0 && aging != set.aging {
-			if _, err := tx.ExecContext(ctx, sqlRekey, opts.Queue, aging); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, sqlSetAging, opts.Queue, aging); err != nil {
-				return err
-			}
-			set.aging = aging
-		}
-		var change counts
-		if err := s.promote(ctx, tx, &change, opts.Queue, now, set.aging); err != nil {
-			return err
-		}
-		if s.due(s.nextLeaseSwep, opts.Queue, now, 10*time.Second) {
-			if _, err := tx.ExecContext(ctx, sqlSweepLeases, opts.Queue, now); err != nil {
-				return err
-			}
-		}
-		picked, bytesFull, err := s.pickCandidates(ctx, tx, &opts, set.aging, minPriority, maxPriority)
-		if err != nil {
-			return err
-		}
-		if len(picked) == 0 {
-			if bytesFull {
-				lease = &Lease{BytesFull: true}
-			}
-			// Commit what the promotion moved, if anything.
-			return change.flush(ctx, tx, opts.Queue)
-		}
-		expires := now + opts.Lease.Milliseconds()
-		n := int64(len(picked)) // all ready: the claim holds the write lock
-		change.readySet -= n
-		change.waiting += n
-		change.waitingLeased += n
-		change.claimed += n
-		var leaseID int64
-		if opts.Into != nil {
-			leaseID = opts.Into.ID
-			var live bool
-			if err := tx.QueryRowContext(ctx, sqlLeaseLive, leaseID, now).Scan(&live); err != nil {
-				return err
-			}
-			if !live {
-				return fmt.Errorf("lease %s: %w (expired before more messages were added)", opts.Into.Token, ErrLeaseLost)
-			}
-			if _, err := tx.ExecContext(ctx, sqlStretchLease, leaseID, expires); err != nil {
-				return err
-			}
-			if err := change.flush(ctx, tx, opts.Queue); err != nil {
-				return err
-			}
-		} else {
-			// The fencing token comes from the queue's claim counter, in the
-			// counts row the claim writes anyway: no row per lease, except
-			// for a queue with an in-flight limit, which counts them.
-			var row, claimed int64
-			if err := change.flushReturning(ctx, tx, opts.Queue, &row, &claimed); err != nil {
-				return err
-			}
-			leaseID = newLeaseID(claimed, row)
-			if set.limit > 0 {
-				if _, err := tx.ExecContext(ctx, sqlInsertLease, leaseID, opts.Queue, opts.Consumer, now, expires); err != nil {
-					return err
-				}
-			}
-		}
-		rows, err := tx.QueryContext(ctx, sqlLeaseMessages, leaseID, expires, jsonIDs(picked), nullString(opts.ClaimedBy))
-		if err != nil {
-			return err
-		}
-		msgs, err := scanLeased(rows, opts.Queue, expires, false)
-		if err != nil {
-			return err
-		}
-		inPickOrder(msgs, picked)
-		lease = &Lease{ID: leaseID, Token: strconv.FormatInt(leaseID, 10), Queue: opts.Queue,
-			Consumer: opts.Consumer, ExpiresAt: msTime(expires), Messages: msgs, BytesFull: bytesFull}
-		if opts.Into != nil {
-			lease.Token, lease.Consumer = opts.Into.Token, opts.Into.Consumer
-		}
-		if len(msgs) <= bodiesInTx {
-			return readBodies(ctx, tx, lease)
-		}
-		return nil
+		var err error
+		lease, err = s.claimTx(ctx, tx, &opts, minPriority, maxPriority, &counts{})
+		return err
 	})
+	return s.claimDone(ctx, &opts, lease, err)
+}
+
+// claimDone reads the bodies a claim of more than bodiesInTx messages left
+// for after its commit, and notes whether the claim got all it asked for.
+func (s *Store) claimDone(ctx context.Context, opts *ClaimOptions, lease *Lease, err error) (*Lease, error) {
 	if err == nil && lease != nil && len(lease.Messages) > bodiesInTx {
 		err = s.retryBusy(ctx, func() error { return readBodies(context.WithoutCancel(ctx), s.db, lease) })
 	}
@@ -252,6 +168,114 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 		lease = nil
 	}
 	s.setFull(opts.Queue, lease != nil && len(lease.Messages) == opts.Max)
+	return lease, nil
+}
+
+// claimTx is a claim inside write transaction tx. change holds what the
+// transaction changed in the queue's counts before the claim (an ack of
+// AckClaim); the claim adds its own and writes them, also when it takes
+// nothing.
+func (s *Store) claimTx(ctx context.Context, tx querier, opts *ClaimOptions, minPriority, maxPriority int64, change *counts) (*Lease, error) {
+	now := s.now()
+	var set claimSettings
+	err := tx.QueryRowContext(ctx, sqlQueueSettings, opts.Queue, now).Scan(&set.paused, &set.limit, &set.aging, &set.live)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) { // no row: default settings
+		return nil, err
+	}
+	if err := tx.QueryRowContext(ctx, sqlAnyDue, opts.Queue, now).Scan(&set.due); err != nil {
+		return nil, err
+	}
+	if set.paused || (opts.Into == nil && set.limit > 0 && set.live >= set.limit) {
+		return nil, change.flush(ctx, tx, opts.Queue)
+	}
+	if aging := opts.Aging.Milliseconds(); aging > 0 && aging != set.aging {
+		if _, err := tx.ExecContext(ctx, sqlRekey, opts.Queue, aging); err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, sqlSetAging, opts.Queue, aging); err != nil {
+			return nil, err
+		}
+		set.aging = aging
+	}
+	if set.due {
+		if err := s.promote(ctx, tx, change, opts.Queue, now, set.aging); err != nil {
+			return nil, err
+		}
+	}
+	if s.due(s.nextLeaseSwep, opts.Queue, now, 10*time.Second) {
+		if _, err := tx.ExecContext(ctx, sqlSweepLeases, opts.Queue, now); err != nil {
+			return nil, err
+		}
+	}
+	picked, bytesFull, err := s.pickCandidates(ctx, tx, opts, set.aging, minPriority, maxPriority)
+	if err != nil {
+		return nil, err
+	}
+	if len(picked) == 0 {
+		var lease *Lease
+		if bytesFull {
+			lease = &Lease{BytesFull: true}
+		}
+		// Commit what the promotion (or the ack before) changed, if anything.
+		return lease, change.flush(ctx, tx, opts.Queue)
+	}
+	expires := now + opts.Lease.Milliseconds()
+	n := int64(len(picked)) // all ready: the claim holds the write lock
+	change.readySet -= n
+	change.waiting += n
+	change.waitingLeased += n
+	change.claimed += n
+	var leaseID int64
+	rowless := false
+	if opts.Into != nil {
+		leaseID = opts.Into.ID
+		var live bool
+		if err := tx.QueryRowContext(ctx, sqlLeaseLive, leaseID, now).Scan(&live); err != nil {
+			return nil, err
+		}
+		if !live {
+			return nil, fmt.Errorf("lease %s: %w (expired before more messages were added)", opts.Into.Token, ErrLeaseLost)
+		}
+		if _, err := tx.ExecContext(ctx, sqlStretchLease, leaseID, expires); err != nil {
+			return nil, err
+		}
+		if err := change.flush(ctx, tx, opts.Queue); err != nil {
+			return nil, err
+		}
+		rowless = opts.Into.rowless
+	} else {
+		// The fencing token comes from the queue's claim counter, in the
+		// counts row the claim writes anyway: no row per lease, except
+		// for a queue with an in-flight limit, which counts them.
+		var row, claimed int64
+		if err := change.flushReturning(ctx, tx, opts.Queue, &row, &claimed); err != nil {
+			return nil, err
+		}
+		leaseID = newLeaseID(claimed, row)
+		rowless = set.limit == 0
+		if !rowless {
+			if _, err := tx.ExecContext(ctx, sqlInsertLease, leaseID, opts.Queue, opts.Consumer, now, expires); err != nil {
+				return nil, err
+			}
+		}
+	}
+	rows, err := tx.QueryContext(ctx, sqlLeaseMessages, leaseID, expires, jsonIDs(picked), nullString(opts.ClaimedBy))
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := scanLeased(rows, opts.Queue, expires, false)
+	if err != nil {
+		return nil, err
+	}
+	inPickOrder(msgs, picked)
+	lease := &Lease{ID: leaseID, Token: strconv.FormatInt(leaseID, 10), Queue: opts.Queue,
+		Consumer: opts.Consumer, ExpiresAt: msTime(expires), Messages: msgs, BytesFull: bytesFull, rowless: rowless}
+	if opts.Into != nil {
+		lease.Token, lease.Consumer = opts.Into.Token, opts.Into.Consumer
+	}
+	if len(msgs) <= bodiesInTx {
+		return lease, readBodies(ctx, tx, lease)
+	}
 	return lease, nil
 }
 
@@ -614,62 +638,12 @@ func (s *Store) Ack(ctx context.Context, lease *Lease, ids ...int64) error {
 	}
 	var done map[int64]bool
 	err = s.finishTx(ctx, lease, func(ctx context.Context, tx querier) error {
-		now := s.now()
 		var change counts
-		done = map[int64]bool{}
-		acked := func(rows *sql.Rows, err error) error {
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var id, enqueued int64
-				var state int
-				if err := rows.Scan(&id, &state, &enqueued); err != nil {
-					return err
-				}
-				done[id] = true
-				change.leaveLive(state, true)
-				change.settled[settledAcked]++
-				change.ackWait(now - enqueued)
-			}
-			return rows.Err()
-		}
-		if s.opts.AckRetention > 0 {
-			// One statement per old state: RETURNING shows only the new one.
-			for _, state := range []int{codeReady, codeWaiting} {
-				if err := acked(tx.QueryContext(ctx, sqlAckRetain, lease.ID, list, now, state)); err != nil {
-					return err
-				}
-			}
-			change.acked += int64(len(done))
-			if s.due(s.nextAckPurge, lease.Queue, now, time.Minute) {
-				cutoff := now - s.opts.AckRetention.Milliseconds()
-				if _, err := tx.ExecContext(ctx, sqlPurgeAckedBodies, lease.Queue, cutoff); err != nil {
-					return err
-				}
-				res, err := tx.ExecContext(ctx, sqlPurgeAcked, lease.Queue, cutoff)
-				if err != nil {
-					return err
-				}
-				n, _ := res.RowsAffected()
-				change.acked -= n
-			}
-		} else {
-			if err := acked(tx.QueryContext(ctx, sqlAckDelete, lease.ID, list)); err != nil {
-				return err
-			}
-			if len(done) > 0 {
-				if _, err := tx.ExecContext(ctx, sqlAckBodies, jsonIDs(setIDs(ids, done))); err != nil {
-					return err
-				}
-			}
-		}
-		if err := change.flush(ctx, tx, lease.Queue); err != nil {
+		var err error
+		if done, err = s.ackTx(ctx, tx, lease, ids, list, &change); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, sqlDropLeaseIfEmpty, lease.ID)
-		return err
+		return change.flush(ctx, tx, lease.Queue)
 	})
 	if err == nil {
 		s.maybeReclaim(ctx)
@@ -679,6 +653,74 @@ func (s *Store) Ack(ctx context.Context, lease *Lease, ids ...int64) error {
 		return fmt.Errorf("ack lease %s: %w", lease.Token, err)
 	}
 	return nil
+}
+
+// ackTx acks the messages among ids (list, their JSON) that the lease still
+// holds, inside write transaction tx, and returns them. It adds what it
+// changed in the lease's queue's counts to change and leaves writing them to
+// the caller.
+func (s *Store) ackTx(ctx context.Context, tx querier, lease *Lease, ids []int64, list string, change *counts) (map[int64]bool, error) {
+	now := s.now()
+	done := map[int64]bool{}
+	acked := func(rows *sql.Rows, err error) error {
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id, enqueued int64
+			var state int
+			if err := rows.Scan(&id, &state, &enqueued); err != nil {
+				return err
+			}
+			done[id] = true
+			change.leaveLive(state, true)
+			change.settled[settledAcked]++
+			change.ackWait(now - enqueued)
+		}
+		return rows.Err()
+	}
+	if s.opts.AckRetention > 0 {
+		// One statement per old state: RETURNING shows only the new one.
+		for _, state := range []int{codeReady, codeWaiting} {
+			if err := acked(tx.QueryContext(ctx, sqlAckRetain, lease.ID, list, now, state)); err != nil {
+				return nil, err
+			}
+		}
+		change.acked += int64(len(done))
+		if s.due(s.nextAckPurge, lease.Queue, now, time.Minute) {
+			cutoff := now - s.opts.AckRetention.Milliseconds()
+			if _, err := tx.ExecContext(ctx, sqlPurgeAckedBodies, lease.Queue, cutoff); err != nil {
+				return nil, err
+			}
+			res, err := tx.ExecContext(ctx, sqlPurgeAcked, lease.Queue, cutoff)
+			if err != nil {
+				return nil, err
+			}
+			n, _ := res.RowsAffected()
+			change.acked -= n
+		}
+	} else {
+		if err := acked(tx.QueryContext(ctx, sqlAckDelete, lease.ID, list)); err != nil {
+			return nil, err
+		}
+		if len(done) > 0 {
+			if _, err := tx.ExecContext(ctx, sqlAckBodies, jsonIDs(setIDs(ids, done))); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return done, dropLeaseIfEmpty(ctx, tx, lease)
+}
+
+// dropLeaseIfEmpty deletes the lease's row, if it has one, once the lease
+// holds no live message.
+func dropLeaseIfEmpty(ctx context.Context, tx querier, lease *Lease) error {
+	if lease.rowless {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, sqlDropLeaseIfEmpty, lease.ID)
+	return err
 }
 
 // setIDs is the ids in done, in the order of ids.
@@ -772,8 +814,7 @@ func (s *Store) Nack(ctx context.Context, lease *Lease, opts NackOptions) (NackR
 		if err := change.flush(ctx, tx, lease.Queue); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, sqlDropLeaseIfEmpty, lease.ID)
-		return err
+		return dropLeaseIfEmpty(ctx, tx, lease)
 	})
 	if err != nil {
 		return NackResult{}, fmt.Errorf("nack lease %s: %w", lease.Token, err)
@@ -873,8 +914,7 @@ func (s *Store) Release(ctx context.Context, lease *Lease, ids ...int64) error {
 		if err := change.flush(ctx, tx, lease.Queue); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, sqlDropLeaseIfEmpty, lease.ID)
-		return err
+		return dropLeaseIfEmpty(ctx, tx, lease)
 	})
 	if err == nil {
 		err = lostOf(lease, ids, done)

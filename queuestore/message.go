@@ -93,6 +93,10 @@ type Lease struct {
 	// BytesFull says the claim stopped at ClaimOptions.MaxBytes: more was
 	// ready, but the next message would not have fitted.
 	BytesFull bool
+
+	// rowless says the SQLite store kept no row of this lease (its queue
+	// had no in-flight limit at the claim), so a finish has none to drop.
+	rowless bool
 }
 
 // IDs returns the ids of the leased messages in order.

@@ -26,6 +26,7 @@ func TestClaimPlansUseClaimIndex(t *testing.T) {
 	}
 	waiting := map[string]string{
 		"promote": sqlPromote,
+		"due":     sqlAnyDue,
 		"stats":   sqlStats,
 	}
 	b := setupPlanStore(t)

@@ -37,6 +37,10 @@ SELECT paused, max_in_flight, aging_ms,
             THEN (SELECT count(*) FROM leases WHERE queue = ?1 AND expires_at > ?2) ELSE 0 END
 FROM queues WHERE name = ?1`
 
+	// sqlAnyDue says whether a waiting message of the queue is due: only
+	// then does a claim run sqlPromote.
+	sqlAnyDue = `SELECT EXISTS (SELECT 1 FROM messages WHERE queue = ?1 AND state = 1 AND visible_at <= ?2)`
+
 	// sqlAgingOf is the queue's aging interval in ms (no row: none).
 	sqlAgingOf = `SELECT aging_ms FROM queues WHERE name = ?1`
 

@@ -71,145 +71,153 @@ func (s *Store) setAging(ctx context.Context, queue string, aging int64) error {
 }
 
 func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions, rekeyed bool) (*queuestore.Lease, error) {
-	minPriority, maxPriority := queuestore.ClaimBand(opts)
 	var lease *queuestore.Lease
 	var walkedTo *int64 // the promotion walked every due message up to here
 	err := s.withRepeatableTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		lease, walkedTo = nil, nil
-		now := s.now()
-		if _, err := tx.Exec(ctx, sqlClaimStart, opts.Queue); err != nil {
-			return err
-		}
-		var paused bool
-		var limit int32
-		var aging int64
-		var floor *int64
-		if err := tx.QueryRow(ctx, sqlClaimSettings, opts.Queue).Scan(&paused, &limit, &aging, &floor); err != nil {
-			return err
-		}
-		if paused {
-			return errRollback
-		}
-		if a := opts.Aging.Milliseconds(); a > 0 && a != aging && !rekeyed {
-			return errRekey
-		}
-		if opts.Into == nil && limit > 0 {
-			// Claims that could take the queue's last slot take turns here;
-			// the count of live leases below sees every lease committed
-			// before this lock was granted.
-			if err := tx.QueryRow(ctx, sqlLockSettings, opts.Queue).Scan(&paused, &limit); err != nil {
-				return err
-			}
-			var live int64
-			if err := tx.QueryRow(ctx, sqlLiveLeases, opts.Queue, now).Scan(&live); err != nil {
-				return err
-			}
-			if paused || (limit > 0 && live >= int64(limit)) {
-				return errRollback
-			}
-		}
-		if opts.Into != nil {
-			// The lease row before any message row (the order of sql.go):
-			// a finish of the same lease waits here, not in a cycle.
-			if _, err := tx.Exec(ctx, sqlLockLease, opts.Into.ID); err != nil {
-				return err
-			}
-		}
-		var change counts
-		moved, lowest, err := s.promote(ctx, tx, &change, opts.Queue, now, aging, s.promoteFrom(opts.Queue, now))
-		if err != nil {
-			return err
-		}
-		if moved < promoteBatch {
-			to := now
-			walkedTo = &to
-		}
-		if moved > 0 {
-			if err := keepFloor(ctx, tx, opts.Queue, lowest); err != nil {
-				return err
-			}
-			if floor != nil && lowest < *floor {
-				floor = &lowest
-			}
-		}
-		if s.due(s.nextLeaseSwep, opts.Queue, now, 10*time.Second) {
-			if _, err := tx.Exec(ctx, sqlSweepLeases, opts.Queue, now); err != nil {
-				return err
-			}
-		}
-		start := int64(noFloor)
-		if floor != nil {
-			start = *floor
-		}
-		picked, bytesFull, err := pick(ctx, tx, opts, aging, minPriority, maxPriority, start)
-		if err != nil {
-			return err
-		}
-		if len(picked) == 0 {
-			if bytesFull {
-				lease = &queuestore.Lease{BytesFull: true}
-			}
-			// Commit what the promotion moved, if anything.
-			if err := change.flush(ctx, tx, opts.Queue); err != nil {
-				return err
-			}
-			return s.raiseFloor(ctx, tx, opts.Queue, now)
-		}
-		// The lease counts from now, when its messages are locked: the
-		// clock read at the start of the transaction may be older by a
-		// stall of this process, and the lease would have begun before
-		// the previous lease of a message had ended.
-		now = s.now()
-		expires := now + opts.Lease.Milliseconds()
-		var leaseID int64
-		if opts.Into != nil {
-			leaseID = opts.Into.ID
-			err := tx.QueryRow(ctx, sqlLiveLease, leaseID, expires, now).Scan(&expires)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("lease %s: %w (expired before more messages were added)", opts.Into.Token, queuestore.ErrLeaseLost)
-			}
-			if err != nil {
-				return err
-			}
-		} else {
-			// After the pick: the fencing token is larger than that of any
-			// earlier claim of the picked messages.
-			err := tx.QueryRow(ctx, sqlInsertLease, opts.Queue, opts.Consumer, now, expires).Scan(&leaseID)
-			if err != nil {
-				return err
-			}
-		}
-		rows, err := tx.Query(ctx, sqlLeaseMessages, leaseID, expires, picked, nullString(opts.ClaimedBy))
-		if err != nil {
-			return err
-		}
-		msgs, err := scanLeased(rows, opts.Queue, expires)
-		if err != nil {
-			return err
-		}
-		inPickOrder(msgs, picked)
-		n := int64(len(msgs))
-		change.readySet -= n
-		change.waiting += n
-		change.waitingLeased += n
-		change.claimed += n
-		if err := change.flush(ctx, tx, opts.Queue); err != nil {
-			return err
-		}
-		if err := s.raiseFloor(ctx, tx, opts.Queue, now); err != nil {
-			return err
-		}
-		lease = &queuestore.Lease{ID: leaseID, Token: strconv.FormatInt(leaseID, 10), Queue: opts.Queue,
-			Consumer: opts.Consumer, ExpiresAt: msTime(expires), Messages: msgs, BytesFull: bytesFull}
-		if opts.Into != nil {
-			lease.Token, lease.Consumer = opts.Into.Token, opts.Into.Consumer
-		}
-		return nil
+		var err error
+		lease, walkedTo, err = s.claimTx(ctx, tx, opts, rekeyed, &counts{})
+		return err
 	})
 	if err == nil && walkedTo != nil {
 		s.advancePromote(opts.Queue, *walkedTo)
 	}
 	return lease, err
+}
+
+// claimTx is a claim inside transaction tx. change holds what the
+// transaction changed in the queue's counts before the claim (an ack of
+// AckClaim); the claim adds its own and writes them, also when it takes
+// nothing. walkedTo, when not nil, is the time up to which the promotion
+// moved every due message.
+func (s *Store) claimTx(ctx context.Context, tx pgx.Tx, opts *queuestore.ClaimOptions, rekeyed bool, change *counts) (lease *queuestore.Lease, walkedTo *int64, err error) {
+	minPriority, maxPriority := queuestore.ClaimBand(opts)
+	now := s.now()
+	if _, err := tx.Exec(ctx, sqlClaimStart, opts.Queue); err != nil {
+		return nil, nil, err
+	}
+	var paused bool
+	var limit int32
+	var aging int64
+	var floor *int64
+	if err := tx.QueryRow(ctx, sqlClaimSettings, opts.Queue).Scan(&paused, &limit, &aging, &floor); err != nil {
+		return nil, nil, err
+	}
+	if paused {
+		return nil, nil, change.flush(ctx, tx, opts.Queue)
+	}
+	if a := opts.Aging.Milliseconds(); a > 0 && a != aging && !rekeyed {
+		return nil, nil, errRekey
+	}
+	if opts.Into == nil && limit > 0 {
+		// Claims that could take the queue's last slot take turns here;
+		// the count of live leases below sees every lease committed
+		// before this lock was granted.
+		if err := tx.QueryRow(ctx, sqlLockSettings, opts.Queue).Scan(&paused, &limit); err != nil {
+			return nil, nil, err
+		}
+		var live int64
+		if err := tx.QueryRow(ctx, sqlLiveLeases, opts.Queue, now).Scan(&live); err != nil {
+			return nil, nil, err
+		}
+		if paused || (limit > 0 && live >= int64(limit)) {
+			return nil, nil, change.flush(ctx, tx, opts.Queue)
+		}
+	}
+	if opts.Into != nil {
+		// The lease row before any message row (the order of sql.go):
+		// a finish of the same lease waits here, not in a cycle.
+		if _, err := tx.Exec(ctx, sqlLockLease, opts.Into.ID); err != nil {
+			return nil, nil, err
+		}
+	}
+	moved, lowest, err := s.promote(ctx, tx, change, opts.Queue, now, aging, s.promoteFrom(opts.Queue, now))
+	if err != nil {
+		return nil, nil, err
+	}
+	if moved < promoteBatch {
+		to := now
+		walkedTo = &to
+	}
+	if moved > 0 {
+		if err := keepFloor(ctx, tx, opts.Queue, lowest); err != nil {
+			return nil, nil, err
+		}
+		if floor != nil && lowest < *floor {
+			floor = &lowest
+		}
+	}
+	if s.due(s.nextLeaseSwep, opts.Queue, now, 10*time.Second) {
+		if _, err := tx.Exec(ctx, sqlSweepLeases, opts.Queue, now); err != nil {
+			return nil, nil, err
+		}
+	}
+	start := int64(noFloor)
+	if floor != nil {
+		start = *floor
+	}
+	picked, bytesFull, err := pick(ctx, tx, opts, aging, minPriority, maxPriority, start)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(picked) == 0 {
+		if bytesFull {
+			lease = &queuestore.Lease{BytesFull: true}
+		}
+		// Commit what the promotion (or the ack before) changed.
+		if err := change.flush(ctx, tx, opts.Queue); err != nil {
+			return nil, nil, err
+		}
+		return lease, walkedTo, s.raiseFloor(ctx, tx, opts.Queue, now)
+	}
+	// The lease counts from now, when its messages are locked: the
+	// clock read at the start of the transaction may be older by a
+	// stall of this process, and the lease would have begun before
+	// the previous lease of a message had ended.
+	now = s.now()
+	expires := now + opts.Lease.Milliseconds()
+	var leaseID int64
+	if opts.Into != nil {
+		leaseID = opts.Into.ID
+		err := tx.QueryRow(ctx, sqlLiveLease, leaseID, expires, now).Scan(&expires)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, nil, fmt.Errorf("lease %s: %w (expired before more messages were added)", opts.Into.Token, queuestore.ErrLeaseLost)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	} else {
+		// After the pick: the fencing token is larger than that of any
+		// earlier claim of the picked messages.
+		if err := tx.QueryRow(ctx, sqlInsertLease, opts.Queue, opts.Consumer, now, expires).Scan(&leaseID); err != nil {
+			return nil, nil, err
+		}
+	}
+	rows, err := tx.Query(ctx, sqlLeaseMessages, leaseID, expires, picked, nullString(opts.ClaimedBy))
+	if err != nil {
+		return nil, nil, err
+	}
+	msgs, err := scanLeased(rows, opts.Queue, expires)
+	if err != nil {
+		return nil, nil, err
+	}
+	inPickOrder(msgs, picked)
+	n := int64(len(msgs))
+	change.readySet -= n
+	change.waiting += n
+	change.waitingLeased += n
+	change.claimed += n
+	if err := change.flush(ctx, tx, opts.Queue); err != nil {
+		return nil, nil, err
+	}
+	if err := s.raiseFloor(ctx, tx, opts.Queue, now); err != nil {
+		return nil, nil, err
+	}
+	lease = &queuestore.Lease{ID: leaseID, Token: strconv.FormatInt(leaseID, 10), Queue: opts.Queue,
+		Consumer: opts.Consumer, ExpiresAt: msTime(expires), Messages: msgs, BytesFull: bytesFull}
+	if opts.Into != nil {
+		lease.Token, lease.Consumer = opts.Into.Token, opts.Into.Consumer
+	}
+	return lease, walkedTo, nil
 }
 
 // promote moves up to promoteBatch waiting messages of queue due between
@@ -410,44 +418,10 @@ func (s *Store) Ack(ctx context.Context, lease *queuestore.Lease, ids ...int64) 
 	}
 	var done map[int64]bool
 	err = s.finishTx(ctx, lease, func(ctx context.Context, tx pgx.Tx) error {
-		now := s.now()
 		var change counts
-		done = map[int64]bool{}
-		var rows pgx.Rows
 		var err error
-		if s.opts.AckRetention > 0 {
-			rows, err = tx.Query(ctx, sqlAckRetain, lease.ID, ids, now)
-		} else {
-			rows, err = tx.Query(ctx, sqlAckDelete, lease.ID, ids)
-		}
-		if err != nil {
+		if done, err = s.ackTx(ctx, tx, lease, ids, &change); err != nil {
 			return err
-		}
-		for rows.Next() {
-			var id, enqueued int64
-			var state int16
-			if err := rows.Scan(&id, &state, &enqueued); err != nil {
-				rows.Close()
-				return err
-			}
-			done[id] = true
-			change.leaveLive(state, true)
-			change.settled[settledAcked]++
-			change.ackWait(now - enqueued)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if s.opts.AckRetention > 0 {
-			change.acked += int64(len(done))
-			if s.due(s.nextAckPurge, lease.Queue, now, time.Minute) {
-				var n int64
-				if err := tx.QueryRow(ctx, sqlPurgeAcked, lease.Queue, now-s.opts.AckRetention.Milliseconds()).Scan(&n); err != nil {
-					return err
-				}
-				change.acked -= n
-			}
 		}
 		return change.flush(ctx, tx, lease.Queue)
 	})
@@ -459,6 +433,112 @@ func (s *Store) Ack(ctx context.Context, lease *queuestore.Lease, ids ...int64) 
 		return s.err(fmt.Errorf("ack lease %s: %w", lease.Token, err))
 	}
 	return nil
+}
+
+// ackTx acks the messages among ids that the lease still holds, inside
+// finishTx's transaction, and returns them. It adds what it changed in the
+// lease's queue's counts to change and leaves writing them to the caller.
+func (s *Store) ackTx(ctx context.Context, tx pgx.Tx, lease *queuestore.Lease, ids []int64, change *counts) (map[int64]bool, error) {
+	now := s.now()
+	done := map[int64]bool{}
+	var rows pgx.Rows
+	var err error
+	if s.opts.AckRetention > 0 {
+		rows, err = tx.Query(ctx, sqlAckRetain, lease.ID, ids, now)
+	} else {
+		rows, err = tx.Query(ctx, sqlAckDelete, lease.ID, ids)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var id, enqueued int64
+		var state int16
+		if err := rows.Scan(&id, &state, &enqueued); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		done[id] = true
+		change.leaveLive(state, true)
+		change.settled[settledAcked]++
+		change.ackWait(now - enqueued)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if s.opts.AckRetention > 0 {
+		change.acked += int64(len(done))
+		if s.due(s.nextAckPurge, lease.Queue, now, time.Minute) {
+			var n int64
+			if err := tx.QueryRow(ctx, sqlPurgeAcked, lease.Queue, now-s.opts.AckRetention.Milliseconds()).Scan(&n); err != nil {
+				return nil, err
+			}
+			change.acked -= n
+		}
+	}
+	return done, nil
+}
+
+// AckClaim acks messages of a finished lease (all of them when ackIDs is
+// empty), then claims the next batch, in one transaction. With a
+// *queuestore.LostError from the ack, the claim still happened and its
+// lease comes with the error; any other error means nothing happened.
+func (s *Store) AckClaim(ctx context.Context, ack *queuestore.Lease, ackIDs []int64, opts queuestore.ClaimOptions) (*queuestore.Lease, error) {
+	if err := queuestore.ValidateAckClaim(ack, &opts); err != nil {
+		return nil, err
+	}
+	ids, err := queuestore.LeaseIDs(ack, ackIDs)
+	if err != nil {
+		return nil, err
+	}
+	var lease *queuestore.Lease
+	var done map[int64]bool
+	var walkedTo *int64
+	for rekeyed := false; ; {
+		err = s.withRepeatableTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+			lease, done, walkedTo = nil, nil, nil
+			// The queue's lock before the lease's, as a claim into a lease
+			// takes them: a re-key of the queue cannot wait for this ack.
+			if _, err := tx.Exec(ctx, sqlClaimStart, opts.Queue); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, sqlLockLease, ack.ID); err != nil {
+				return err
+			}
+			var acked counts
+			var err error
+			if done, err = s.ackTx(ctx, tx, ack, ids, &acked); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, sqlDropLeaseIfEmpty, ack.ID); err != nil {
+				return err
+			}
+			lease, walkedTo, err = s.claimTx(ctx, tx, &opts, rekeyed, &acked)
+			return err
+		})
+		if errors.Is(err, errRekey) && !rekeyed {
+			rekeyed = true
+			if err = s.setAging(ctx, opts.Queue, opts.Aging.Milliseconds()); err == nil {
+				continue
+			}
+		}
+		break
+	}
+	if err != nil {
+		return nil, s.err(fmt.Errorf("ack lease %s and claim from %q: %w", ack.Token, opts.Queue, err))
+	}
+	if walkedTo != nil {
+		s.advancePromote(opts.Queue, *walkedTo)
+	}
+	s.noteFinished(len(done))
+	if lease != nil && len(lease.Messages) == 0 && !lease.BytesFull {
+		lease = nil
+	}
+	if err := queuestore.LostOf(ack, ids, done); err != nil {
+		return lease, s.err(fmt.Errorf("ack lease %s: %w", ack.Token, err))
+	}
+	return lease, nil
 }
 
 // Nack finishes messages of the lease as failed: each is retried after a
