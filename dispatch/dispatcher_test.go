@@ -1,7 +1,6 @@
 package dispatch
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/daguq/daguq/dispatch/daguapitest"
+	"github.com/daguq/daguq/internal/proctest"
 	"github.com/daguq/daguq/queuestore"
 )
 
@@ -27,22 +27,7 @@ type bundle struct {
 	log   *syncBuffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = proctest.SyncBuffer
 
 func setup(tb testing.TB) *bundle {
 	tb.Helper()

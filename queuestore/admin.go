@@ -61,9 +61,18 @@ type Stats struct {
 
 // Queues lists every queue that has messages or settings.
 func (s *Store) Queues(ctx context.Context) ([]string, error) {
-	rows, err := s.query(ctx, sqlQueueNames)
+	names, err := s.readNames(ctx, sqlQueueNames)
 	if err != nil {
 		return nil, fmt.Errorf("list queues: %w", err)
+	}
+	return names, nil
+}
+
+// readNames reads a column of names.
+func (s *Store) readNames(ctx context.Context, query string) ([]string, error) {
+	rows, err := s.query(ctx, query)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var names []string

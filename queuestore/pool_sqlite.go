@@ -35,20 +35,7 @@ func (r sqlitePoolRows) ReadPoolTurn(ctx context.Context, q PoolTurnQuery) (Pool
 }
 
 func (r sqlitePoolRows) PoolNames(ctx context.Context) ([]string, error) {
-	rows, err := r.s.query(ctx, sqlPoolNames)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		names = append(names, n)
-	}
-	return names, rows.Err()
+	return r.s.readNames(ctx, sqlPoolNames)
 }
 
 func (r sqlitePoolRows) ReadPool(ctx context.Context, name string, now int64) (PoolStatus, error) {
