@@ -247,7 +247,7 @@ func (s *Store) Peek(ctx context.Context, queue string, opts PeekOptions) ([]Mes
 // Redrive puts dead messages of queue (all of them when ids is empty) back
 // to ready with their attempts reset. It returns how many moved.
 func (s *Store) Redrive(ctx context.Context, queue string, ids ...int64) (int64, error) {
-	moved := func(n int64) counts { return counts{dead: -n, waiting: n, redriven: n} }
+	moved := func(n int64) counts { return counts{Dead: -n, Waiting: n, Redriven: n} }
 	if len(ids) == 0 {
 		return s.change(ctx, "redrive dead letters of", queue, moved, []string{sqlRedriveAll}, queue, s.now())
 	}
@@ -256,7 +256,7 @@ func (s *Store) Redrive(ctx context.Context, queue string, ids ...int64) (int64,
 
 // PurgeDead deletes dead messages of queue (all when ids is empty).
 func (s *Store) PurgeDead(ctx context.Context, queue string, ids ...int64) (int64, error) {
-	gone := func(n int64) counts { return counts{dead: -n, purged: n} }
+	gone := func(n int64) counts { return counts{Dead: -n, Purged: n} }
 	if len(ids) == 0 {
 		return s.change(ctx, "purge dead letters of", queue, gone, []string{sqlPurgeDeadBodies, sqlPurgeDead}, queue)
 	}
@@ -266,7 +266,7 @@ func (s *Store) PurgeDead(ctx context.Context, queue string, ids ...int64) (int6
 // Purge deletes every message of queue, in flight ones included, and its
 // leases. It returns how many messages went.
 func (s *Store) Purge(ctx context.Context, queue string) (int64, error) {
-	gone := func(n int64) counts { return counts{purged: n} }
+	gone := func(n int64) counts { return counts{Purged: n} }
 	return s.change(ctx, "purge queue", queue, gone, []string{sqlPurgeQueueBodies, sqlPurgeQueue, sqlPurgeQueueLeases, sqlZeroStateCounts}, queue)
 }
 

@@ -121,12 +121,12 @@ func (s *Store) enqueue(ctx context.Context, tx querier, msgs []NewMessage) (Enq
 	res.Enqueued = len(stored)
 	changes := queueCounts{}
 	for _, i := range stored {
-		c := changes.of(msgs[i].Queue)
-		c.enqueued++
+		c := changes.Of(msgs[i].Queue)
+		c.Enqueued++
 		if msgs[i].NotBefore.UnixMilli() > now {
-			c.waiting++
+			c.Waiting++
 		} else {
-			c.readySet++
+			c.ReadySet++
 		}
 	}
 	if err := changes.flush(ctx, tx); err != nil {

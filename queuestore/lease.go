@@ -221,10 +221,10 @@ func (s *Store) claimTx(ctx context.Context, tx querier, opts *ClaimOptions, min
 	}
 	expires := now + opts.Lease.Milliseconds()
 	n := int64(len(picked)) // all ready: the claim holds the write lock
-	change.readySet -= n
-	change.waiting += n
-	change.waitingLeased += n
-	change.claimed += n
+	change.ReadySet -= n
+	change.Waiting += n
+	change.WaitingLeased += n
+	change.Claimed += n
 	var leaseID int64
 	rowless := false
 	if opts.Into != nil {
@@ -292,11 +292,11 @@ func (s *Store) promote(ctx context.Context, tx querier, change *counts, queue s
 		if err := rows.Scan(&leased); err != nil {
 			return err
 		}
-		change.waiting--
-		change.readySet++
+		change.Waiting--
+		change.ReadySet++
 		if leased {
-			change.waitingLeased--
-			change.settled[settledExpired]++
+			change.WaitingLeased--
+			change.Settled[SettledExpired]++
 		}
 	}
 	return rows.Err()
@@ -674,9 +674,9 @@ func (s *Store) ackTx(ctx context.Context, tx querier, lease *Lease, ids []int64
 				return err
 			}
 			done[id] = true
-			change.leaveLive(state, true)
-			change.settled[settledAcked]++
-			change.ackWait(now - enqueued)
+			change.LeaveLive(state == codeReady, true)
+			change.Settled[SettledAcked]++
+			change.AckWait(now - enqueued)
 		}
 		return rows.Err()
 	}
@@ -687,7 +687,7 @@ func (s *Store) ackTx(ctx context.Context, tx querier, lease *Lease, ids []int64
 				return nil, err
 			}
 		}
-		change.acked += int64(len(done))
+		change.Acked += int64(len(done))
 		if s.due(s.nextAckPurge, lease.Queue, now, time.Minute) {
 			cutoff := now - s.opts.AckRetention.Milliseconds()
 			if _, err := tx.ExecContext(ctx, sqlPurgeAckedBodies, lease.Queue, cutoff); err != nil {
@@ -698,7 +698,7 @@ func (s *Store) ackTx(ctx context.Context, tx querier, lease *Lease, ids []int64
 				return nil, err
 			}
 			n, _ := res.RowsAffected()
-			change.acked -= n
+			change.Acked -= n
 		}
 	} else {
 		if err := acked(tx.QueryContext(ctx, sqlAckDelete, lease.ID, list)); err != nil {
@@ -800,15 +800,15 @@ func (s *Store) Nack(ctx context.Context, lease *Lease, opts NackOptions) (NackR
 				return err
 			}
 			done[id] = true
-			change.leaveLive(old, true)
+			change.LeaveLive(old == codeReady, true)
 			if state == codeDead {
 				res.Dead = append(res.Dead, id)
-				change.dead++
-				change.settled[settledDead]++
+				change.Dead++
+				change.Settled[SettledDead]++
 			} else {
 				res.Retried = append(res.Retried, id)
-				change.waiting++
-				change.settled[settledRetried]++
+				change.Waiting++
+				change.Settled[SettledRetried]++
 			}
 		}
 		if err := change.flush(ctx, tx, lease.Queue); err != nil {
@@ -861,7 +861,7 @@ func (s *Store) Extend(ctx context.Context, lease *Lease, d time.Duration, ids .
 		}
 		if n := int64(len(revived)); n > 0 {
 			maps.Copy(done, revived)
-			change := counts{readySet: -n, waiting: n, waitingLeased: n}
+			change := counts{ReadySet: -n, Waiting: n, WaitingLeased: n}
 			if err := change.flush(ctx, tx, lease.Queue); err != nil {
 				return err
 			}
@@ -907,9 +907,9 @@ func (s *Store) Release(ctx context.Context, lease *Lease, ids ...int64) error {
 		}
 		var change counts
 		for id := range done {
-			change.leaveLive(states[id], true)
-			change.waiting++
-			change.settled[settledReleased]++
+			change.LeaveLive(states[id] == codeReady, true)
+			change.Waiting++
+			change.Settled[SettledReleased]++
 		}
 		if err := change.flush(ctx, tx, lease.Queue); err != nil {
 			return err

@@ -100,11 +100,11 @@ func (s *Store) MoveOut(ctx context.Context, queue string, after int64, limit in
 				rows.Close()
 				return err
 			}
-			change.purged++
+			change.Purged++
 			if state == codeDead {
-				change.dead--
+				change.Dead--
 			} else {
-				change.leaveLive(state, leased)
+				change.LeaveLive(state == codeReady, leased)
 			}
 		}
 		rows.Close()
@@ -202,15 +202,15 @@ func (s *Store) PutIn(ctx context.Context, source string, msgs []MovingMessage) 
 				return err
 			}
 			res.Stored = append(res.Stored, m.ID)
-			c := change.of(m.Queue)
-			c.enqueued++
+			c := change.Of(m.Queue)
+			c.Enqueued++
 			switch state {
 			case codeReady:
-				c.readySet++
+				c.ReadySet++
 			case codeWaiting:
-				c.waiting++
+				c.Waiting++
 			default:
-				c.dead++
+				c.Dead++
 			}
 		}
 		return change.flush(ctx, tx)

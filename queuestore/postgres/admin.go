@@ -163,7 +163,7 @@ func (s *Store) Redrive(ctx context.Context, queue string, ids ...int64) (int64,
 			return err
 		}
 		n := tag.RowsAffected()
-		c.dead, c.waiting, c.redriven = -n, n, n
+		c.Dead, c.Waiting, c.Redriven = -n, n, n
 		return nil
 	})
 }
@@ -178,7 +178,7 @@ func (s *Store) PurgeDead(ctx context.Context, queue string, ids ...int64) (int6
 		} else {
 			err = tx.QueryRow(ctx, sqlPurgeDeadIDs, queue, ids).Scan(&n)
 		}
-		c.dead, c.purged = -n, n
+		c.Dead, c.Purged = -n, n
 		return err
 	})
 }
@@ -201,18 +201,18 @@ func (s *Store) Purge(ctx context.Context, queue string) (int64, error) {
 			}
 			switch state {
 			case codeReady:
-				c.readySet -= n
+				c.ReadySet -= n
 			case codeWaiting:
-				c.waiting -= n
+				c.Waiting -= n
 				if leased {
-					c.waitingLeased -= n
+					c.WaitingLeased -= n
 				}
 			case codeDead:
-				c.dead -= n
+				c.Dead -= n
 			case codeAcked:
-				c.acked -= n
+				c.Acked -= n
 			}
-			c.purged += n
+			c.Purged += n
 		}
 		if err := rows.Err(); err != nil {
 			return err
@@ -234,7 +234,7 @@ func (s *Store) change(ctx context.Context, op, queue string, fn func(context.Co
 		if err := fn(ctx, tx, &c); err != nil {
 			return err
 		}
-		n = c.purged + c.redriven
+		n = c.Purged + c.Redriven
 		return c.flush(ctx, tx, queue)
 	})
 	if err != nil {

@@ -7,28 +7,10 @@ import (
 	"github.com/daguq/daguq/queuestore"
 )
 
-// counts is what one transaction changes in one queue's counts: state
-// counts and counters, added with one statement before the transaction
-// commits, so that stats and metrics never count rows and every process's
-// work is counted where it commits. Every change is derived from the rows
-// a statement changed (RETURNING), never from a count taken before.
-type counts struct {
-	readySet, waiting, waitingLeased, dead, acked int64
-	enqueued, claimed                             int64
-	settled                                       [5]int64 // in queuestore.Outcomes order
-	redriven, purged                              int64
-	waitCount, waitSumMs                          int64
-	wait                                          [12]int64 // per queuestore.WaitBuckets bound, not cumulative
-}
-
-// Indexes into counts.settled, in queuestore.Outcomes order.
-const (
-	settledAcked = iota
-	settledRetried
-	settledDead
-	settledExpired
-	settledReleased
-)
+// counts is what one transaction changes in one queue's counts
+// (queuestore.CountChange), recorded with one statement before the
+// transaction commits (flush).
+type counts struct{ queuestore.CountChange }
 
 // Message states as stored (daguq_messages.state).
 const (
@@ -37,30 +19,6 @@ const (
 	codeDead    = 2
 	codeAcked   = 3
 )
-
-func (c *counts) zero() bool { return *c == counts{} }
-
-// leaveLive takes one live message out of its state: 0 the ready set, 1
-// waiting (leased when it had a lease).
-func (c *counts) leaveLive(state int16, leased bool) {
-	if state == codeReady {
-		c.readySet--
-		return
-	}
-	c.waiting--
-	if leased {
-		c.waitingLeased--
-	}
-}
-
-// ackWait counts one ack's enqueue-to-ack wait.
-func (c *counts) ackWait(waitMs int64) {
-	c.waitCount++
-	c.waitSumMs += max(waitMs, 0)
-	if i := queuestore.WaitBucket(waitMs); i >= 0 {
-		c.wait[i]++
-	}
-}
 
 // queueCounts collects the changes of one transaction, per queue.
 type queueCounts map[string]*counts
@@ -79,22 +37,13 @@ func (q queueCounts) of(queue string) *counts {
 func (q queueCounts) flush(ctx context.Context, tx querier) error {
 	names := make([]string, 0, len(q))
 	for name, c := range q {
-		if !c.zero() {
+		if !c.Zero() {
 			names = append(names, name)
 		}
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		c := q[name]
-		args := []any{name, c.readySet, c.waiting, c.waitingLeased, c.dead, c.acked, c.enqueued, c.claimed}
-		for _, n := range c.settled {
-			args = append(args, n)
-		}
-		args = append(args, c.redriven, c.purged, c.waitCount, c.waitSumMs)
-		for _, n := range c.wait {
-			args = append(args, n)
-		}
-		if _, err := tx.Exec(ctx, sqlAddCounts, args...); err != nil {
+		if _, err := tx.Exec(ctx, sqlAddCounts, q[name].Args(name)...); err != nil {
 			return err
 		}
 	}

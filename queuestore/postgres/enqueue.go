@@ -162,11 +162,11 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, msgs []queuestore.NewMes
 			}
 			bodyIDs, bodies = append(bodyIDs, id), append(bodies, body)
 			c := changes.of(m.Queue)
-			c.enqueued++
+			c.Enqueued++
 			if state[i-start] == codeWaiting {
-				c.waiting++
+				c.Waiting++
 			} else {
-				c.readySet++
+				c.ReadySet++
 				if key, seen := lowest[m.Queue]; !seen || sortKey[i-start] < key {
 					lowest[m.Queue] = sortKey[i-start]
 				}
@@ -191,7 +191,7 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, msgs []queuestore.NewMes
 		return queuestore.EnqueueResult{}, nil, fmt.Errorf("enqueue: %w", err)
 	}
 	for q, c := range changes {
-		if c.readySet > 0 {
+		if c.ReadySet > 0 {
 			ready = append(ready, q)
 		}
 	}

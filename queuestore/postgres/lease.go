@@ -202,10 +202,10 @@ func (s *Store) claimTx(ctx context.Context, tx pgx.Tx, opts *queuestore.ClaimOp
 	}
 	inPickOrder(msgs, picked)
 	n := int64(len(msgs))
-	change.readySet -= n
-	change.waiting += n
-	change.waitingLeased += n
-	change.claimed += n
+	change.ReadySet -= n
+	change.Waiting += n
+	change.WaitingLeased += n
+	change.Claimed += n
 	if err := change.flush(ctx, tx, opts.Queue); err != nil {
 		return nil, nil, err
 	}
@@ -239,11 +239,11 @@ func (s *Store) promote(ctx context.Context, tx pgx.Tx, change *counts, queue st
 			lowest = key
 		}
 		moved++
-		change.waiting--
-		change.readySet++
+		change.Waiting--
+		change.ReadySet++
 		if leased {
-			change.waitingLeased--
-			change.settled[settledExpired]++
+			change.WaitingLeased--
+			change.Settled[queuestore.SettledExpired]++
 		}
 	}
 	return moved, lowest, rows.Err()
@@ -459,22 +459,22 @@ func (s *Store) ackTx(ctx context.Context, tx pgx.Tx, lease *queuestore.Lease, i
 			return nil, err
 		}
 		done[id] = true
-		change.leaveLive(state, true)
-		change.settled[settledAcked]++
-		change.ackWait(now - enqueued)
+		change.LeaveLive(state == codeReady, true)
+		change.Settled[queuestore.SettledAcked]++
+		change.AckWait(now - enqueued)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	if s.opts.AckRetention > 0 {
-		change.acked += int64(len(done))
+		change.Acked += int64(len(done))
 		if s.due(s.nextAckPurge, lease.Queue, now, time.Minute) {
 			var n int64
 			if err := tx.QueryRow(ctx, sqlPurgeAcked, lease.Queue, now-s.opts.AckRetention.Milliseconds()).Scan(&n); err != nil {
 				return nil, err
 			}
-			change.acked -= n
+			change.Acked -= n
 		}
 	}
 	return done, nil
@@ -583,13 +583,13 @@ func (s *Store) Nack(ctx context.Context, lease *queuestore.Lease, opts queuesto
 			}
 			done[id] = true
 			newState[id] = state
-			change.leaveLive(old, true)
+			change.LeaveLive(old == codeReady, true)
 			if state == codeDead {
-				change.dead++
-				change.settled[settledDead]++
+				change.Dead++
+				change.Settled[queuestore.SettledDead]++
 			} else {
-				change.waiting++
-				change.settled[settledRetried]++
+				change.Waiting++
+				change.Settled[queuestore.SettledRetried]++
 			}
 		}
 		rows.Close()
@@ -645,9 +645,9 @@ func (s *Store) Extend(ctx context.Context, lease *queuestore.Lease, d time.Dura
 		err = finished(rows, func(id int64, old int16) error {
 			done[id] = true
 			if old == codeReady { // revived: its lease ran out, nobody took it
-				change.readySet--
-				change.waiting++
-				change.waitingLeased++
+				change.ReadySet--
+				change.Waiting++
+				change.WaitingLeased++
 			}
 			return nil
 		})
@@ -693,9 +693,9 @@ func (s *Store) Release(ctx context.Context, lease *queuestore.Lease, ids ...int
 		var change counts
 		err = finished(rows, func(id int64, old int16) error {
 			done[id] = true
-			change.leaveLive(old, true)
-			change.waiting++
-			change.settled[settledReleased]++
+			change.LeaveLive(old == codeReady, true)
+			change.Waiting++
+			change.Settled[queuestore.SettledReleased]++
 			return nil
 		})
 		if err != nil {

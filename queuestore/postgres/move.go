@@ -101,12 +101,12 @@ func (s *Store) MoveOut(ctx context.Context, queue string, after int64, limit in
 		var leased bool
 		var n int64
 		_, err = pgx.ForEachRow(rows, []any{&state, &leased, &n}, func() error {
-			change.purged += n
+			change.Purged += n
 			for range n {
 				if state == codeDead {
-					change.dead--
+					change.Dead--
 				} else {
-					change.leaveLive(state, leased)
+					change.LeaveLive(state == codeReady, leased)
 				}
 			}
 			return nil
@@ -214,18 +214,18 @@ func (s *Store) PutIn(ctx context.Context, source string, msgs []queuestore.Movi
 			}
 			bodies = append(bodies, body)
 			c := change.of(m.Queue)
-			c.enqueued++
+			c.Enqueued++
 			switch state, _ := movedCode(m); state {
 			case codeReady:
-				c.readySet++
+				c.ReadySet++
 				ready = append(ready, m.Queue)
 				if key, seen := lowest[m.Queue]; !seen || i.key < key {
 					lowest[m.Queue] = i.key
 				}
 			case codeWaiting:
-				c.waiting++
+				c.Waiting++
 			default:
-				c.dead++
+				c.Dead++
 			}
 		}
 		res.Stored = sourceIDs
