@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -209,40 +208,8 @@ func (s *Store) Close() error { return s.db.Close() }
 
 func (s *Store) now() int64 { return s.opts.Now().UnixMilli() }
 
-type migration struct {
-	version int
-	sql     string
-}
-
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var out []migration
-	for _, e := range entries {
-		var v int
-		if _, err := fmt.Sscanf(e.Name(), "%04d_", &v); err != nil {
-			return nil, fmt.Errorf("migration file name %q: want NNNN_name.sql", e.Name())
-		}
-		b, err := migrationFiles.ReadFile("migrations/" + e.Name())
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{version: v, sql: string(b)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	return out, nil
-}
-
 // SchemaVersion is the newest schema this build knows.
-func SchemaVersion() int {
-	m, err := loadMigrations()
-	if err != nil || len(m) == 0 {
-		return 0
-	}
-	return m[len(m)-1].version
-}
+func SchemaVersion() int { return NewestMigration(migrationFiles) }
 
 // schemaInfo is what a file says about whose it is and its schema.
 type schemaInfo struct {
@@ -280,11 +247,11 @@ func (info schemaInfo) check(latest int) (migrate bool, err error) {
 // file is refused before anything is written to it. Only a new or older
 // file is migrated: in one write transaction that checks again.
 func (s *Store) migrate(ctx context.Context) error {
-	migrations, err := loadMigrations()
+	migrations, err := LoadMigrations(migrationFiles)
 	if err != nil {
 		return err
 	}
-	latest := migrations[len(migrations)-1].version
+	latest := migrations[len(migrations)-1].Version
 	var info schemaInfo
 	err = s.retryBusy(ctx, func() error {
 		var err error
@@ -318,11 +285,11 @@ func (s *Store) migrate(ctx context.Context) error {
 			return err
 		}
 		for _, m := range migrations {
-			if m.version <= info.version {
+			if m.Version <= info.version {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-				return fmt.Errorf("migration %d: %w", m.version, err)
+			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+				return fmt.Errorf("migration %d: %w", m.Version, err)
 			}
 		}
 		// PRAGMA takes no bound parameters; both values are integers of ours.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"net/url"
 	"sort"
@@ -216,42 +215,8 @@ func (s *Store) now() int64 { return s.opts.Now().UnixMilli() }
 // err is the error a public method returns: never with the password.
 func (s *Store) err(err error) error { return scrub(err, s.secrets) }
 
-// Migrations.
-
-type migration struct {
-	version int
-	sql     string
-}
-
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var out []migration
-	for _, e := range entries {
-		var v int
-		if _, err := fmt.Sscanf(e.Name(), "%04d_", &v); err != nil {
-			return nil, fmt.Errorf("migration file name %q: want NNNN_name.sql", e.Name())
-		}
-		b, err := migrationFiles.ReadFile("migrations/" + e.Name())
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{version: v, sql: string(b)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	return out, nil
-}
-
 // SchemaVersion is the newest schema this build knows.
-func SchemaVersion() int {
-	m, err := loadMigrations()
-	if err != nil || len(m) == 0 {
-		return 0
-	}
-	return m[len(m)-1].version
-}
+func SchemaVersion() int { return queuestore.NewestMigration(migrationFiles) }
 
 // schemaVersion reads the database's schema version: 0 for a database
 // without daguq's tables; ErrNotDaguqDatabase when it has a messages table
@@ -277,11 +242,11 @@ func schemaVersion(ctx context.Context, q querier) (int, error) {
 // lock (two processes migrating at once take turns; the second finds the
 // work done), checks the version again and applies what is missing.
 func (s *Store) migrate(ctx context.Context) error {
-	migrations, err := loadMigrations()
+	migrations, err := queuestore.LoadMigrations(migrationFiles)
 	if err != nil {
 		return err
 	}
-	latest := migrations[len(migrations)-1].version
+	latest := migrations[len(migrations)-1].Version
 	check := func(v int) (bool, error) {
 		if v > latest {
 			return false, fmt.Errorf("%w: database has version %d, this build knows up to %d: upgrade daguq", queuestore.ErrSchemaTooNew, v, latest)
@@ -310,13 +275,13 @@ func (s *Store) migrate(ctx context.Context) error {
 			return err
 		}
 		for _, m := range migrations {
-			if m.version <= v {
+			if m.Version <= v {
 				continue
 			}
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("migration %d: %w", m.version, err)
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return fmt.Errorf("migration %d: %w", m.Version, err)
 			}
-			if _, err := tx.Exec(ctx, sqlRecordMigration, m.version); err != nil {
+			if _, err := tx.Exec(ctx, sqlRecordMigration, m.Version); err != nil {
 				return err
 			}
 		}
