@@ -400,21 +400,30 @@ func testPoolCancelledWaiterLeavesAtOnce(t *testing.T, s *suite) {
 
 // Many requests of mixed weights at once, from goroutines sharing the
 // store (on PostgreSQL: its connections): the slots in use never exceed the
-// capacity, and every request is served. queuestore's own test does the
-// same with a store per goroutine.
+// capacity, and every request is served.
 func testPoolCapacityUnderConcurrentRequests(t *testing.T, s *suite) {
 	b := s.setup(t, queuestore.Options{})
 	b.setPool(t, "db", 3)
+	PoolCapacityHolds(t, []queuestore.PoolBackend{b.store}, "db", 3)
+}
+
+// PoolCapacityHolds runs 8 goroutines, each taking and giving back slots
+// of pool (set to capacity) 5 times with mixed weights, through stores in
+// turn (one store shared, or a store each, as processes have), and fails t
+// when the slots in use ever exceed capacity.
+func PoolCapacityHolds(t *testing.T, stores []queuestore.PoolBackend, pool string, capacity int) {
+	ctx := context.Background()
 	var mu sync.Mutex
 	inUse, most := 0, 0
 	var wg sync.WaitGroup
 	for i := range 8 {
+		store := stores[i%len(stores)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := range 5 {
-				slots := 1 + (i+j)%3
-				g, err := b.store.Acquire(b.ctx, queuestore.AcquireOptions{Pool: "db", Slots: slots, Priority: int64(j % 2), Poll: 2 * time.Millisecond})
+				slots := 1 + (i+j)%capacity
+				g, err := store.Acquire(ctx, queuestore.AcquireOptions{Pool: pool, Slots: slots, Priority: int64(j % 2), Poll: 2 * time.Millisecond})
 				if err != nil {
 					t.Error(err)
 					return
@@ -427,7 +436,7 @@ func testPoolCapacityUnderConcurrentRequests(t *testing.T, s *suite) {
 				mu.Lock()
 				inUse -= slots
 				mu.Unlock()
-				if err := b.store.ReleaseGrant(b.ctx, g); err != nil {
+				if err := store.ReleaseGrant(ctx, g); err != nil {
 					t.Error(err)
 					return
 				}
@@ -435,8 +444,8 @@ func testPoolCapacityUnderConcurrentRequests(t *testing.T, s *suite) {
 		}()
 	}
 	wg.Wait()
-	if most > 3 {
-		t.Errorf("%d slots in use at once, capacity 3", most)
+	if most > capacity {
+		t.Errorf("%d slots in use at once, capacity %d", most, capacity)
 	}
-	t.Logf("at most %d of 3 slots in use at once", most)
+	t.Logf("at most %d of %d slots in use at once", most, capacity)
 }
