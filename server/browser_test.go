@@ -242,6 +242,12 @@ func TestDashboardInBrowser(t *testing.T) {
 	if st, _ := ts.store.Stats(context.Background(), "orders"); !st.Paused {
 		t.Errorf("the pause button did not pause")
 	}
+	// The result stays while the page refreshes: hiding it would move the
+	// page under the pointer (a click on the next tab landed elsewhere).
+	time.Sleep(3 * 200 * time.Millisecond)
+	if shown, _ := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`document.querySelector("#banner.info:not(.hidden)")?.textContent === "orders paused"`)); !shown {
+		t.Errorf("the result of the pause left the page before the user did")
+	}
 
 	// The message page: the body only when asked.
 	b.do(chromedp.Click(chromedp.CSS(`a[data-state="ready"]`)))

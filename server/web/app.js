@@ -121,6 +121,14 @@ function showBanner(text, kind) {
 
 function clearBanner() { document.getElementById("banner").className = "banner hidden"; }
 
+// clearError hides the banner when it shows an error. The result of an
+// action stays until the user leaves the page: hiding it on the next
+// refresh would move the page under the pointer.
+function clearError() {
+  const b = document.getElementById("banner");
+  if (!b.classList.contains("info")) clearBanner();
+}
+
 class HTTPError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
@@ -534,7 +542,7 @@ async function refresh(force) {
   if (!view) return;
   try {
     await view.refresh(force);
-    if (!force) clearBanner();
+    if (!force) clearError();
     document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (e) {
     if (e.status !== 401 && !leaving) showBanner(e.message);
