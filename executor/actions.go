@@ -87,12 +87,12 @@ func (e *queueExecutor) runFinish(ctx context.Context, store Store) error {
 	lease, err := store.LeaseByToken(ctx, e.cfg.Token)
 	if err != nil {
 		if errors.Is(err, queuestore.ErrInvalid) {
-			return fmt.Errorf("token: %w", err)
+			return badKey("token", err)
 		}
 		return err
 	}
 	if lease.Queue != e.cfg.Queue {
-		return usageError(fmt.Errorf("token %s belongs to queue %q, not %q", e.cfg.Token, lease.Queue, e.cfg.Queue))
+		return usageError(wrongQueue(e.cfg.Token, lease.Queue, e.cfg.Queue))
 	}
 	out := FinishOutput{Queue: lease.Queue, Token: lease.Token}
 	ids := e.cfg.ids
@@ -118,7 +118,7 @@ func (e *queueExecutor) runFinish(ctx context.Context, store Store) error {
 // the exit status).
 func finishError(err error) error {
 	if errors.Is(err, queuestore.ErrInvalid) {
-		return fmt.Errorf("ids: %w", err)
+		return badKey("ids", err)
 	}
 	return err
 }
@@ -131,12 +131,12 @@ func (e *queueExecutor) runGet(ctx context.Context, store Store) error {
 	lease, err := store.LeaseByToken(ctx, e.cfg.Token)
 	if err != nil {
 		if errors.Is(err, queuestore.ErrInvalid) {
-			return fmt.Errorf("token: %w", err)
+			return badKey("token", err)
 		}
 		return err
 	}
 	if lease.Queue != e.cfg.Queue {
-		return usageError(fmt.Errorf("token %s belongs to queue %q, not %q", e.cfg.Token, lease.Queue, e.cfg.Queue))
+		return usageError(wrongQueue(e.cfg.Token, lease.Queue, e.cfg.Queue))
 	}
 	out := ClaimOutput{Token: lease.Token, Queue: lease.Queue, Count: len(lease.Messages), Messages: []ClaimedMessage{}}
 	exp := lease.ExpiresAt
@@ -171,4 +171,11 @@ func writeJSONLines(path string, msgs []ClaimedMessage) error {
 		return err
 	}
 	return f.Close()
+}
+
+// wrongQueue refuses a token of another queue's lease.
+func wrongQueue(token, leaseQueue, queue string) error {
+	return badKeys("token", func(n Names) string {
+		return fmt.Sprintf("%s %s belongs to %s %q, not %q", n.Key("token"), token, n.Key("queue"), leaseQueue, queue)
+	})
 }

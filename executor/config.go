@@ -285,7 +285,7 @@ func decodeConfig(kind string, raw map[string]any, out any) error {
 		}
 		if err := dec.Decode(map[string]any{k: v}); err != nil {
 			f, _ := fieldByName(kind, k)
-			errs = append(errs, fmt.Errorf("%s must be %s, got %s", k, typePhrase(f), describeValue(v)))
+			errs = append(errs, badValue(k, "must be %s, got %s", typePhrase(f), describeValue(v)))
 		}
 	}
 	return errors.Join(errs...)
@@ -404,14 +404,16 @@ func oneOf(name, value string, allowed []string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%s must be one of %s, got %q", name, strings.Join(allowed, ", "), value)
+	return badValue(name, "must be one of %s, got %q", strings.Join(allowed, ", "), value)
 }
 
 // checkDBKey refuses an empty `db`: it would silently mean the default
 // database. A key with no value (nil) is the default, as for every key.
 func checkDBKey(raw map[string]any) error {
 	if db, ok := raw["db"].(string); ok && strings.TrimSpace(db) == "" {
-		return errors.New("db is empty: give a database file path, or leave db out for the default (DAGUQ_DB, else $DAGU_HOME/daguq/daguq.db, else $XDG_DATA_HOME/daguq/daguq.db)")
+		return badKeys("db", func(n Names) string {
+			return n.Key("db") + " is empty: give a database file path, or leave " + n.Key("db") + " out for the default (DAGUQ_DB, else $DAGU_HOME/daguq/daguq.db, else $XDG_DATA_HOME/daguq/daguq.db)"
+		})
 	}
 	return nil
 }
@@ -434,13 +436,13 @@ func parseQueueConfig(raw map[string]any) (queueConfig, error) {
 // validateQueueField checks the `queue` key both kinds require.
 func validateQueueField(queue string) error {
 	if queue == "" {
-		return errors.New("queue is required: the queue name")
+		return badValue("queue", "is required: the queue name")
 	}
 	if len(queue) > mustField(KindQueue, "queue").MaxLength {
 		return nil // checkFields names the length
 	}
 	if queuestore.ValidateQueueName(queue) != nil {
-		return fmt.Errorf("queue %q must be %s", queue, queuestore.QueueNameRule)
+		return badValue("queue", "%q must be %s", queue, queuestore.QueueNameRule)
 	}
 	return nil
 }
@@ -458,10 +460,15 @@ func (c *queueConfig) validate() error {
 	}
 	errs = append(errs, checkFields(Fields(KindQueue), c)...)
 	if c.MinPriority != nil && c.MaxPriority != nil && *c.MinPriority > *c.MaxPriority {
-		errs = append(errs, fmt.Errorf("min_priority (%d) must be at most max_priority (%d)", *c.MinPriority, *c.MaxPriority))
+		errs = append(errs, badKeys("min_priority", func(n Names) string {
+			return fmt.Sprintf("%s (%d) must be at most %s (%d)", n.Key("min_priority"), *c.MinPriority, n.Key("max_priority"), *c.MaxPriority)
+		}))
 	}
 	if c.BackoffBase > c.BackoffMax {
-		errs = append(errs, fmt.Errorf("backoff_base (%s) must be at most backoff_max (%s)", c.BackoffBase, c.BackoffMax))
+		base, most := c.BackoffBase, c.BackoffMax
+		errs = append(errs, badKeys("backoff_base", func(n Names) string {
+			return fmt.Sprintf("%s (%s) must be at most %s (%s)", n.Key("backoff_base"), base, n.Key("backoff_max"), most)
+		}))
 	}
 	switch c.Backoff {
 	case BackoffExponential:
@@ -470,24 +477,17 @@ func (c *queueConfig) validate() error {
 	default:
 		d, err := durationHook(nil, durationType, c.Backoff)
 		if err != nil || d.(time.Duration) <= 0 {
-			errs = append(errs, fmt.Errorf(`backoff must be "exponential", "none" or a positive duration like "30s", got %q`, c.Backoff))
+			errs = append(errs, badValue("backoff", `must be "exponential", "none" or a positive duration like "30s", got %q`, c.Backoff))
 		} else {
 			c.fixedDelay = d.(time.Duration)
 		}
 	}
 	if c.Group != "" && c.GroupBy {
-		errs = append(errs, errors.New("group and group_by are exclusive: group takes one named group, group_by one group per batch"))
+		errs = append(errs, exclusive("group", "group_by", func(n Names) string {
+			return n.Key("group") + " takes one named group, " + n.Key("group_by") + " one group per batch"
+		}))
 	}
-	if err := c.parseRun(); err != nil {
-		errs = append(errs, err)
-	}
-	if c.Script != "" && (c.runLine != "" || c.runArgv != nil) {
-		errs = append(errs, errors.New("run and script are exclusive: give the handler one way"))
-	}
-	c.shellArgv = strings.Fields(c.Shell)
-	if len(c.shellArgv) == 0 {
-		errs = append(errs, errors.New(`shell must name a program, like "sh" or "bash -eu", got ""`))
-	}
+	errs = append(errs, c.parseCommand("handler")...)
 	ids, err := parseIDs(c.IDs)
 	if err != nil {
 		errs = append(errs, err)
@@ -496,23 +496,50 @@ func (c *queueConfig) validate() error {
 	switch c.Action {
 	case ActionAck, ActionNack, ActionGet:
 		if c.Token == "" {
-			errs = append(errs, fmt.Errorf("token is required for action %s: the token a claim printed", c.Action))
+			action := c.Action
+			errs = append(errs, badKeys("token", func(n Names) string {
+				return n.Key("token") + " is required for " + n.Key("action") + " " + action + ": the token a claim printed"
+			}))
 		}
 		if c.IDs != nil && c.Action == ActionGet {
-			errs = append(errs, errors.New("ids apply to action ack and nack only, not get"))
+			errs = append(errs, onlyFor("ids", "apply", "ack and nack", c.Action))
 		}
 	default:
 		if c.Token != "" || c.IDs != nil {
-			errs = append(errs, fmt.Errorf("token and ids apply to action ack, nack and get only, not %s", c.Action))
+			field := "token"
+			if c.Token == "" {
+				field = "ids"
+			}
+			action := c.Action
+			errs = append(errs, badKeys(field, func(n Names) string {
+				return fmt.Sprintf("%s and %s apply to %s ack, nack and get only, not %s", n.Key("token"), n.Key("ids"), n.Key("action"), action)
+			}))
 		}
 	}
 	if c.File != "" && c.Action != ActionGet {
-		errs = append(errs, fmt.Errorf("file applies to action get only, not %s", c.Action))
+		errs = append(errs, onlyFor("file", "applies", "get", c.Action))
 	}
 	if c.Error != "" && c.Action != ActionNack {
-		errs = append(errs, fmt.Errorf("error applies to action nack only, not %s", c.Action))
+		errs = append(errs, onlyFor("error", "applies", "nack", c.Action))
 	}
 	return errors.Join(errs...)
+}
+
+// parseCommand reads run, script and shell, the command of a queue step's
+// handler or of a pool step (what names it in errors).
+func (c *queueConfig) parseCommand(what string) []error {
+	var errs []error
+	if err := c.parseRun(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Script != "" && (c.runLine != "" || c.runArgv != nil) {
+		errs = append(errs, exclusive("run", "script", func(Names) string { return "give the " + what + " one way" }))
+	}
+	c.shellArgv = strings.Fields(c.Shell)
+	if len(c.shellArgv) == 0 {
+		errs = append(errs, badValue("shell", `must name a program, like "sh" or "bash -eu", got ""`))
+	}
+	return errs
 }
 
 func (c *queueConfig) parseRun() error {
@@ -520,31 +547,31 @@ func (c *queueConfig) parseRun() error {
 	case nil:
 	case string:
 		if strings.TrimSpace(v) == "" {
-			return errors.New("run must be a command line or a non-empty list of words, got \"\"")
+			return badValue("run", `must be a command line or a non-empty list of words, got ""`)
 		}
 		c.runLine = v
 	case []any:
 		if len(v) == 0 {
-			return errors.New("run must be a command line or a non-empty list of words, got []")
+			return badValue("run", "must be a command line or a non-empty list of words, got []")
 		}
 		for i, w := range v {
 			switch w.(type) {
 			case string, int, int64, float64, bool:
 				c.runArgv = append(c.runArgv, fmt.Sprint(w))
 			default:
-				return fmt.Errorf("run[%d] must be a string, got %s", i, describeValue(w))
+				return badItem("run", i, "must be a string, got %s", describeValue(w))
 			}
 		}
 		if c.runArgv[0] == "" {
-			return errors.New("run[0] must name a program, got \"\"")
+			return badItem("run", 0, `must name a program, got ""`)
 		}
 	case []string:
 		if len(v) == 0 || v[0] == "" {
-			return errors.New("run must be a command line or a non-empty list of words")
+			return badValue("run", "must be a command line or a non-empty list of words")
 		}
 		c.runArgv = append([]string(nil), v...)
 	default:
-		return fmt.Errorf("run must be a command line or a list of words, got %s", describeValue(v))
+		return badValue("run", "must be a command line or a list of words, got %s", describeValue(v))
 	}
 	return nil
 }
@@ -564,7 +591,10 @@ func (c *queueConfig) resolveHandler(spec Spec) error {
 	case strings.TrimSpace(spec.Command) != "":
 		c.runLine = spec.Command
 	default:
-		return errors.New("run or script is required for action consume: the handler that gets each batch (e.g. run: ./handle.sh)")
+		return badKeys("run", func(n Names) string {
+			return fmt.Sprintf("%s or %s is required for %s consume: the handler that gets each batch (e.g. %s)",
+				n.Key("run"), n.Key("script"), n.Key("action"), n.Setting("run", "./handle.sh"))
+		})
 	}
 	return nil
 }
@@ -579,7 +609,7 @@ func parseIDs(v any) ([]int64, error) {
 		s := strings.TrimSpace(x)
 		if strings.HasPrefix(s, "[") {
 			if err := json.Unmarshal([]byte(s), &items); err != nil {
-				return nil, fmt.Errorf("ids must be a list of message ids, got %s", describeValue(x))
+				return nil, badValue("ids", "must be a list of message ids, got %s", describeValue(x))
 			}
 		} else {
 			for _, w := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' }) {
@@ -597,7 +627,7 @@ func parseIDs(v any) ([]int64, error) {
 		}
 		return out, nil
 	default:
-		return nil, fmt.Errorf("ids must be a list of message ids, got %s", describeValue(v))
+		return nil, badValue("ids", "must be a list of message ids, got %s", describeValue(v))
 	}
 	out := make([]int64, 0, len(items))
 	for i, it := range items {
@@ -623,7 +653,7 @@ func parseIDs(v any) ([]int64, error) {
 			err = errors.New("type")
 		}
 		if err != nil || id <= 0 {
-			return nil, fmt.Errorf("ids[%d] must be a positive message id, got %s", i, describeValue(it))
+			return nil, badItem("ids", i, "must be a positive message id, got %s", describeValue(it))
 		}
 		out = append(out, id)
 	}
@@ -665,17 +695,19 @@ func (c *enqueueConfig) validate() error {
 		sources++
 	}
 	if sources != 1 {
-		errs = append(errs, fmt.Errorf("give exactly one of message, messages or file, got %d", sources))
+		errs = append(errs, badKeys("message", func(n Names) string {
+			return fmt.Sprintf("give exactly one of %s, %s or %s, got %d", n.Key("message"), n.Key("messages"), n.Key("file"), sources)
+		}))
 	}
 	if c.Envelope && c.File == "" {
-		errs = append(errs, errors.New("envelope applies to file only"))
+		errs = append(errs, badKeys("envelope", func(n Names) string { return n.Key("envelope") + " applies to " + n.Key("file") + " only" }))
 	}
 	if c.Envelope && c.Raw {
-		errs = append(errs, errors.New("raw and envelope are exclusive: an envelope's body is a JSON value"))
+		errs = append(errs, exclusive("raw", "envelope", func(Names) string { return "an envelope's body is a JSON value" }))
 	}
 	errs = append(errs, checkFields(Fields(KindEnqueue), c)...)
 	if c.Delay != 0 && c.NotBefore != "" {
-		errs = append(errs, errors.New("delay and not_before are exclusive"))
+		errs = append(errs, exclusive("delay", "not_before", nil))
 	}
 	if c.NotBefore != "" {
 		if _, err := parseNotBefore(c.NotBefore, time.Now()); err != nil {
@@ -684,13 +716,13 @@ func (c *enqueueConfig) validate() error {
 	}
 	for _, key := range []struct{ name, value string }{{"dedupe_key", c.DedupeKey}, {"group", c.Group}} {
 		if err := checkUTF8([]byte(key.value)); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", key.name, err))
+			errs = append(errs, badKey(key.name, err))
 		}
 	}
 	if c.hasMessage {
 		b, err := messageJSON(c.Message, c.Raw)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("message: %w", err))
+			errs = append(errs, badKey("message", err))
 		} else {
 			c.messages = [][]byte{b}
 		}
@@ -703,7 +735,7 @@ func (c *enqueueConfig) validate() error {
 		for i, m := range list {
 			b, err := messageJSON(m, c.Raw)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("messages[%d]: %w", i, err))
+				errs = append(errs, badItemCause("messages", i, err))
 				continue
 			}
 			c.messages = append(c.messages, b)

@@ -136,7 +136,7 @@ func (e *enqueueExecutor) messages(now time.Time) ([]queuestore.NewMessage, erro
 		} else {
 			f, err := os.Open(resolvePath(e.spec.Dir, e.cfg.File))
 			if err != nil {
-				return nil, fmt.Errorf("file: %w", err)
+				return nil, badKey("file", err)
 			}
 			defer f.Close()
 			r = f
@@ -151,7 +151,7 @@ func (e *enqueueExecutor) messages(now time.Time) ([]queuestore.NewMessage, erro
 			e.progress.Finish()
 		}
 		if err != nil {
-			return nil, fmt.Errorf("file %s: %w", name, err)
+			return nil, &FieldError{Field: "file", Err: err, say: func(n Names) string { return n.Key("file") + " " + name + ": " + Text(err, n) }}
 		}
 	} else {
 		for _, body := range e.cfg.messages {
@@ -198,7 +198,7 @@ func readJSONLines(r io.Reader, base queuestore.NewMessage, withEnvelope, raw bo
 			continue
 		}
 		if err := checkUTF8(line); err != nil {
-			return nil, fmt.Errorf("line %d: %w", lineNo, err)
+			return nil, &lineError{line: lineNo, err: err}
 		}
 		m := base
 		var err error
@@ -211,18 +211,28 @@ func readJSONLines(r io.Reader, base queuestore.NewMessage, withEnvelope, raw bo
 			m.Body, err = compactJSON(line)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", lineNo, err)
+			return nil, &lineError{line: lineNo, err: err}
 		}
 		msgs = append(msgs, m)
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("line %d: longer than %d bytes", len(msgs)+1, maxLineBytes)
+			return nil, &lineError{line: len(msgs) + 1, err: fmt.Errorf("longer than %d bytes", maxLineBytes)}
 		}
 		return nil, err
 	}
 	return msgs, nil
 }
+
+// lineError is a refused line of a JSON Lines file.
+type lineError struct {
+	line int
+	err  error
+}
+
+func (e *lineError) Error() string        { return e.spell(WithKeys{}) }
+func (e *lineError) Unwrap() error        { return e.err }
+func (e *lineError) spell(n Names) string { return fmt.Sprintf("line %d: %s", e.line, Text(e.err, n)) }
 
 func applyEnvelope(m *queuestore.NewMessage, line []byte, now time.Time) error {
 	dec := json.NewDecoder(bytes.NewReader(line))

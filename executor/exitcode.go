@@ -47,6 +47,8 @@ type ConfigError struct{ Err error }
 func (e *ConfigError) Error() string { return e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
+func (e *ConfigError) spell(n Names) string { return Text(e.Err, n) }
+
 // invalid marks err as refused input (nil stays nil).
 func invalid(err error) error {
 	if err == nil {

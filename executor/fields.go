@@ -304,7 +304,7 @@ func (f Field) check(v reflect.Value) error {
 // checkNumber checks x (shown as shown) against f's bounds.
 func (f Field) checkNumber(x float64, shown string) error {
 	if (f.Min != nil && x < *f.Min) || (f.Max != nil && x > *f.Max) {
-		return fmt.Errorf("%s must be %s, got %s", f.Name, rangeText(f), shown)
+		return badValue(f.Name, "must be %s, got %s", rangeText(f), shown)
 	}
 	return nil
 }
@@ -312,7 +312,7 @@ func (f Field) checkNumber(x float64, shown string) error {
 // checkLength checks s against f's MaxLength.
 func (f Field) checkLength(s string) error {
 	if f.MaxLength > 0 && len(s) > f.MaxLength {
-		return fmt.Errorf("%s must be %s, got %d bytes", f.Name, lengthText(f), len(s))
+		return badValue(f.Name, "must be %s, got %d bytes", lengthText(f), len(s))
 	}
 	return nil
 }

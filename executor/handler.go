@@ -53,14 +53,14 @@ func checkProgram(dir, field, prog string) error {
 		info, err := os.Stat(resolvePath(dir, prog))
 		switch {
 		case err != nil:
-			return fmt.Errorf("%s: handler program %q: %w", field, prog, err)
+			return badKey(field, fmt.Errorf("handler program %q: %w", prog, err))
 		case info.IsDir() || info.Mode()&0o111 == 0:
-			return fmt.Errorf("%s: handler program %q is not an executable file", field, prog)
+			return badKey(field, fmt.Errorf("handler program %q is not an executable file", prog))
 		}
 		return nil
 	}
 	if _, err := exec.LookPath(prog); err != nil {
-		return fmt.Errorf("%s: handler program %q not found in PATH", field, prog)
+		return badKey(field, fmt.Errorf("handler program %q not found in PATH", prog))
 	}
 	return nil
 }

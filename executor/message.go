@@ -107,9 +107,18 @@ func compactJSON(text []byte) ([]byte, error) {
 		if err != nil {
 			reason = err.Error()
 		}
-		return nil, fmt.Errorf("is not valid JSON (%s): %s; set raw: true to store text as a JSON string", reason, preview(text))
+		return nil, &notJSONError{reason: reason, text: preview(text)}
 	}
 	return buf.Bytes(), nil
+}
+
+// notJSONError is text that is not one JSON value; it says how to store
+// it as a JSON string instead (the raw key).
+type notJSONError struct{ reason, text string }
+
+func (e *notJSONError) Error() string { return e.spell(WithKeys{}) }
+func (e *notJSONError) spell(n Names) string {
+	return fmt.Sprintf("is not valid JSON (%s): %s; set %s to store text as a JSON string", e.reason, e.text, n.Setting("raw", "true"))
 }
 
 func preview(b []byte) string {
@@ -153,11 +162,11 @@ func messagesList(v any) ([]any, error) {
 		return x, nil
 	case string:
 		if err := checkUTF8([]byte(x)); err != nil {
-			return nil, fmt.Errorf("messages: %w", err)
+			return nil, badKey("messages", err)
 		}
 		var list []json.RawMessage
 		if err := json.Unmarshal([]byte(x), &list); err != nil {
-			return nil, fmt.Errorf("messages must be a list, or a string holding a JSON array, got %s", describeValue(x))
+			return nil, badValue("messages", "must be a list, or a string holding a JSON array, got %s", describeValue(x))
 		}
 		out := make([]any, len(list))
 		for i, m := range list {
@@ -165,7 +174,7 @@ func messagesList(v any) ([]any, error) {
 		}
 		return out, nil
 	}
-	return nil, fmt.Errorf("messages must be a list, got %s", describeValue(v))
+	return nil, badValue("messages", "must be a list, got %s", describeValue(v))
 }
 
 // parseNotBefore reads an RFC 3339 time, or a cron expression (standard 5
@@ -177,11 +186,11 @@ func parseNotBefore(s string, now time.Time) (time.Time, error) {
 	}
 	sched, err := cron.ParseStandard(s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf(`not_before must be an RFC 3339 time like "2026-01-02T09:00:00Z" or a cron expression like "0 9 * * *", got %q`, s)
+		return time.Time{}, badValue("not_before", `must be an RFC 3339 time like "2026-01-02T09:00:00Z" or a cron expression like "0 9 * * *", got %q`, s)
 	}
 	next := sched.Next(now)
 	if next.IsZero() {
-		return time.Time{}, fmt.Errorf("not_before: cron expression %q never fires", s)
+		return time.Time{}, badKey("not_before", fmt.Errorf("cron expression %q never fires", s))
 	}
 	return next, nil
 }

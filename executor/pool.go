@@ -81,24 +81,15 @@ func (c *poolConfig) validate() error {
 	var errs []error
 	switch {
 	case c.Pool == "":
-		errs = append(errs, errors.New("pool is required: the pool name (set its capacity with `daguq pool set NAME CAPACITY`)"))
+		errs = append(errs, badValue("pool", "is required: the pool name (set its capacity with `daguq pool set NAME CAPACITY`)"))
 	case len(c.Pool) > mustField(KindPool, "pool").MaxLength: // checkFields names the length
 	case queuestore.ValidatePoolName(c.Pool) != nil:
-		errs = append(errs, fmt.Errorf("pool %q must be %s", c.Pool, queuestore.QueueNameRule))
+		errs = append(errs, badValue("pool", "%q must be %s", c.Pool, queuestore.QueueNameRule))
 	}
 	errs = append(errs, checkFields(Fields(KindPool), c)...)
 	// The command: run, script and shell as the queue step reads them.
 	c.cmd = queueConfig{Action: ActionConsume, Run: c.Run, Script: c.Script, Shell: c.Shell}
-	if err := c.cmd.parseRun(); err != nil {
-		errs = append(errs, err)
-	}
-	if c.Script != "" && (c.cmd.runLine != "" || c.cmd.runArgv != nil) {
-		errs = append(errs, errors.New("run and script are exclusive: give the command one way"))
-	}
-	c.cmd.shellArgv = strings.Fields(c.Shell)
-	if len(c.cmd.shellArgv) == 0 {
-		errs = append(errs, errors.New(`shell must name a program, like "sh" or "bash -eu", got ""`))
-	}
+	errs = append(errs, c.cmd.parseCommand("command")...)
 	return errors.Join(errs...)
 }
 
@@ -106,7 +97,9 @@ func (c *poolConfig) validate() error {
 // none (Dagu's Go registry), and requires one.
 func (c *poolConfig) resolveCommand(spec Spec) error {
 	if err := c.cmd.resolveHandler(spec); err != nil {
-		return errors.New("run or script is required: the command to run while holding the slots (e.g. run: ./load.sh)")
+		return badKeys("run", func(n Names) string {
+			return fmt.Sprintf("%s or %s is required: the command to run while holding the slots (e.g. %s)", n.Key("run"), n.Key("script"), n.Setting("run", "./load.sh"))
+		})
 	}
 	return nil
 }

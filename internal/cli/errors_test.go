@@ -22,7 +22,7 @@ func TestBadInputNamesTheFlag(t *testing.T) {
 		{"bad mode", []string{"consume", "--queue", "q", "--mode", "forever", "--", "true"}, "--mode"},
 		{"bad duration", []string{"consume", "--queue", "q", "--lease", "soon", "--", "true"}, "--lease"},
 		{"bad boolean", []string{"consume", "--queue", "q", "--group-by=maybe", "--", "true"}, "--group-by"},
-		{"no handler", []string{"consume", "--queue", "q"}, "run or script"},
+		{"no handler", []string{"consume", "--queue", "q"}, "--run or --script"},
 		{"two handlers", []string{"consume", "--queue", "q", "--run", "true", "--", "true"}, "handler once"},
 		{"argument before dash", []string{"consume", "--queue", "q", "true"}, "\"--\""},
 		{"no queue", []string{"enqueue", "--message", "1"}, "--queue"},
@@ -144,5 +144,46 @@ func TestDatabaseErrorsExitThreeEverywhere(t *testing.T) {
 				t.Errorf("%s: daguq %s: stderr has %d lines, want one:\n%s", db.name, strings.Join(args, " "), lines, r.Stderr)
 			}
 		}
+	}
+}
+
+// A refused config value names the flags the user typed, every one of them,
+// and the with: keys of --with as written there; the executor's errors carry
+// their keys, so no text is rewritten to get there.
+func TestConfigErrorsSpellFlags(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		want string // the stderr line
+	}{
+		{"bound", []string{"consume", "--queue", "q", "--batch-size", "0", "--", "true"},
+			"daguq consume: --batch-size must be 1..10000, got 0"},
+		{"two flags", []string{"consume", "--queue", "q", "--min-priority", "5", "--max-priority", "3", "--", "true"},
+			"daguq consume: --min-priority (5) must be at most --max-priority (3)"},
+		{"flag and --with", []string{"consume", "--with", `{"max_priority":3}`, "--queue", "q", "--min-priority", "5", "--", "true"},
+			"daguq consume: --min-priority (5) must be at most max_priority (3)"},
+		{"--with", []string{"consume", "--with", `{"queue":"q","run":"true","batch_size":0}`},
+			"daguq consume: batch_size must be 1..10000, got 0"},
+		{"exclusive", []string{"enqueue", "--queue", "q", "--message", "1", "--delay", "5s", "--not-before", "0 9 * * *"},
+			"daguq enqueue: --delay and --not-before are exclusive"},
+		{"no handler", []string{"consume", "--queue", "q"},
+			"daguq consume: --run or --script is required for --action consume: the handler that gets each batch (e.g. --run ./handle.sh)"},
+		{"not JSON", []string{"enqueue", "--queue", "q", "--message", "{nope"},
+			`daguq enqueue: --message: is not valid JSON (invalid character 'n' looking for beginning of object key string): "{nope"; set --raw to store text as a JSON string`},
+		{"repeated flag", []string{"enqueue", "--queue", "q", "--message", "1", "--message", "{nope"},
+			`daguq enqueue: --message number 2: is not valid JSON (invalid character 'n' looking for beginning of object key string): "{nope"; set --raw to store text as a JSON string`},
+		{"two errors", []string{"pool", "run", "p", "--slots", "0", "--shell", "", "--", "true"},
+			`daguq pool run: --slots must be 1..1000000, got 0; --shell must name a program, like "sh" or "bash -eu", got ""`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			r := e.run(nil, tt.args...)
+			if r.Code != 2 || strings.TrimSpace(r.Stderr) != tt.want {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and\n%s", r.Code, strings.TrimSpace(r.Stderr), tt.want)
+			}
+		})
 	}
 }

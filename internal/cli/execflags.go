@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -32,12 +31,14 @@ type configFlags struct {
 	// flagOf names the flag for a config key in error messages when it is
 	// not the key's own (repeated --message goes to messages).
 	flagOf map[string]string
+	// fromWith: the keys --with gave.
+	fromWith map[string]bool
 }
 
 // addConfigFlags defines a flag for every field of kind except those in skip.
 func addConfigFlags(flags *pflag.FlagSet, kind string, skip ...string) *configFlags {
 	c := &configFlags{flags: flags, scalar: map[string]*textValue{}, list: map[string]*[]string{},
-		verbatim: map[string]bool{}, flagOf: map[string]string{}}
+		verbatim: map[string]bool{}, flagOf: map[string]string{}, fromWith: map[string]bool{}}
 	skipped := map[string]bool{}
 	for _, s := range skip {
 		skipped[s] = true
@@ -217,6 +218,7 @@ func (c *configFlags) withConfig() (map[string]any, error) {
 		return nil, usageError("--with must be one JSON object of with: keys, like '{\"queue\":\"emails\",\"batch_size\":50}'")
 	}
 	for k, v := range config {
+		c.fromWith[k] = true
 		if _, text := v.(string); !text || !c.verbatim[k] {
 			config[k] = expand.Value(v, os.LookupEnv)
 		}
@@ -241,27 +243,56 @@ func anyList(vs []string) []any {
 	return out
 }
 
-var leadingWord = regexp.MustCompile(`^[a-z_]+`)
+// configFlags spells the config keys of an executor's errors as its flags.
+var _ executor.Names = (*configFlags)(nil)
 
-// withFlagHint puts the flag in front of each line of an executor error that
-// starts with a config key: "--batch-size: batch_size must be 1..10000, got
-// 0". Lines are joined with "; " by the caller.
-func (c *configFlags) withFlagHint(err error) string {
-	names := map[string]bool{}
+// flagFor is the flag that gave key: its own, or the one in flagOf. A key
+// with no flag, or given by --with and not by its flag, has none: the error
+// names it as the user wrote it in --with.
+func (c *configFlags) flagFor(key string) (string, bool) {
+	if f, ok := c.flagOf[key]; ok {
+		return f, true
+	}
+	if !c.hasFlag(key) || c.fromWith[key] && !c.set(key) {
+		return "", false
+	}
+	return flagName(key), true
+}
+
+func (c *configFlags) hasFlag(key string) bool {
 	for _, f := range c.fields {
-		names[f.Name] = true
-	}
-	lines := strings.Split(err.Error(), "\n")
-	for i, line := range lines {
-		if w := leadingWord.FindString(line); names[w] {
-			// "message: not valid JSON" -> "--message: not valid JSON"
-			flag := flagName(w)
-			if f, ok := c.flagOf[w]; ok {
-				flag = f
-			}
-			lines[i] = "--" + flag + ": " + strings.TrimPrefix(line, w+": ")
+		if f.Name == key {
+			return true
 		}
-		lines[i] = strings.ReplaceAll(lines[i], "set raw: true", "use --raw")
 	}
-	return strings.Join(lines, "\n")
+	return false
+}
+
+// Key is the flag of key: --batch-size.
+func (c *configFlags) Key(key string) string {
+	if flag, ok := c.flagFor(key); ok {
+		return "--" + flag
+	}
+	return key
+}
+
+// Item is item i of a list key: --messages[1], or "--message number 2" when
+// the list is the repeated flag.
+func (c *configFlags) Item(key string, i int) string {
+	if f, ok := c.flagOf[key]; ok {
+		return fmt.Sprintf("--%s number %d", f, i+1)
+	}
+	return fmt.Sprintf("%s[%d]", c.Key(key), i)
+}
+
+// Setting is the flag that gives key value: --raw, --run ./handle.sh. A
+// flag overrides --with, so it is the advice even for a key --with gave.
+func (c *configFlags) Setting(key, value string) string {
+	if !c.hasFlag(key) {
+		return executor.WithKeys{}.Setting(key, value)
+	}
+	if fl := c.flags.Lookup(flagName(key)); fl != nil && fl.NoOptDefVal == value {
+		return "--" + fl.Name
+	}
+	return "--" + flagName(key) + " " + value
 }

@@ -329,7 +329,7 @@ func TestPoolCommands(t *testing.T) {
 	if r := e.run(nil, "pool", "run", "db", "--slots", "3", "--", "true"); r.Code != 2 || !strings.Contains(r.Stderr, "slots 3 is more than the capacity 2") {
 		t.Errorf("3 slots of 2: %s", r)
 	}
-	if r := e.run(nil, "pool", "run", "db", "--slots", "0", "--", "true"); r.Code != 2 || !strings.Contains(r.Stderr, "--slots: slots must be 1..1000000, got 0") {
+	if r := e.run(nil, "pool", "run", "db", "--slots", "0", "--", "true"); r.Code != 2 || !strings.Contains(r.Stderr, "--slots must be 1..1000000, got 0") {
 		t.Errorf("0 slots: %s", r)
 	}
 	if r := e.run(nil, "pool", "set", "db", "0"); r.Code != 2 {

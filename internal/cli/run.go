@@ -91,7 +91,7 @@ func runResult(err error, flags *configFlags) error {
 }
 
 // withHint keeps err's exit status (executor.ExitCode) and, for refused
-// input, puts the flag in front of each line that names a config key.
+// input, names the config keys as the flags that gave them.
 func withHint(err error, flags *configFlags) error {
 	code := executor.ExitCode(err)
 	if err == nil || code != exitUsage {
@@ -101,7 +101,7 @@ func withHint(err error, flags *configFlags) error {
 	if errors.As(err, &ee) && ee.Err != nil {
 		err = ee.Err
 	}
-	return usageError("%s", flags.withFlagHint(err))
+	return usageError("%s", executor.Text(err, flags))
 }
 
 // progressDesc names the work of a progress bar: "enqueue orders",
