@@ -84,15 +84,9 @@ type FinishOutput struct {
 }
 
 func (e *queueExecutor) runFinish(ctx context.Context, store Store) error {
-	lease, err := store.LeaseByToken(ctx, e.cfg.Token)
+	lease, err := e.tokenLease(ctx, store)
 	if err != nil {
-		if errors.Is(err, queuestore.ErrInvalid) {
-			return badKey("token", err)
-		}
 		return err
-	}
-	if lease.Queue != e.cfg.Queue {
-		return usageError(wrongQueue(e.cfg.Token, lease.Queue, e.cfg.Queue))
 	}
 	out := FinishOutput{Queue: lease.Queue, Token: lease.Token}
 	ids := e.cfg.ids
@@ -128,15 +122,9 @@ func finishError(err error) error {
 // A token whose lease was finished or taken over fails with ErrLeaseLost, so
 // a manual retry of a finished run cannot process its batch again.
 func (e *queueExecutor) runGet(ctx context.Context, store Store) error {
-	lease, err := store.LeaseByToken(ctx, e.cfg.Token)
+	lease, err := e.tokenLease(ctx, store)
 	if err != nil {
-		if errors.Is(err, queuestore.ErrInvalid) {
-			return badKey("token", err)
-		}
 		return err
-	}
-	if lease.Queue != e.cfg.Queue {
-		return usageError(wrongQueue(e.cfg.Token, lease.Queue, e.cfg.Queue))
 	}
 	out := ClaimOutput{Token: lease.Token, Queue: lease.Queue, Count: len(lease.Messages), Messages: []ClaimedMessage{}}
 	exp := lease.ExpiresAt
@@ -173,9 +161,21 @@ func writeJSONLines(path string, msgs []ClaimedMessage) error {
 	return f.Close()
 }
 
-// wrongQueue refuses a token of another queue's lease.
-func wrongQueue(token, leaseQueue, queue string) error {
-	return badKeys("token", func(n Names) string {
-		return fmt.Sprintf("%s %s belongs to %s %q, not %q", n.Key("token"), token, n.Key("queue"), leaseQueue, queue)
-	})
+// tokenLease is the live lease of the step's token; it must be a lease of
+// the step's queue.
+func (e *queueExecutor) tokenLease(ctx context.Context, store Store) (*queuestore.Lease, error) {
+	lease, err := store.LeaseByToken(ctx, e.cfg.Token)
+	if err != nil {
+		if errors.Is(err, queuestore.ErrInvalid) {
+			return nil, badKey("token", err)
+		}
+		return nil, err
+	}
+	if lease.Queue != e.cfg.Queue {
+		token, queue := e.cfg.Token, e.cfg.Queue
+		return nil, usageError(badKeys("token", func(n Names) string {
+			return fmt.Sprintf("%s %s belongs to %s %q, not %q", n.Key("token"), token, n.Key("queue"), lease.Queue, queue)
+		}))
+	}
+	return lease, nil
 }

@@ -30,20 +30,21 @@ const (
 // messages' last error.
 const errorTail = 1024
 
-// checkHandler fails fast when the handler's program cannot be found, so
-// that a typo does not spend every message's attempts.
-func (e *queueExecutor) checkHandler() error {
-	if e.cfg.runArgv != nil {
-		return checkProgram(e.spec.Dir, "run", e.cfg.runArgv[0])
+// checkProgram fails fast when the command's program cannot be found (in
+// dir, the step's directory), so that a typo does not spend every
+// message's attempts.
+func (c *queueConfig) checkProgram(dir string) error {
+	if c.runArgv != nil {
+		return checkProgram(dir, "run", c.runArgv[0])
 	}
-	if err := checkProgram(e.spec.Dir, "shell", e.cfg.shellArgv[0]); err != nil {
+	if err := checkProgram(dir, "shell", c.shellArgv[0]); err != nil {
 		return err
 	}
 	// A command line that starts with a plain path (`./send.sh --fast`):
 	// check that file too. Anything with shell syntax is left to the shell.
-	if words := strings.Fields(e.cfg.runLine); len(words) > 0 &&
+	if words := strings.Fields(c.runLine); len(words) > 0 &&
 		strings.ContainsRune(words[0], '/') && !strings.ContainsAny(words[0], "$`'\"\\*?[{~;|&<>()=") {
-		return checkProgram(e.spec.Dir, "run", words[0])
+		return checkProgram(dir, "run", words[0])
 	}
 	return nil
 }

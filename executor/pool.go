@@ -146,10 +146,8 @@ type poolExecutor struct {
 	stdout io.Writer
 	stderr io.Writer
 
-	mu      sync.Mutex
-	stopSig syscall.Signal
-	stopped chan struct{} // closed by the first Kill
-	target  int           // the running command: a process group (> 0) or, negated, a process
+	stopState
+	target int // the running command: a process group (> 0) or, negated, a process
 
 	exitStatus
 }
@@ -167,7 +165,7 @@ func newPoolExecutor(spec Spec) (*poolExecutor, error) {
 	if err := cfg.resolveCommand(spec); err != nil {
 		return nil, usageError(err)
 	}
-	return &poolExecutor{spec: spec, cfg: cfg, stdout: io.Discard, stderr: io.Discard, stopped: make(chan struct{})}, nil
+	return &poolExecutor{spec: spec, cfg: cfg, stdout: io.Discard, stderr: io.Discard, stopState: newStopState()}, nil
 }
 
 func (e *poolExecutor) SetStdout(w io.Writer) { e.stdout = w }
@@ -183,19 +181,9 @@ func (e *poolExecutor) SetStdin(r io.Reader) { e.stdin = r }
 // ended. Kill may be called many times (each forwards sig again) and
 // before Run.
 func (e *poolExecutor) Kill(sig os.Signal) error {
-	s, ok := sig.(syscall.Signal)
-	if !ok || s == 0 {
-		s = syscall.SIGTERM
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	select {
-	case <-e.stopped:
-	default:
-		e.stopSig = s
-		close(e.stopped)
-	}
-	e.signalLocked(s)
+	e.signalLocked(e.stopLocked(sig))
 	return nil
 }
 
@@ -205,15 +193,6 @@ func (e *poolExecutor) signalLocked(s syscall.Signal) {
 		_ = syscall.Kill(-e.target, s)
 	case e.target < 0:
 		_ = syscall.Kill(-e.target, s)
-	}
-}
-
-func (e *poolExecutor) isStopped() bool {
-	select {
-	case <-e.stopped:
-		return true
-	default:
-		return false
 	}
 }
 
@@ -229,18 +208,10 @@ var (
 func (e *poolExecutor) Run(ctx context.Context) error { return e.record(e.run(ctx)) }
 
 func (e *poolExecutor) run(ctx context.Context) error {
-	watchDone := make(chan struct{})
-	defer close(watchDone)
-	go func() {
-		select {
-		case <-ctx.Done():
-			e.Kill(syscall.SIGTERM)
-		case <-watchDone:
-		}
-	}()
+	defer context.AfterFunc(ctx, func() { e.Kill(syscall.SIGTERM) })()
 	storeCtx := context.WithoutCancel(ctx)
 
-	if err := (&queueExecutor{spec: e.spec, cfg: e.cfg.cmd}).checkHandler(); err != nil {
+	if err := e.cfg.cmd.checkProgram(e.spec.Dir); err != nil {
 		return usageError(err)
 	}
 	path, _ := ResolveDB(e.cfg.DB, specGetenv(e.spec))

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"syscall"
 	"time"
 
@@ -23,10 +22,8 @@ type queueExecutor struct {
 	// of progress lines on stderr.
 	progress Progress
 
-	mu      sync.Mutex
-	stopSig syscall.Signal          // the signal of the first Kill
+	stopState
 	lastSig syscall.Signal          // the signal of the latest Kill
-	stopped chan struct{}           // closed by the first Kill
 	trees   map[*proctree.Tree]bool // running handlers
 
 	exitStatus
@@ -36,7 +33,7 @@ var _ Executor = (*queueExecutor)(nil)
 
 func newQueueExecutor(spec Spec, cfg queueConfig) *queueExecutor {
 	return &queueExecutor{spec: spec, cfg: cfg, stdout: io.Discard, stderr: io.Discard,
-		stopped: make(chan struct{}), trees: map[*proctree.Tree]bool{}}
+		stopState: newStopState(), trees: map[*proctree.Tree]bool{}}
 }
 
 func (e *queueExecutor) SetStdout(w io.Writer) { e.stdout = w }
@@ -48,40 +45,14 @@ func (e *queueExecutor) SetStderr(w io.Writer) { e.stderr = w }
 // called many times (each call forwards sig again; SIGKILL ends every
 // handler tree at once) and before Run.
 func (e *queueExecutor) Kill(sig os.Signal) error {
-	s, ok := sig.(syscall.Signal)
-	if !ok || s == 0 {
-		s = syscall.SIGTERM
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	select {
-	case <-e.stopped:
-	default:
-		e.stopSig = s
-		close(e.stopped)
-	}
+	s := e.stopLocked(sig)
 	e.lastSig = s
 	for t := range e.trees {
 		t.Signal(s)
 	}
 	return nil
-}
-
-// isStopped reports whether Kill was called.
-func (e *queueExecutor) isStopped() bool {
-	select {
-	case <-e.stopped:
-		return true
-	default:
-		return false
-	}
-}
-
-// signal returns the signal Kill asked for.
-func (e *queueExecutor) signal() syscall.Signal {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.stopSig
 }
 
 // addTree registers a running handler; when the step is already stopping
@@ -108,21 +79,13 @@ func (e *queueExecutor) removeTree(t *proctree.Tree) {
 func (e *queueExecutor) Run(ctx context.Context) error { return e.record(e.run(ctx)) }
 
 func (e *queueExecutor) run(ctx context.Context) error {
-	watchDone := make(chan struct{})
-	defer close(watchDone)
-	go func() {
-		select {
-		case <-ctx.Done():
-			e.Kill(syscall.SIGTERM)
-		case <-watchDone:
-		}
-	}()
+	defer context.AfterFunc(ctx, func() { e.Kill(syscall.SIGTERM) })()
 	// Store calls must still work while stopping: leases are released after
 	// the context is cancelled.
 	storeCtx := context.WithoutCancel(ctx)
 
 	if e.cfg.Action == ActionConsume {
-		if err := e.checkHandler(); err != nil {
+		if err := e.cfg.checkProgram(e.spec.Dir); err != nil {
 			return usageError(err)
 		}
 	}
