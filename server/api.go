@@ -528,13 +528,23 @@ func decodeJSON(r *http.Request, dst any, optional bool) error {
 	return nil
 }
 
-func (req idsRequest) check() error {
+// deadRequest reads a dead-letter request: the queue of the path and the
+// ids of the body (none: all dead letters).
+func deadRequest(r *http.Request) (queue string, ids []int64, err error) {
+	q, err := queueParam(r)
+	if err != nil {
+		return "", nil, err
+	}
+	var req idsRequest
+	if err := decodeJSON(r, &req, true); err != nil {
+		return "", nil, err
+	}
 	for _, id := range req.IDs {
 		if id < 1 {
-			return badRequest("ids", "ids must be positive message ids, got %d", id)
+			return "", nil, badRequest("ids", "ids must be positive message ids, got %d", id)
 		}
 	}
-	return nil
+	return q, req.IDs, nil
 }
 
 func (s *Server) purgeDead(w http.ResponseWriter, r *http.Request) {
@@ -542,21 +552,12 @@ func (s *Server) purgeDead(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deadAction(w http.ResponseWriter, r *http.Request, key string, act func(context.Context, string, ...int64) (int64, error)) {
-	q, err := queueParam(r)
+	q, ids, err := deadRequest(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	var req idsRequest
-	if err := decodeJSON(r, &req, true); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if err := req.check(); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	n, err := act(r.Context(), q, req.IDs...)
+	n, err := act(r.Context(), q, ids...)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -24,21 +24,12 @@ func (s *Server) redrive(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("rate", "rate must be 1..%d dead letters per second, got %q", queuestore.MaxClaim, v))
 		return
 	}
-	q, err := queueParam(r)
+	q, ids, err := deadRequest(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	var req idsRequest
-	if err := decodeJSON(r, &req, true); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if err := req.check(); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	scheduled := int64(len(req.IDs))
+	scheduled := int64(len(ids))
 	if scheduled == 0 {
 		st, err := s.store.Stats(r.Context(), q)
 		if err != nil {
@@ -48,7 +39,7 @@ func (s *Server) redrive(w http.ResponseWriter, r *http.Request) {
 		scheduled = st.Dead
 	}
 	if scheduled > 0 {
-		s.jobs.Go(func() { s.redriveAtRate(s.bg, q, req.IDs, scheduled, rate) })
+		s.jobs.Go(func() { s.redriveAtRate(s.bg, q, ids, scheduled, rate) })
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"queue": q, "scheduled": scheduled, "rate": rate,
 		"seconds": (scheduled + int64(rate) - 1) / int64(rate)})
