@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 
@@ -55,7 +54,7 @@ func printMessages(w io.Writer, msgs []queuestore.Message, asJSON bool, withErro
 		_, err := fmt.Fprintln(w, "(none)")
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	header := "ID\tPRIORITY\tATTEMPT\tGROUP\tENQUEUED\tVISIBLE\tBODY"
 	if withError {
 		header = "ID\tPRIORITY\tATTEMPT\tGROUP\tENQUEUED\tLAST_ERROR\tBODY"

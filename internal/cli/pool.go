@@ -2,11 +2,9 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -198,43 +196,40 @@ func (a *app) poolList(ctx context.Context, names []string, asJSON bool) error {
 			report.Pools = append(report.Pools, p)
 		}
 	}
-	if asJSON {
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(report)
-	}
-	fmt.Fprintf(a.stdout, "database: %s\n", describeDB(path, source))
-	if len(report.Pools) == 0 {
+	return a.writeReport(report, asJSON, path, source, func() error { return a.poolTables(report.Pools) })
+}
+
+// poolTables prints the pools, then their holders and waiters, if any.
+func (a *app) poolTables(pools []queuestore.PoolStatus) error {
+	if len(pools) == 0 {
 		fmt.Fprintln(a.stdout, "(no pools: create one with daguq pool set NAME CAPACITY)")
 		return nil
 	}
-	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	tw := newTable(a.stdout)
 	fmt.Fprintln(tw, "POOL\tCAPACITY\tUSED\tFREE\tWAITING")
-	for _, p := range report.Pools {
+	for _, p := range pools {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", p.Name, p.Capacity, p.Used, p.Free(), len(p.Waiters))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	now := time.Now()
-	var rows int
-	tw = tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	for _, p := range report.Pools {
+	tw = newTable(a.stdout)
+	rows := 0
+	row := func(pool, state string, slots int, priority int64, who queuestore.Holder, duration string) {
+		if rows == 0 {
+			fmt.Fprintln(tw, "\nPOOL\tSTATE\tSLOTS\tPRIORITY\tDAG\tRUN\tSTEP\tPROCESS\tFOR")
+		}
+		rows++
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", pool, state, slots, priority,
+			dash(who.DAG), dash(who.RunID), dash(who.Step), process(who), duration)
+	}
+	for _, p := range pools {
 		for _, h := range p.Holders {
-			if rows == 0 {
-				fmt.Fprintln(tw, "\nPOOL\tSTATE\tSLOTS\tPRIORITY\tDAG\tRUN\tSTEP\tPROCESS\tFOR")
-			}
-			rows++
-			fmt.Fprintf(tw, "%s\tholds\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", p.Name, h.Slots, h.Priority,
-				dash(h.DAG), dash(h.RunID), dash(h.Step), process(h.Holder), since(now, h.GrantedAt))
+			row(p.Name, "holds", h.Slots, h.Priority, h.Holder, since(now, h.GrantedAt))
 		}
 		for i, w := range p.Waiters {
-			if rows == 0 {
-				fmt.Fprintln(tw, "\nPOOL\tSTATE\tSLOTS\tPRIORITY\tDAG\tRUN\tSTEP\tPROCESS\tFOR")
-			}
-			rows++
-			fmt.Fprintf(tw, "%s\twaits %d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", p.Name, i+1, w.Slots, w.Priority,
-				dash(w.DAG), dash(w.RunID), dash(w.Step), process(w.Holder), since(now, w.ArrivedAt))
+			row(p.Name, "waits "+strconv.Itoa(i+1), w.Slots, w.Priority, w.Holder, since(now, w.ArrivedAt))
 		}
 	}
 	return tw.Flush()

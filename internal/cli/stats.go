@@ -2,9 +2,7 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -83,14 +81,13 @@ func (a *app) stats(ctx context.Context, queues []string, asJSON bool) error {
 			report.Queues = append(report.Queues, s)
 		}
 	}
-	if asJSON {
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(report)
-	}
-	fmt.Fprintf(a.stdout, "database: %s\n", describeDB(path, source))
+	return a.writeReport(report, asJSON, path, source, func() error { return a.statsTable(report, st != nil) })
+}
+
+// statsTable prints the schema and build line, then a row per queue.
+func (a *app) statsTable(report statsReport, opened bool) error {
 	fmt.Fprintf(a.stdout, "schema version %d, daguq %s\n", report.SchemaVersion, report.Daguq)
-	if st == nil {
+	if !opened {
 		fmt.Fprintln(a.stdout, "(no database file yet: nothing was enqueued here)")
 		return nil
 	}
@@ -98,7 +95,7 @@ func (a *app) stats(ctx context.Context, queues []string, asJSON bool) error {
 		fmt.Fprintln(a.stdout, "(no queues)")
 		return nil
 	}
-	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	tw := newTable(a.stdout)
 	fmt.Fprintln(tw, "QUEUE\tREADY\tDELAYED\tIN_FLIGHT\tDEAD\tACKED\tOLDEST_READY\tLEASES\tLIMIT\tPAUSED")
 	for _, s := range report.Queues {
 		limit := "-"
