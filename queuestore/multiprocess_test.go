@@ -8,11 +8,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/daguq/daguq/internal/proctest"
 )
 
 // Four producer and four consumer processes share one database file. Every
@@ -97,21 +98,14 @@ func TestMultiProcessEveryMessageAckedOnce(t *testing.T) {
 		t.Fatalf("producers recorded %d messages, want %d", len(enqueued), mpMessages)
 	}
 
-	deliveries := map[string][]mpDelivery{}
+	deliveries := map[string][]proctest.LeaseDelivery{} // by uid
 	for i := range mpConsumers {
 		for _, f := range readRecords(t, filepath.Join(dir, fmt.Sprintf("c%d.log", i)), 9) {
-			d := parseDelivery(t, f)
-			deliveries[d.uid] = append(deliveries[d.uid], d)
+			uid, d := parseDelivery(t, f)
+			deliveries[uid] = append(deliveries[uid], d)
 		}
 	}
-	problems := 0
-	fail := func(format string, args ...any) {
-		t.Helper()
-		if problems++; problems > 20 {
-			t.Fatalf("more than 20 problems; stopping")
-		}
-		t.Errorf(format, args...)
-	}
+	fail := proctest.Problems(t, 20)
 	redelivered, lateAcksLost := 0, 0
 	for uid, id := range enqueued {
 		ds := deliveries[uid]
@@ -119,37 +113,16 @@ func TestMultiProcessEveryMessageAckedOnce(t *testing.T) {
 			fail("message %s (id %d) was never delivered", uid, id)
 			continue
 		}
-		sort.Slice(ds, func(i, j int) bool { return ds[i].attempt < ds[j].attempt })
-		acked := 0
-		for i, d := range ds {
-			if d.id != id {
-				fail("message %s delivered with id %d, enqueued as %d", uid, d.id, id)
-			}
-			if d.attempt != i+1 {
-				fail("message %s: delivery %d has attempt %d: %+v", uid, i+1, d.attempt, ds)
-			}
-			if i > 0 && d.claimedAt < ds[i-1].leaseEnd {
-				fail("message %s delivered to %s at %d while the lease of %s ran to %d",
-					uid, d.consumer, d.claimedAt, ds[i-1].consumer, ds[i-1].leaseEnd)
-			}
-			switch d.result {
-			case "acked":
-				acked++
-				if i != len(ds)-1 {
-					fail("message %s delivered again after %s acked it: %+v", uid, d.consumer, ds)
-				}
-			case "lost":
-				lateAcksLost++
-				if i == len(ds)-1 {
-					fail("message %s: the last delivery's ack found the lease lost: %+v", uid, ds)
-				}
-			default:
-				fail("message %s: unexpected ack result %q", uid, d.result)
+		for _, d := range ds {
+			if d.ID != id {
+				fail("message %s delivered with id %d, enqueued as %d", uid, d.ID, id)
 			}
 		}
+		acked, lost := proctest.CheckLeaseHistory(fail, uid, ds, false)
 		if acked != 1 {
 			fail("message %s acked %d times, want once: %+v", uid, acked, ds)
 		}
+		lateAcksLost += lost
 		redelivered += len(ds) - 1
 	}
 	for uid := range deliveries {
@@ -177,27 +150,16 @@ func TestMultiProcessEveryMessageAckedOnce(t *testing.T) {
 	}
 }
 
-// mpDelivery is one consumer's record of one delivered message. Times are
-// the store's milliseconds: claimedAt is the claim's "now", leaseEnd the
-// time the lease ran to.
-type mpDelivery struct {
-	uid       string
-	id        int64
-	leaseID   int64
-	claimedAt int64
-	leaseEnd  int64
-	attempt   int
-	consumer  string
-	ackedAt   int64
-	result    string // acked, or lost (ErrLeaseLost)
+// deliveryRecord is a consumer's record of one delivered message: its uid,
+// the delivery, and when the ack was made (the store's milliseconds).
+func deliveryRecord(uid string, d proctest.LeaseDelivery, ackedAt int64) string {
+	return fmt.Sprintf("%s %d %d %d %d %d %s %d %s", uid, d.ID, d.LeaseID, d.ClaimedAt, d.LeaseEnd,
+		d.Attempt, d.Consumer, ackedAt, d.Result)
 }
 
-func (d mpDelivery) record() string {
-	return fmt.Sprintf("%s %d %d %d %d %d %s %d %s", d.uid, d.id, d.leaseID, d.claimedAt, d.leaseEnd,
-		d.attempt, d.consumer, d.ackedAt, d.result)
-}
-
-func parseDelivery(tb testing.TB, f []string) mpDelivery {
+// parseDelivery reads the fields of a deliveryRecord; the ack time is not
+// checked.
+func parseDelivery(tb testing.TB, f []string) (uid string, d proctest.LeaseDelivery) {
 	tb.Helper()
 	num := func(s string) int64 {
 		n, err := strconv.ParseInt(s, 10, 64)
@@ -206,8 +168,8 @@ func parseDelivery(tb testing.TB, f []string) mpDelivery {
 		}
 		return n
 	}
-	return mpDelivery{uid: f[0], id: num(f[1]), leaseID: num(f[2]), claimedAt: num(f[3]), leaseEnd: num(f[4]),
-		attempt: int(num(f[5])), consumer: f[6], ackedAt: num(f[7]), result: f[8]}
+	return f[0], proctest.LeaseDelivery{ID: num(f[1]), LeaseID: num(f[2]), ClaimedAt: num(f[3]), LeaseEnd: num(f[4]),
+		Attempt: int(num(f[5])), Consumer: f[6], Result: f[8]}
 }
 
 // readRecords reads a helper's record file: one record per line, fields
@@ -316,10 +278,10 @@ func mpConsume(args procArgs) error {
 			if err != nil {
 				return err
 			}
-			d := mpDelivery{uid: uid, id: m.ID, leaseID: l.ID, leaseEnd: l.ExpiresAt.UnixMilli(),
-				claimedAt: l.ExpiresAt.UnixMilli() - leaseFor.Milliseconds(), attempt: m.Attempt,
-				consumer: args.Name, ackedAt: ackedAt, result: result}
-			fmt.Fprintln(w, d.record())
+			d := proctest.LeaseDelivery{ID: m.ID, LeaseID: l.ID, LeaseEnd: l.ExpiresAt.UnixMilli(),
+				ClaimedAt: l.ExpiresAt.UnixMilli() - leaseFor.Milliseconds(), Attempt: m.Attempt,
+				Consumer: args.Name, Result: result}
+			fmt.Fprintln(w, deliveryRecord(uid, d, ackedAt))
 		}
 		return nil
 	}

@@ -11,13 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/daguq/daguq/internal/pgtest"
+	"github.com/daguq/daguq/internal/proctest"
 	"github.com/daguq/daguq/queuestore"
 	"github.com/daguq/daguq/queuestore/postgres"
 )
@@ -61,16 +61,6 @@ func runProcRole(role string) int {
 		return 1
 	}
 	return 0
-}
-
-// delivery is one claimer's record of one delivered message. Times are the
-// store's milliseconds: claimedAt is the claim's "now", leaseEnd the time
-// its lease ran to.
-type delivery struct {
-	id, leaseID, claimedAt, leaseEnd int64
-	attempt                          int
-	worker                           string
-	result                           string // acked, or lost (ErrLeaseLost)
 }
 
 // 64 claimers in 4 OS processes take messages from one queue with FOR
@@ -161,20 +151,13 @@ func TestMultiProcessSkipLockedClaims(t *testing.T) {
 	}
 	t.Logf("%d messages through %d claimers in %d processes in %s", messages, procs*workers, procs, time.Since(start).Round(time.Millisecond))
 
-	deliveries := map[int64][]delivery{}
+	deliveries := map[int64][]proctest.LeaseDelivery{}
 	for p := range procs {
 		for _, d := range readDeliveries(t, filepath.Join(dir, fmt.Sprintf("p%d.log", p))) {
-			deliveries[d.id] = append(deliveries[d.id], d)
+			deliveries[d.ID] = append(deliveries[d.ID], d)
 		}
 	}
-	problems := 0
-	fail := func(format string, args ...any) {
-		t.Helper()
-		if problems++; problems > 20 {
-			t.Fatalf("more than 20 problems; stopping")
-		}
-		t.Errorf(format, args...)
-	}
+	fail := proctest.Problems(t, 20)
 	redelivered, lost := 0, 0
 	for _, id := range ids {
 		ds := deliveries[id]
@@ -182,36 +165,8 @@ func TestMultiProcessSkipLockedClaims(t *testing.T) {
 			fail("message %d was never delivered", id)
 			continue
 		}
-		sort.Slice(ds, func(i, j int) bool { return ds[i].attempt < ds[j].attempt })
-		acked := 0
-		for i, d := range ds {
-			if d.attempt != i+1 {
-				fail("message %d: delivery %d has attempt %d: %+v", id, i+1, d.attempt, ds)
-			}
-			if i > 0 {
-				prev := ds[i-1]
-				if d.claimedAt < prev.leaseEnd {
-					fail("message %d delivered to %s at %d while the lease of %s ran to %d", id, d.worker, d.claimedAt, prev.worker, prev.leaseEnd)
-				}
-				if d.leaseID <= prev.leaseID {
-					fail("message %d: lease %d after lease %d: fencing tokens must grow", id, d.leaseID, prev.leaseID)
-				}
-			}
-			switch d.result {
-			case "acked":
-				acked++
-				if i != len(ds)-1 {
-					fail("message %d delivered again after %s acked it: %+v", id, d.worker, ds)
-				}
-			case "lost":
-				lost++
-				if i == len(ds)-1 {
-					fail("message %d: the last delivery's ack found the lease lost: %+v", id, ds)
-				}
-			default:
-				fail("message %d: unexpected ack result %q", id, d.result)
-			}
-		}
+		acked, lostHere := proctest.CheckLeaseHistory(fail, strconv.FormatInt(id, 10), ds, true)
+		lost += lostHere
 		if acked != 1 {
 			fail("message %d acked %d times, want once: %+v; stored: %s", id, acked, ds, storedRow(s, id))
 		}
@@ -254,18 +209,20 @@ func storedRow(s *postgres.Store, id int64) string {
 	return fmt.Sprintf("state %d, attempts %d, visible at %d, lease %s", state, attempts, visible, l)
 }
 
-func readDeliveries(tb testing.TB, path string) []delivery {
+// readDeliveries reads a claimer's records: "id lease claimed_at lease_end
+// attempt worker result" a line.
+func readDeliveries(tb testing.TB, path string) []proctest.LeaseDelivery {
 	tb.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer f.Close()
-	var out []delivery
+	var out []proctest.LeaseDelivery
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		var d delivery
-		if _, err := fmt.Sscan(sc.Text(), &d.id, &d.leaseID, &d.claimedAt, &d.leaseEnd, &d.attempt, &d.worker, &d.result); err != nil {
+		var d proctest.LeaseDelivery
+		if _, err := fmt.Sscan(sc.Text(), &d.ID, &d.LeaseID, &d.ClaimedAt, &d.LeaseEnd, &d.Attempt, &d.Consumer, &d.Result); err != nil {
 			tb.Fatalf("%s: record %q: %v", path, sc.Text(), err)
 		}
 		out = append(out, d)
