@@ -6,11 +6,12 @@
 // plugin module registered with Dagu's Go executor registry.
 //
 // It owns the `with:` configuration of every kind (decoding, defaults,
-// validation), and from the same field definitions it produces the JSON
-// schema for step_types and the reference tables in docs/executors.md. The
-// executors implement Dagu's Executor method set (SetStdout, SetStderr, Kill,
-// Run); the handler contract, exit codes and defaults are written in
-// docs/executors.md.
+// validation: a refused value is a *FieldError naming its key, which Text
+// spells as a with: key or, for the CLI, as a flag), and from the same
+// field definitions it produces the JSON schema for step_types and the
+// reference tables in docs/executors.md. The executors implement Dagu's
+// Executor method set (SetStdout, SetStderr, Kill, Run); the handler
+// contract, exit codes and defaults are written in docs/executors.md.
 //
 // The package talks to the store through the small interfaces declared here
 // (Store for queues, PoolStore for pools); OpenStore picks the backend from

@@ -151,7 +151,9 @@ func (e *enqueueExecutor) messages(now time.Time) ([]queuestore.NewMessage, erro
 			e.progress.Finish()
 		}
 		if err != nil {
-			return nil, &FieldError{Field: "file", Err: err, say: func(n Names) string { return n.Key("file") + " " + name + ": " + Text(err, n) }}
+			return nil, &FieldError{Field: "file", Err: err, say: func(n Names) string {
+				return n.Key("file") + " " + name + ": " + Text(err, n)
+			}}
 		}
 	} else {
 		for _, body := range e.cfg.messages {

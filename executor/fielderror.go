@@ -34,9 +34,42 @@ type FieldError struct {
 	say   func(n Names) string
 }
 
-func (e *FieldError) Error() string        { return e.say(WithKeys{}) }
-func (e *FieldError) Unwrap() error        { return e.Err }
-func (e *FieldError) spell(n Names) string { return e.say(n) }
+func (e *FieldError) Error() string { return e.spell(WithKeys{}) }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func (e *FieldError) spell(n Names) string {
+	switch {
+	case e.say != nil:
+		return e.say(n)
+	case e.Err != nil: // made without the constructors below
+		return n.Key(e.Field) + ": " + Text(e.Err, n)
+	}
+	return n.Key(e.Field) + " is refused"
+}
+
+// spelled is an error whose text names config keys.
+type spelled interface{ spell(n Names) string }
+
+// Text is err's text with the config keys it names spelled by n: the
+// errors of a joined list (errors.Join) one per line. Parts of err that name
+// no key read as their Error.
+func Text(err error, n Names) string {
+	switch e := err.(type) {
+	case nil:
+		return ""
+	case spelled:
+		return e.spell(n)
+	case interface{ Unwrap() []error }:
+		var lines []string
+		for _, each := range e.Unwrap() {
+			if each != nil {
+				lines = append(lines, Text(each, n))
+			}
+		}
+		return strings.Join(lines, "\n")
+	}
+	return err.Error()
+}
 
 // badValue is the key followed by the problem: "batch_size must be
 // 1..10000, got 0".
@@ -53,28 +86,6 @@ func badKey(field string, cause error) *FieldError {
 // badKeys is a problem of field whose text names keys through n.
 func badKeys(field string, say func(n Names) string) *FieldError {
 	return &FieldError{Field: field, say: say}
-}
-
-// spelled is an error whose text names config keys.
-type spelled interface{ spell(n Names) string }
-
-// Text is err's text with the config keys it names spelled by n: the
-// errors of a joined list (errors.Join) one per line. Parts of err that name
-// no key read as their Error.
-func Text(err error, n Names) string {
-	switch e := err.(type) {
-	case spelled:
-		return e.spell(n)
-	case interface{ Unwrap() []error }:
-		var lines []string
-		for _, each := range e.Unwrap() {
-			if each != nil {
-				lines = append(lines, Text(each, n))
-			}
-		}
-		return strings.Join(lines, "\n")
-	}
-	return err.Error()
 }
 
 // badItem is item i of a list key followed by the problem: "ids[1] must be
