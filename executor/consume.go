@@ -157,7 +157,7 @@ func (c *consumer) run(ctx context.Context) error {
 	stopped := c.e.isStopped()
 	sum.Stopped = stopped
 	if sum.Unfinished > 0 {
-		fmt.Fprintf(c.stderr, "daguq: queue %s: %d messages could not be acked, nacked or released: the database did not answer within %s of the stop; they stay leased until their lease (%s) runs out, then are delivered again\n",
+		fmt.Fprintf(c.stderr, "daguq: queue %s: %d messages could not be acked, nacked or released within %s of the stop (the database was unreachable or busy): they stay leased until their lease (%s) runs out, then are delivered again\n",
 			c.cfg.Queue, sum.Unfinished, c.e.stopBound().Round(100*time.Millisecond), c.cfg.Lease)
 	}
 	sum.Duration = time.Since(start).Round(time.Millisecond).String()
