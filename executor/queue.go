@@ -27,6 +27,9 @@ type queueExecutor struct {
 	stopSig syscall.Signal          // the signal of the first Kill
 	lastSig syscall.Signal          // the signal of the latest Kill
 	stopped chan struct{}           // closed by the first Kill
+	stopAt  time.Time               // when the first Kill came
+	hurried chan struct{}           // closed by the first Kill(SIGKILL)
+	killAt  time.Time               // when it came
 	trees   map[*proctree.Tree]bool // running handlers
 
 	exitStatus
@@ -36,7 +39,7 @@ var _ Executor = (*queueExecutor)(nil)
 
 func newQueueExecutor(spec Spec, cfg queueConfig) *queueExecutor {
 	return &queueExecutor{spec: spec, cfg: cfg, stdout: io.Discard, stderr: io.Discard,
-		stopped: make(chan struct{}), trees: map[*proctree.Tree]bool{}}
+		stopped: make(chan struct{}), hurried: make(chan struct{}), trees: map[*proctree.Tree]bool{}}
 }
 
 func (e *queueExecutor) SetStdout(w io.Writer) { e.stdout = w }
@@ -44,9 +47,10 @@ func (e *queueExecutor) SetStderr(w io.Writer) { e.stderr = w }
 
 // Kill stops the step: it claims no more, sends sig to every running
 // handler's process tree (SIGKILL follows after grace), and gives the
-// leases of unfinished batches back. Run returns soon after. Kill may be
+// leases of unfinished batches back. Run returns soon after, by the stop
+// deadline (stop.go) even when the database does not answer. Kill may be
 // called many times (each call forwards sig again; SIGKILL ends every
-// handler tree at once) and before Run.
+// handler tree at once and brings the stop deadline closer) and before Run.
 func (e *queueExecutor) Kill(sig os.Signal) error {
 	s, ok := sig.(syscall.Signal)
 	if !ok || s == 0 {
@@ -57,8 +61,12 @@ func (e *queueExecutor) Kill(sig os.Signal) error {
 	select {
 	case <-e.stopped:
 	default:
-		e.stopSig = s
+		e.stopSig, e.stopAt = s, time.Now()
 		close(e.stopped)
+	}
+	if s == syscall.SIGKILL && e.killAt.IsZero() {
+		e.killAt = time.Now()
+		close(e.hurried)
 	}
 	e.lastSig = s
 	for t := range e.trees {
@@ -118,8 +126,9 @@ func (e *queueExecutor) run(ctx context.Context) error {
 		}
 	}()
 	// Store calls must still work while stopping: leases are released after
-	// the context is cancelled.
-	storeCtx := context.WithoutCancel(ctx)
+	// the context is cancelled, until the stop deadline.
+	storeCtx, cancelStore := e.storeContext(ctx)
+	defer cancelStore()
 
 	if e.cfg.Action == ActionConsume {
 		if err := e.checkHandler(); err != nil {
