@@ -22,6 +22,10 @@ type ConsumeSummary struct {
 	Dead     int    `json:"dead"`     // nacked with no attempt left: in the dead letters
 	Released int    `json:"released"` // given back unhandled on stop: ready again, attempt not spent
 	Lost     int    `json:"lost"`     // lease expired and taken by another claim before finishing
+	// Unfinished counts messages a stopping step could not ack, nack or
+	// release by the stop deadline (the database did not answer): they
+	// stay leased, and are delivered again after their lease.
+	Unfinished int `json:"unfinished,omitempty"`
 	// SkippedReason is "empty", "paused" or "limit" when no batch ran.
 	SkippedReason string `json:"skipped_reason,omitempty"`
 	Stopped       bool   `json:"stopped,omitempty"` // ended by Kill or a cancelled context
@@ -76,6 +80,10 @@ type consumer struct {
 	finished chan struct{}  // a handler finished
 	halt     chan struct{}  // closed on a fatal store error
 	wg       sync.WaitGroup
+	// outcomes is held shared by the acks and nacks under way (a handler's
+	// finished work) and taken by each release: a release waits for them,
+	// so that while stopping the acks go first and get the time there is.
+	outcomes sync.RWMutex
 
 	mu        sync.Mutex
 	leases    map[int64]*leaseState
@@ -148,6 +156,10 @@ func (c *consumer) run(ctx context.Context) error {
 	c.mu.Unlock()
 	stopped := c.e.isStopped()
 	sum.Stopped = stopped
+	if sum.Unfinished > 0 {
+		fmt.Fprintf(c.stderr, "daguq: queue %s: %d messages could not be acked, nacked or released within %s of the stop (the database was unreachable or busy): they stay leased until their lease (%s) runs out, then are delivered again\n",
+			c.cfg.Queue, sum.Unfinished, c.e.stopBound().Round(100*time.Millisecond), c.cfg.Lease)
+	}
 	sum.Duration = time.Since(start).Round(time.Millisecond).String()
 	if sum.Batches == 0 && !stopped && fatal == nil {
 		sum.SkippedReason = skippedReason(ctx, c.store, c.cfg.Queue)
@@ -157,7 +169,11 @@ func (c *consumer) run(ctx context.Context) error {
 	case fatal != nil:
 		return storeError(fatal)
 	case stopped:
-		return stoppedError(fmt.Errorf("stopped by %s: %d batches handled, %d messages released", c.e.signal(), sum.Batches, sum.Released))
+		left := ""
+		if sum.Unfinished > 0 {
+			left = fmt.Sprintf(", %d left to their lease", sum.Unfinished)
+		}
+		return stoppedError(fmt.Errorf("stopped by %s: %d batches handled, %d messages released%s", c.e.signal(), sum.Batches, sum.Released, left))
 	case c.cfg.FailOn == FailOnDead && sum.Dead > 0:
 		return &ExitError{Code: ExitHandlerFailed, Err: fmt.Errorf("%d messages went to the dead letters (fail_on: dead)", sum.Dead)}
 	case c.cfg.FailOn == FailOnNack && sum.Dead+sum.Retried > 0:
@@ -262,7 +278,9 @@ func (c *consumer) nextBatch(ctx context.Context) []claimed {
 			var err error
 			var ackLost *queuestore.LostError
 			if ack := c.nextAck; ack != nil && into == nil {
+				c.outcomes.RLock()
 				lease, err = c.store.AckClaim(ctx, ack.lease, nil, opts)
+				c.outcomes.RUnlock()
 				if err == nil || errors.As(err, &ackLost) { // the claim happened
 					c.nextAck = nil
 					ack.done <- err
@@ -277,6 +295,10 @@ func (c *consumer) nextBatch(ctx context.Context) []claimed {
 				// reach the database in time): hand on what it holds; its
 				// finish names what was taken over.
 				c.bytesFull = true
+			case err != nil && pastStopDeadline(ctx):
+				// Given up while stopping: a claim that committed all the
+				// same leaves its messages to their lease.
+				return nil
 			case err != nil:
 				c.setFatal(err)
 				return nil
@@ -500,15 +522,26 @@ func (c *consumer) finish(ctx context.Context, msgs []claimed, kind finishKind, 
 		lease.Messages[i].Attempt = attempts[lease.Messages[i].ID]
 	}
 
-	var acked, retried, dead, released int
+	var acked, retried, dead, released, unfinished int
+	// givenUp drops the error of a call for n messages that the stop
+	// deadline ended: they are left to their lease, counted unfinished.
+	givenUp := func(err error, n int) error {
+		if err != nil && !isLost(err) && pastStopDeadline(ctx) {
+			unfinished += n
+			return nil
+		}
+		return err
+	}
 	var err error
 	switch kind {
 	case finishAck:
-		err = c.ack(ctx, st, lease)
-		acked = len(ids)
+		err = givenUp(c.ack(ctx, st, lease), len(ids))
+		acked = len(ids) - unfinished
 	case finishRelease:
-		err = c.store.Release(ctx, lease)
-		released = len(ids)
+		c.outcomes.Lock() // the acks and nacks under way go first
+		c.outcomes.Unlock()
+		err = givenUp(c.store.Release(ctx, lease), len(ids))
+		released = len(ids) - unfinished
 	case finishNack:
 		// One nack per distinct error text.
 		texts := map[string][]int64{}
@@ -523,18 +556,19 @@ func (c *consumer) finish(ctx context.Context, msgs []claimed, kind finishKind, 
 			}
 			texts[t] = append(texts[t], id)
 		}
+		c.outcomes.RLock()
 		for _, t := range order {
 			res, nerr := c.store.Nack(ctx, lease, queuestore.NackOptions{IDs: texts[t], Error: t, MaxAttempts: c.cfg.MaxAttempts})
 			retried += len(res.Retried)
 			dead += len(res.Dead)
-			err = errors.Join(err, nerr)
+			err = errors.Join(err, givenUp(nerr, len(texts[t])))
 		}
+		c.outcomes.RUnlock()
 	}
 	lost := 0
-	var lostErr *queuestore.LostError
 	switch {
 	case err == nil:
-	case errors.As(err, &lostErr) || errors.Is(err, queuestore.ErrLeaseLost):
+	case isLost(err):
 		lost = lostCount(err, len(ids))
 		if kind == finishAck {
 			acked -= lost
@@ -553,6 +587,7 @@ func (c *consumer) finish(ctx context.Context, msgs []claimed, kind finishKind, 
 	c.sum.Dead += dead
 	c.sum.Released += released
 	c.sum.Lost += lost
+	c.sum.Unfinished += unfinished
 	if st.open -= len(ids); st.open <= 0 {
 		delete(c.leases, leaseID)
 	}
@@ -589,15 +624,29 @@ func (c *consumer) ack(ctx context.Context, st *leaseState, lease *queuestore.Le
 		default:
 		}
 	}
-	return c.store.Ack(ctx, lease)
+	return c.ackNow(ctx, lease)
 }
 
 // ackAlone makes a handed-over ack that no claim took.
 func (c *consumer) ackAlone(ctx context.Context) {
 	if ack := c.nextAck; ack != nil {
 		c.nextAck = nil
-		ack.done <- c.store.Ack(ctx, ack.lease)
+		ack.done <- c.ackNow(ctx, ack.lease)
 	}
+}
+
+// ackNow acks lease in a transaction of its own.
+func (c *consumer) ackNow(ctx context.Context, lease *queuestore.Lease) error {
+	c.outcomes.RLock()
+	defer c.outcomes.RUnlock()
+	return c.store.Ack(ctx, lease)
+}
+
+// isLost reports a finish error that names messages another claim took
+// over.
+func isLost(err error) bool {
+	var lost *queuestore.LostError
+	return errors.As(err, &lost) || errors.Is(err, queuestore.ErrLeaseLost)
 }
 
 // lostCount is how many messages a finish error says were taken over: the
@@ -677,7 +726,7 @@ func (c *consumer) heartbeat(ctx context.Context, stop <-chan struct{}) {
 			}
 			c.mu.Unlock()
 			switch {
-			case err == nil || !held:
+			case err == nil || !held || pastStopDeadline(ctx):
 			case newly > 0:
 				fmt.Fprintf(c.stderr, "daguq: lease %s of queue %s: %d messages were taken over by another claim after the lease ran out; the batch goes on, and they will not be finished by it\n", l.Token, c.cfg.Queue, newly)
 			case lost == nil:

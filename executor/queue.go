@@ -24,6 +24,8 @@ type queueExecutor struct {
 
 	stopState
 	lastSig syscall.Signal          // the signal of the latest Kill
+	hurried chan struct{}           // closed by the first Kill(SIGKILL)
+	killAt  time.Time               // when it came
 	trees   map[*proctree.Tree]bool // running handlers
 
 	exitStatus
@@ -33,7 +35,7 @@ var _ Executor = (*queueExecutor)(nil)
 
 func newQueueExecutor(spec Spec, cfg queueConfig) *queueExecutor {
 	return &queueExecutor{spec: spec, cfg: cfg, stdout: io.Discard, stderr: io.Discard,
-		stopState: newStopState(), trees: map[*proctree.Tree]bool{}}
+		stopState: newStopState(), hurried: make(chan struct{}), trees: map[*proctree.Tree]bool{}}
 }
 
 func (e *queueExecutor) SetStdout(w io.Writer) { e.stdout = w }
@@ -41,13 +43,18 @@ func (e *queueExecutor) SetStderr(w io.Writer) { e.stderr = w }
 
 // Kill stops the step: it claims no more, sends sig to every running
 // handler's process tree (SIGKILL follows after grace), and gives the
-// leases of unfinished batches back. Run returns soon after. Kill may be
+// leases of unfinished batches back. Run returns soon after, by the stop
+// deadline (stop.go) even when the database does not answer. Kill may be
 // called many times (each call forwards sig again; SIGKILL ends every
-// handler tree at once) and before Run.
+// handler tree at once and brings the stop deadline closer) and before Run.
 func (e *queueExecutor) Kill(sig os.Signal) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.stopLocked(sig)
+	if s == syscall.SIGKILL && e.killAt.IsZero() {
+		e.killAt = time.Now()
+		close(e.hurried)
+	}
 	e.lastSig = s
 	for t := range e.trees {
 		t.Signal(s)
@@ -81,8 +88,9 @@ func (e *queueExecutor) Run(ctx context.Context) error { return e.record(e.run(c
 func (e *queueExecutor) run(ctx context.Context) error {
 	defer context.AfterFunc(ctx, func() { e.Kill(syscall.SIGTERM) })()
 	// Store calls must still work while stopping: leases are released after
-	// the context is cancelled.
-	storeCtx := context.WithoutCancel(ctx)
+	// the context is cancelled, until the stop deadline.
+	storeCtx, cancelStore := e.storeContext(ctx)
+	defer cancelStore()
 
 	if e.cfg.Action == ActionConsume {
 		if err := e.cfg.checkProgram(e.spec.Dir); err != nil {

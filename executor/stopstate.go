@@ -4,14 +4,16 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // stopState is what the queue and pool steps keep of Kill: the first call
-// closes stopped and keeps its signal. mu also guards each step's own
+// closes stopped and keeps its signal and time. mu also guards each step's own
 // record of the processes it runs, which Kill signals.
 type stopState struct {
 	mu      sync.Mutex
 	stopSig syscall.Signal // the signal of the first Kill
+	stopAt  time.Time      // when it came
 	stopped chan struct{}  // closed by the first Kill
 }
 
@@ -27,7 +29,7 @@ func (s *stopState) stopLocked(sig os.Signal) syscall.Signal {
 	select {
 	case <-s.stopped:
 	default:
-		s.stopSig = n
+		s.stopSig, s.stopAt = n, time.Now()
 		close(s.stopped)
 	}
 	return n

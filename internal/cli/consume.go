@@ -29,7 +29,10 @@ While the handler runs, its lease is extended by a heartbeat. When the
 handler exits, whatever it left running is killed. SIGTERM or SIGINT stops
 claiming, passes the signal to running handlers (SIGKILL after --grace), and
 gives the leases of unfinished batches back (ready again, no attempt spent);
-a second SIGTERM or SIGINT kills the handlers at once.
+a second SIGTERM or SIGINT kills the handlers at once. daguq exits within
+--grace + 1.5 s of the first signal (1.5 s of the second) even when the
+database does not answer: what it could not ack or release by then stays
+leased and is delivered again after --lease, and stderr says how many.
 
 A JSON summary goes to stdout ({"queue", "batches", "messages", "acked",
 "retried", "dead", ...}); progress and handler output go to stderr. On a
