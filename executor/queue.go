@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/daguq/daguq/internal/proctree"
+	"github.com/daguq/daguq/internal/stopdeadline"
 	"github.com/daguq/daguq/queuestore"
 )
 
@@ -23,13 +24,13 @@ type queueExecutor struct {
 	// of progress lines on stderr.
 	progress Progress
 
+	// stop is the stop deadline of the store calls: grace + 1.5 s after
+	// the first Kill, or 1.5 s after a Kill(SIGKILL).
+	stop *stopdeadline.Deadline
+
 	mu      sync.Mutex
 	stopSig syscall.Signal          // the signal of the first Kill
 	lastSig syscall.Signal          // the signal of the latest Kill
-	stopped chan struct{}           // closed by the first Kill
-	stopAt  time.Time               // when the first Kill came
-	hurried chan struct{}           // closed by the first Kill(SIGKILL)
-	killAt  time.Time               // when it came
 	trees   map[*proctree.Tree]bool // running handlers
 
 	exitStatus
@@ -39,7 +40,7 @@ var _ Executor = (*queueExecutor)(nil)
 
 func newQueueExecutor(spec Spec, cfg queueConfig) *queueExecutor {
 	return &queueExecutor{spec: spec, cfg: cfg, stdout: io.Discard, stderr: io.Discard,
-		stopped: make(chan struct{}), hurried: make(chan struct{}), trees: map[*proctree.Tree]bool{}}
+		stop: stopdeadline.New(cfg.Grace), trees: map[*proctree.Tree]bool{}}
 }
 
 func (e *queueExecutor) SetStdout(w io.Writer) { e.stdout = w }
@@ -48,7 +49,7 @@ func (e *queueExecutor) SetStderr(w io.Writer) { e.stderr = w }
 // Kill stops the step: it claims no more, sends sig to every running
 // handler's process tree (SIGKILL follows after grace), and gives the
 // leases of unfinished batches back. Run returns soon after, by the stop
-// deadline (stop.go) even when the database does not answer. Kill may be
+// deadline (package stopdeadline) even when the database does not answer. Kill may be
 // called many times (each call forwards sig again; SIGKILL ends every
 // handler tree at once and brings the stop deadline closer) and before Run.
 func (e *queueExecutor) Kill(sig os.Signal) error {
@@ -58,15 +59,11 @@ func (e *queueExecutor) Kill(sig os.Signal) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	select {
-	case <-e.stopped:
-	default:
-		e.stopSig, e.stopAt = s, time.Now()
-		close(e.stopped)
+	if e.stop.Stop() {
+		e.stopSig = s
 	}
-	if s == syscall.SIGKILL && e.killAt.IsZero() {
-		e.killAt = time.Now()
-		close(e.hurried)
+	if s == syscall.SIGKILL {
+		e.stop.Hurry()
 	}
 	e.lastSig = s
 	for t := range e.trees {
@@ -76,14 +73,7 @@ func (e *queueExecutor) Kill(sig os.Signal) error {
 }
 
 // isStopped reports whether Kill was called.
-func (e *queueExecutor) isStopped() bool {
-	select {
-	case <-e.stopped:
-		return true
-	default:
-		return false
-	}
-}
+func (e *queueExecutor) isStopped() bool { return e.stop.IsStopped() }
 
 // signal returns the signal Kill asked for.
 func (e *queueExecutor) signal() syscall.Signal {
@@ -98,10 +88,8 @@ func (e *queueExecutor) addTree(t *proctree.Tree) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.trees[t] = true
-	select {
-	case <-e.stopped:
+	if e.stop.IsStopped() {
 		t.Signal(e.lastSig)
-	default:
 	}
 }
 
@@ -127,7 +115,7 @@ func (e *queueExecutor) run(ctx context.Context) error {
 	}()
 	// Store calls must still work while stopping: leases are released after
 	// the context is cancelled, until the stop deadline.
-	storeCtx, cancelStore := e.storeContext(ctx)
+	storeCtx, cancelStore := e.stop.Context(ctx)
 	defer cancelStore()
 
 	if e.cfg.Action == ActionConsume {

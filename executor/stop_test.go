@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daguq/daguq/internal/stopdeadline"
 	"github.com/daguq/daguq/queuestore"
 )
 
@@ -32,14 +33,14 @@ func TestStopWhileWriteLockHeld(t *testing.T) {
 	}{
 		{name: "finished", handler: "sleep 1\n", grace: 300 * time.Millisecond,
 			stop:  func(e Executor) { e.Kill(syscall.SIGTERM) },
-			bound: 300*time.Millisecond + stopMargin},
+			bound: 300*time.Millisecond + stopdeadline.Margin},
 		{name: "killed", handler: "trap '' TERM\nsleep 30\n", grace: time.Hour,
 			stop: func(e Executor) {
 				e.Kill(syscall.SIGTERM)
 				time.Sleep(200 * time.Millisecond)
 				e.Kill(syscall.SIGKILL)
 			},
-			bound: stopMargin},
+			bound: stopdeadline.Margin},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
