@@ -7,26 +7,12 @@ import (
 	"time"
 
 	"github.com/daguq/daguq/internal/pgtest"
-	"github.com/daguq/daguq/internal/proctest"
-	"github.com/daguq/daguq/internal/storeopen"
 	"github.com/daguq/daguq/queuestore"
 )
 
 // The stop deadline of a pool step with --grace 500ms (package
 // stopdeadline: grace + 1.5 s).
 const poolStopGrace, poolStopBound = 500 * time.Millisecond, 2 * time.Second
-
-// holdPoolWriteLock takes the write lock of e's SQLite database, as
-// another process writing would, until restore.
-func (e *env) holdPoolWriteLock() (restore func()) {
-	e.tb.Helper()
-	st, err := storeopen.Open(e.db, storeopen.Options{})
-	if err != nil {
-		e.tb.Fatal(err)
-	}
-	e.tb.Cleanup(func() { st.Close() })
-	return proctest.HoldWriteLock(e.tb, st.(*queuestore.Store).DB())
-}
 
 // A `daguq pool run` stopped while its command runs and the database does
 // not answer (another process holds SQLite's write lock: 30 s) ends by the
@@ -38,7 +24,7 @@ func (e *env) holdPoolWriteLock() (restore func()) {
 func TestPoolRunStoppedHolderWhileWriteLockHeld(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	stoppedHolderDuringOutage(t, e, e.holdPoolWriteLock)
+	stoppedHolderDuringOutage(t, e, e.holdWriteLock)
 }
 
 // The same with the PostgreSQL server stopped (its store tries again for a
@@ -111,7 +97,7 @@ func TestPoolRunStoppedWaiterWhileWriteLockHeld(t *testing.T) {
 			t.Fatalf("the waiter did not say it waits: %s", waiter.stderr.String())
 		}
 	}
-	unlock := e.holdPoolWriteLock()
+	unlock := e.holdWriteLock()
 	waiter.cmd.Process.Signal(syscall.SIGTERM)
 	term := time.Now()
 	code := waiter.wait(t, poolStopBound+10*time.Second)
