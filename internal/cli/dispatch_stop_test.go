@@ -2,7 +2,6 @@ package cli_test
 
 import (
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,15 +24,7 @@ func TestDispatchStopWhileWriteLockHeld(t *testing.T) {
 		"--poll", "20ms", "--dagu-url", dagu.URL)
 	waitFor(t, "the batch claimed", &d.stderr, func() bool { return e.stats("jobs").InFlight == 3 })
 	unlock := e.holdWriteLock()
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	term := time.Now()
-	code := d.wait(t, bound+10*time.Second)
-	took := time.Since(term)
-	stderr := d.stderr.String()
-	t.Logf("exited %s after SIGTERM (stop deadline %s); stderr:\n%s", took.Round(time.Millisecond), bound, stderr)
-	if took > bound+2*time.Second {
-		t.Errorf("exited %s after SIGTERM, want about %s", took.Round(time.Millisecond), bound)
-	}
+	code, stderr := d.terminate(t, bound)
 	if code != 0 {
 		t.Errorf("exit %d, want 0", code)
 	}

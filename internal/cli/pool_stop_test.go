@@ -41,6 +41,22 @@ func TestPoolRunStoppedHolderWhileServerDown(t *testing.T) {
 	})
 }
 
+// terminate sends the process SIGTERM and waits for it to exit by the
+// stop deadline bound (and the time to exit): its exit status and stderr.
+func (s *started) terminate(t *testing.T, bound time.Duration) (code int, stderr string) {
+	t.Helper()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	term := time.Now()
+	code = s.wait(t, bound+10*time.Second)
+	took := time.Since(term)
+	stderr = s.stderr.String()
+	t.Logf("exited %s after SIGTERM (stop deadline %s); stderr:\n%s", took.Round(time.Millisecond), bound, stderr)
+	if took > bound+2*time.Second {
+		t.Errorf("exited %s after SIGTERM, want about %s", took.Round(time.Millisecond), bound)
+	}
+	return code, stderr
+}
+
 func stoppedHolderDuringOutage(t *testing.T, e *env, outage func() (restore func())) {
 	const lease = 3 * time.Second
 	e.ok(nil, "pool", "set", "db", "1")
@@ -48,16 +64,7 @@ func stoppedHolderDuringOutage(t *testing.T, e *env, outage func() (restore func
 	e.waitPool("db", 30*time.Second, "the holder holds the pool", func(p queuestore.PoolStatus) bool { return p.Used == 1 })
 	restore := outage()
 	down := time.Now() // no heartbeat gets through after this
-	holder.cmd.Process.Signal(syscall.SIGTERM)
-	term := time.Now()
-	code := holder.wait(t, poolStopBound+10*time.Second)
-	took := time.Since(term)
-	stderr := holder.stderr.String()
-	t.Logf("exited %s after SIGTERM (stop deadline %s); stderr:\n%s", took.Round(time.Millisecond), poolStopBound, stderr)
-	// The deadline, and the time to exit.
-	if took > poolStopBound+2*time.Second {
-		t.Errorf("exited %s after SIGTERM, want about %s", took.Round(time.Millisecond), poolStopBound)
-	}
+	code, stderr := holder.terminate(t, poolStopBound)
 	if code != 143 {
 		t.Errorf("exit %d, want the command's 143 (SIGTERM)", code)
 	}
@@ -88,25 +95,9 @@ func stoppedHolderDuringOutage(t *testing.T, e *env, outage func() (restore func
 func TestPoolRunStoppedWaiterWhileWriteLockHeld(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.ok(nil, "pool", "set", "db", "1")
-	e.start("pool", "run", "db", "--", "sleep", "60")
-	e.waitPool("db", 30*time.Second, "the holder holds the pool", func(p queuestore.PoolStatus) bool { return p.Used == 1 })
-	waiter := e.start("pool", "run", "db", "--grace", poolStopGrace.String(), "--", "echo", "ran")
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(waiter.stderr.String(), "waiting for"); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the waiter did not say it waits: %s", waiter.stderr.String())
-		}
-	}
+	waiter := e.waitingRun("--grace", poolStopGrace.String(), "--", "echo", "ran")
 	unlock := e.holdWriteLock()
-	waiter.cmd.Process.Signal(syscall.SIGTERM)
-	term := time.Now()
-	code := waiter.wait(t, poolStopBound+10*time.Second)
-	took := time.Since(term)
-	stderr := waiter.stderr.String()
-	t.Logf("exited %s after SIGTERM (stop deadline %s); stderr:\n%s", took.Round(time.Millisecond), poolStopBound, stderr)
-	if took > poolStopBound+2*time.Second {
-		t.Errorf("exited %s after SIGTERM, want about %s", took.Round(time.Millisecond), poolStopBound)
-	}
+	code, stderr := waiter.terminate(t, poolStopBound)
 	if code != 4 || waiter.stdout.String() != "" {
 		t.Errorf("exit %d, stdout %q: want 4 (stopped) and no command run", code, waiter.stdout.String())
 	}
