@@ -49,9 +49,10 @@ func (e *queueExecutor) SetStderr(w io.Writer) { e.stderr = w }
 // Kill stops the step: it claims no more, sends sig to every running
 // handler's process tree (SIGKILL follows after grace), and gives the
 // leases of unfinished batches back. Run returns soon after, by the stop
-// deadline (package stopdeadline) even when the database does not answer. Kill may be
-// called many times (each call forwards sig again; SIGKILL ends every
-// handler tree at once and brings the stop deadline closer) and before Run.
+// deadline (package stopdeadline) even when the database does not answer.
+// Kill may be called many times (each call forwards sig again; SIGKILL ends
+// every handler tree at once and brings the stop deadline closer) and
+// before Run.
 func (e *queueExecutor) Kill(sig os.Signal) error {
 	s, ok := sig.(syscall.Signal)
 	if !ok || s == 0 {
