@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/daguq/daguq/internal/stopdeadline"
 	"github.com/daguq/daguq/queuestore"
 )
 
@@ -72,6 +73,10 @@ type Counts struct {
 	Dead      int64 `json:"dead"`      // messages nacked into the dead letters
 	Lost      int64 `json:"lost"`      // messages finished by the run itself, or taken over
 	Released  int64 `json:"released"`  // messages given back unstarted (stop, refused start)
+	// Unfinished counts messages a stop could not give back by its
+	// deadline (the database did not answer): they stay leased until their
+	// lease runs out.
+	Unfinished int64 `json:"unfinished"`
 }
 
 // BatchInfo describes a batch in flight, for a dashboard.
@@ -87,13 +92,20 @@ type BatchInfo struct {
 	Since   time.Time `json:"since"`  // when the batch was handed to its run; zero while filling
 }
 
+// stopGrace stands for the grace of a queue step's handlers, which a
+// dispatcher has none of: its stop gives the releases of the batches no run
+// was asked for until 4.5 s after it (stopGrace + stopdeadline.Margin), the
+// bound of a queue step with the default grace.
+const stopGrace = 3 * time.Second
+
 // Dispatcher runs the rules. Create it with New, then call Run once.
 type Dispatcher struct {
 	opts  Options
 	rules []*ruleRun
 	state *stateFile
+	stop  *stopdeadline.Deadline // started when Run's context ends
 
-	runs, succeeded, failed, acked, retried, dead, lost, released atomic.Int64
+	runs, succeeded, failed, acked, retried, dead, lost, released, unfinished atomic.Int64
 
 	mu       sync.Mutex
 	inFlight map[string]BatchInfo
@@ -132,7 +144,7 @@ func New(opts Options) (*Dispatcher, error) {
 		return nil, fmt.Errorf("dispatch: poll (%s), watch (%s) and retry_min (%s) must be at least 1ms, retry_max (%s) at least retry_min",
 			opts.Poll, opts.Watch, opts.RetryMin, opts.RetryMax)
 	}
-	d := &Dispatcher{opts: opts, inFlight: map[string]BatchInfo{}}
+	d := &Dispatcher{opts: opts, inFlight: map[string]BatchInfo{}, stop: stopdeadline.New(stopGrace)}
 	var errs []error
 	seen := map[string]bool{}
 	for _, r := range opts.Rules {
@@ -157,7 +169,8 @@ func New(opts Options) (*Dispatcher, error) {
 // Counts returns the totals so far.
 func (d *Dispatcher) Counts() Counts {
 	return Counts{Runs: d.runs.Load(), Succeeded: d.succeeded.Load(), Failed: d.failed.Load(), Acked: d.acked.Load(),
-		Retried: d.retried.Load(), Dead: d.dead.Load(), Lost: d.lost.Load(), Released: d.released.Load()}
+		Retried: d.retried.Load(), Dead: d.dead.Load(), Lost: d.lost.Load(), Released: d.released.Load(),
+		Unfinished: d.unfinished.Load()}
 }
 
 // InFlight lists the batches the dispatcher holds, by run id.
@@ -194,10 +207,14 @@ func RunID(namespace, queue string, leaseID int64) string {
 }
 
 // Run dispatches until ctx is cancelled. On return, batches whose run was
-// never asked for are released; batches handed to a run stay leased and
-// recorded in the state file, and the next Run picks them up (a lease that
-// runs out meanwhile makes its messages ready again: at least once).
+// never asked for are released, until 4.5 s after ctx ended: what the
+// database did not take by then stays leased until the lease runs out.
+// Batches handed to a run stay leased and recorded in the state file, and
+// the next Run picks them up (a lease that runs out meanwhile makes its
+// messages ready again: at least once).
 func (d *Dispatcher) Run(ctx context.Context) error {
+	stopAfter := context.AfterFunc(ctx, func() { d.stop.Stop() })
+	defer stopAfter()
 	lock, err := lockFile(d.opts.StatePath)
 	if err != nil {
 		return err
@@ -307,6 +324,7 @@ type ruleRun struct {
 	claimPausedUntil time.Time
 	nextWatch        time.Time
 	down             bool // Dagu unreachable: said so once
+	unfinished       int  // messages a stop could not give back by its deadline
 }
 
 func (r *ruleRun) newBatch(lease *queuestore.Lease, now time.Time) *batch {
@@ -700,15 +718,25 @@ func (r *ruleRun) finish(ctx context.Context, b *batch) bool {
 	return true
 }
 
-// release gives a batch back unstarted, its attempt not spent.
+// release gives a batch back unstarted, its attempt not spent. While
+// stopping it gives up at the stop deadline, leaving the batch to its
+// lease.
 func (r *ruleRun) release(b *batch) {
 	ids := heldIDs(b)
 	if len(ids) == 0 {
 		return
 	}
-	err := r.d.opts.Store.Release(context.Background(), b.lease, ids...)
+	ctx, cancel := r.d.stop.Context(context.Background())
+	defer cancel()
+	err := r.d.opts.Store.Release(ctx, b.lease, ids...)
 	var lost *queuestore.LostError
-	if err != nil && !errors.As(err, &lost) {
+	switch {
+	case err == nil || errors.As(err, &lost):
+	case stopdeadline.Passed(ctx):
+		r.unfinished += len(ids)
+		r.d.unfinished.Add(int64(len(ids)))
+		return
+	default:
 		r.d.logf("release lease %s: %v", b.lease.Token, err)
 		return
 	}
@@ -723,8 +751,8 @@ func (r *ruleRun) release(b *batch) {
 	}
 }
 
-// stop gives back the batches no run was asked for; the others stay
-// recorded and leased for the next start.
+// stop gives back the batches no run was asked for, until the stop
+// deadline; the others stay recorded and leased for the next start.
 func (r *ruleRun) stop() {
 	for _, b := range r.batches {
 		if b.phase == phaseFilling || (b.phase == phaseStarting && !b.startSent) {
@@ -733,4 +761,8 @@ func (r *ruleRun) stop() {
 		r.d.untrack(b)
 	}
 	r.batches = nil
+	if r.unfinished > 0 {
+		r.d.logf("queue %q: %d messages could not be released within %s of the stop (the database did not answer): they stay leased until their lease (%s) runs out, then are delivered again",
+			r.rule.Queue, r.unfinished, r.d.stop.Bound().Round(100*time.Millisecond), r.rule.Lease)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/daguq/daguq/batching"
+	"github.com/daguq/daguq/internal/stopdeadline"
 	"github.com/daguq/daguq/queuestore"
 )
 
@@ -158,7 +159,7 @@ func (c *consumer) run(ctx context.Context) error {
 	sum.Stopped = stopped
 	if sum.Unfinished > 0 {
 		fmt.Fprintf(c.stderr, "daguq: queue %s: %d messages could not be acked, nacked or released within %s of the stop (the database was unreachable or busy): they stay leased until their lease (%s) runs out, then are delivered again\n",
-			c.cfg.Queue, sum.Unfinished, c.e.stopBound().Round(100*time.Millisecond), c.cfg.Lease)
+			c.cfg.Queue, sum.Unfinished, c.e.stop.Bound().Round(100*time.Millisecond), c.cfg.Lease)
 	}
 	sum.Duration = time.Since(start).Round(time.Millisecond).String()
 	if sum.Batches == 0 && !stopped && fatal == nil {
@@ -208,7 +209,7 @@ func (c *consumer) loop(ctx context.Context) {
 			case c.leased <- struct{}{}:
 			case c.nextAck = <-c.handover:
 				spareSlot = true
-			case <-c.e.stopped:
+			case <-c.e.stop.Stopped():
 				return
 			case <-c.halt:
 				return
@@ -225,7 +226,7 @@ func (c *consumer) loop(ctx context.Context) {
 			select {
 			case c.slots <- struct{}{}:
 			case c.nextAck = <-c.handover: // its slot runs this batch; its token claims the next
-			case <-c.e.stopped:
+			case <-c.e.stop.Stopped():
 				c.finish(ctx, batch, finishRelease, "", nil)
 				<-c.leased
 				return
@@ -295,7 +296,7 @@ func (c *consumer) nextBatch(ctx context.Context) []claimed {
 				// reach the database in time): hand on what it holds; its
 				// finish names what was taken over.
 				c.bytesFull = true
-			case err != nil && pastStopDeadline(ctx):
+			case err != nil && stopdeadline.Passed(ctx):
 				// Given up while stopping: a claim that committed all the
 				// same leaves its messages to their lease.
 				return nil
@@ -407,7 +408,7 @@ func (c *consumer) takePending() []claimed {
 
 func (c *consumer) ending() bool {
 	select {
-	case <-c.e.stopped:
+	case <-c.e.stop.Stopped():
 		return true
 	case <-c.halt:
 		return true
@@ -423,7 +424,7 @@ func (c *consumer) sleep(d time.Duration, wake <-chan struct{}) {
 	select {
 	case <-t.C:
 	case <-wake:
-	case <-c.e.stopped:
+	case <-c.e.stop.Stopped():
 	case <-c.halt:
 	}
 }
@@ -526,7 +527,7 @@ func (c *consumer) finish(ctx context.Context, msgs []claimed, kind finishKind, 
 	// givenUp drops the error of a call for n messages that the stop
 	// deadline ended: they are left to their lease, counted unfinished.
 	givenUp := func(err error, n int) error {
-		if err != nil && !isLost(err) && pastStopDeadline(ctx) {
+		if err != nil && !isLost(err) && stopdeadline.Passed(ctx) {
 			unfinished += n
 			return nil
 		}
@@ -726,7 +727,7 @@ func (c *consumer) heartbeat(ctx context.Context, stop <-chan struct{}) {
 			}
 			c.mu.Unlock()
 			switch {
-			case err == nil || !held || pastStopDeadline(ctx):
+			case err == nil || !held || stopdeadline.Passed(ctx):
 			case newly > 0:
 				fmt.Fprintf(c.stderr, "daguq: lease %s of queue %s: %d messages were taken over by another claim after the lease ran out; the batch goes on, and they will not be finished by it\n", l.Token, c.cfg.Queue, newly)
 			case lost == nil:

@@ -336,7 +336,7 @@ func (c *consumer) runHandler(argv []string, env []string, stdinFile string) han
 			killAfter = graceTimer.C
 		}
 	}
-	stopped := c.e.stopped
+	stopped := c.e.stop.Stopped()
 	for {
 		select {
 		case code := <-done:

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/daguq/daguq/internal/stopdeadline"
 	"github.com/daguq/daguq/queuestore"
 )
 
@@ -41,7 +42,7 @@ var poolFields = []Field{
 	{Name: "lease", Type: TypeDuration, Default: "1m", Min: bound(1), Max: bound(7 * 24 * 3600),
 		Description: "The slots count this long unless extended; a heartbeat extends them every lease/3 while the command runs. If daguq is killed (kill -9) they return when it runs out."},
 	{Name: "grace", Type: TypeDuration, Default: "3s", Min: bound(0), Max: bound(3600),
-		Description: "On stop: time between the signal and SIGKILL of the command's process group. The slots are given back when the command has ended."},
+		Description: "On stop: time between the signal and SIGKILL of the command's process group. The slots are given back when the command has ended, until grace + 1.5s after the stop; what the database did not take by then returns when the lease runs out."},
 	dbField,
 }
 
@@ -165,7 +166,7 @@ func newPoolExecutor(spec Spec) (*poolExecutor, error) {
 	if err := cfg.resolveCommand(spec); err != nil {
 		return nil, usageError(err)
 	}
-	return &poolExecutor{spec: spec, cfg: cfg, stdout: io.Discard, stderr: io.Discard, stopState: newStopState()}, nil
+	return &poolExecutor{spec: spec, cfg: cfg, stdout: io.Discard, stderr: io.Discard, stopState: newStopState(cfg.Grace)}, nil
 }
 
 func (e *poolExecutor) SetStdout(w io.Writer) { e.stdout = w }
@@ -178,8 +179,10 @@ func (e *poolExecutor) SetStdin(r io.Reader) { e.stdin = r }
 // Kill stops the step. Waiting, it leaves the line at once and Run returns
 // with exit status 4. Running, the command (its process group) gets sig,
 // SIGKILL after grace, and the slots are given back as soon as it has
-// ended. Kill may be called many times (each forwards sig again) and
-// before Run.
+// ended. Leaving the line and giving the slots back end at the stop
+// deadline (package stopdeadline) even when the database does not answer.
+// Kill may be called many times (each forwards sig again; SIGKILL brings
+// the stop deadline closer) and before Run.
 func (e *poolExecutor) Kill(sig os.Signal) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -209,7 +212,10 @@ func (e *poolExecutor) Run(ctx context.Context) error { return e.record(e.run(ct
 
 func (e *poolExecutor) run(ctx context.Context) error {
 	defer context.AfterFunc(ctx, func() { e.Kill(syscall.SIGTERM) })()
-	storeCtx := context.WithoutCancel(ctx)
+	// Store calls must still work while stopping: the slots are given back
+	// after the context is cancelled, until the stop deadline.
+	storeCtx, cancelStore := e.stop.Context(ctx)
+	defer cancelStore()
 
 	if err := e.cfg.cmd.checkProgram(e.spec.Dir); err != nil {
 		return usageError(err)
@@ -226,8 +232,11 @@ func (e *poolExecutor) run(ctx context.Context) error {
 		return err
 	}
 	if e.isStopped() { // stopped as the slots came: do not start
-		e.release(storeCtx, store, grant)
-		return stoppedError(fmt.Errorf("stopped before the command started; pool %q: slots given back", e.cfg.Pool))
+		how := "slots given back"
+		if !e.release(storeCtx, store, grant) {
+			how = "slots left to their lease"
+		}
+		return stoppedError(fmt.Errorf("stopped before the command started; pool %q: %s", e.cfg.Pool, how))
 	}
 	argv, cleanup, err := e.argv()
 	if err != nil {
@@ -236,13 +245,13 @@ func (e *poolExecutor) run(ctx context.Context) error {
 	}
 	defer cleanup()
 
-	stopBeat := make(chan struct{})
+	beatCtx, stopBeat := context.WithCancel(storeCtx)
 	beatDone := make(chan struct{})
-	go func() { defer close(beatDone); e.heartbeat(storeCtx, store, grant, stopBeat) }()
+	go func() { defer close(beatDone); e.heartbeat(beatCtx, store, grant) }()
 	env := append(append(os.Environ(), e.spec.Env...), EnvPool+"="+e.cfg.Pool,
 		EnvPoolSlots+"="+strconv.Itoa(grant.Slots), EnvPoolGrant+"="+strconv.FormatInt(grant.ID, 10))
 	res := e.runCommand(argv, env)
-	close(stopBeat)
+	stopBeat() // an extend under way is cut short: the release follows
 	<-beatDone
 	e.release(storeCtx, store, grant)
 
@@ -271,7 +280,7 @@ func (e *poolExecutor) acquire(ctx context.Context, store PoolStore) (*queuestor
 	defer close(stopWatch)
 	go func() {
 		select {
-		case <-e.stopped:
+		case <-e.stop.Stopped():
 			cancel(errStopped)
 		case <-stopWatch:
 		}
@@ -282,18 +291,21 @@ func (e *poolExecutor) acquire(ctx context.Context, store PoolStore) (*queuestor
 		defer cancelTimeout()
 	}
 	started := time.Now()
-	noticesDone := make(chan struct{})
+	// The notices' reads end with the wait, even while the database does
+	// not answer.
+	noticesCtx, noticesDone := context.WithCancel(ctx)
 	var notices sync.WaitGroup
 	opts := queuestore.AcquireOptions{
 		Pool: e.cfg.Pool, Slots: e.cfg.Slots, Priority: e.cfg.Priority, Lease: e.cfg.Lease,
 		Holder: e.holder(),
 		OnWait: func() {
 			notices.Add(1)
-			go func() { defer notices.Done(); e.waitNotices(ctx, store, noticesDone) }()
+			go func() { defer notices.Done(); e.waitNotices(noticesCtx, store) }()
 		},
+		LeaveContext: ctx, // a stopped wait leaves the line until the stop deadline
 	}
 	grant, err := store.Acquire(waitCtx, opts)
-	close(noticesDone)
+	noticesDone()
 	notices.Wait()
 	switch {
 	case err == nil:
@@ -301,8 +313,12 @@ func (e *poolExecutor) acquire(ctx context.Context, store PoolStore) (*queuestor
 			fmt.Fprintf(e.stderr, "daguq: pool %q: got %d slot(s) after %s\n", e.cfg.Pool, grant.Slots, time.Since(started).Round(time.Millisecond))
 		}
 		return grant, nil
-	case errors.Is(err, errStopped):
-		return nil, stoppedError(fmt.Errorf("stopped while waiting for %d slot(s) of pool %q: left the line; the command did not run", e.cfg.Slots, e.cfg.Pool))
+	case errors.Is(context.Cause(waitCtx), errStopped): // a statement the stop cut short fails with context.Canceled
+		how := "left the line"
+		if stopdeadline.Passed(ctx) {
+			how = fmt.Sprintf("could not leave the line within %s of the stop (the database did not answer): its place lapses when its registration runs out, 15s after the last refresh", e.stop.Bound().Round(100*time.Millisecond))
+		}
+		return nil, stoppedError(fmt.Errorf("stopped while waiting for %d slot(s) of pool %q: %s; the command did not run", e.cfg.Slots, e.cfg.Pool, how))
 	case errors.Is(err, errWaitTimeout):
 		return nil, &ExitError{Code: ExitWaitTimeout, Err: fmt.Errorf("wait_timeout %s passed while waiting for %d slot(s) of pool %q: left the line; the command did not run", e.cfg.WaitTimeout, e.cfg.Slots, e.cfg.Pool)}
 	case errors.Is(err, queuestore.ErrPoolNotFound):
@@ -322,23 +338,21 @@ func (e *poolExecutor) acquire(ctx context.Context, store PoolStore) (*queuestor
 var waitNoticeEvery = time.Minute
 
 // waitNotices says on stderr that the step waits, and who holds the pool:
-// at once, then every waitNoticeEvery until done closes.
-func (e *poolExecutor) waitNotices(ctx context.Context, store PoolStore, done <-chan struct{}) {
+// at once, then every waitNoticeEvery until ctx ends.
+func (e *poolExecutor) waitNotices(ctx context.Context, store PoolStore) {
 	started := time.Now()
 	tick := time.NewTicker(waitNoticeEvery)
 	defer tick.Stop()
 	for {
 		p, err := store.Pool(ctx, e.cfg.Pool)
-		select {
-		case <-done: // granted meanwhile: say nothing
+		if ctx.Err() != nil { // granted or stopped meanwhile: say nothing
 			return
-		default:
 		}
 		if err == nil {
 			fmt.Fprintf(e.stderr, "daguq: pool %q: waiting for %d slot(s) %s\n", e.cfg.Pool, e.cfg.Slots, describeWait(p, time.Since(started)))
 		}
 		select {
-		case <-done:
+		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
@@ -403,21 +417,22 @@ func (e *poolExecutor) holder() queuestore.Holder {
 	return h
 }
 
-// heartbeat extends the grant every lease/3 until stop closes. A grant that
+// heartbeat extends the grant every lease/3 until ctx ends. A grant that
 // is lost (its lease ran out before a heartbeat got through, or the pool was
 // removed) is said once on stderr: the command runs on without its slots.
-func (e *poolExecutor) heartbeat(ctx context.Context, store PoolStore, g *queuestore.Grant, stop <-chan struct{}) {
+func (e *poolExecutor) heartbeat(ctx context.Context, store PoolStore, g *queuestore.Grant) {
 	tick := time.NewTicker(max(e.cfg.Lease/3, 10*time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {
-		case <-stop:
+		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
 		err := store.ExtendGrant(ctx, g, e.cfg.Lease)
 		switch {
 		case err == nil:
+		case ctx.Err() != nil: // the command ended meanwhile
 		case errors.Is(err, queuestore.ErrLeaseLost):
 			fmt.Fprintf(e.stderr, "daguq: pool %q: the %d slot(s) of this step were lost (the lease ran out before a heartbeat got through, or the pool was removed); the command runs on and the pool may be over its capacity until it ends\n", e.cfg.Pool, g.Slots)
 			return
@@ -427,14 +442,21 @@ func (e *poolExecutor) heartbeat(ctx context.Context, store PoolStore, g *queues
 	}
 }
 
-// release gives the slots back; when it cannot, they return at the end of
-// the lease.
-func (e *poolExecutor) release(ctx context.Context, store PoolStore, g *queuestore.Grant) {
+// release gives the slots back, and reports whether it did (or they were
+// gone already); when it cannot, they return at the end of the lease.
+func (e *poolExecutor) release(ctx context.Context, store PoolStore, g *queuestore.Grant) bool {
 	err := store.ReleaseGrant(ctx, g)
-	if err != nil && !errors.Is(err, queuestore.ErrLeaseLost) {
+	switch {
+	case err == nil || errors.Is(err, queuestore.ErrLeaseLost):
+		return true
+	case stopdeadline.Passed(ctx):
+		fmt.Fprintf(e.stderr, "daguq: pool %q: %d slot(s) could not be given back within %s of the stop (the database did not answer): they stay held until their lease runs out, at %s (lease %s)\n",
+			e.cfg.Pool, g.Slots, e.stop.Bound().Round(100*time.Millisecond), g.ExpiresAt.Local().Format(time.TimeOnly), e.cfg.Lease)
+	default:
 		fmt.Fprintf(e.stderr, "daguq: pool %q: give back %d slot(s): %v; they return when the lease runs out (%s)\n",
 			e.cfg.Pool, g.Slots, err, g.ExpiresAt.Local().Format(time.TimeOnly))
 	}
+	return false
 }
 
 // argv is the command: a list run as it is, a script file run by the shell,

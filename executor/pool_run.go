@@ -59,7 +59,7 @@ func (e *poolExecutor) runCommand(argv, env []string) commandResult {
 	graceTimer.Stop()
 	defer graceTimer.Stop()
 	var killAfter <-chan time.Time
-	stopped := e.stopped
+	stopped := e.stop.Stopped()
 	for {
 		select {
 		case err := <-done:

@@ -24,8 +24,6 @@ type queueExecutor struct {
 
 	stopState
 	lastSig syscall.Signal          // the signal of the latest Kill
-	hurried chan struct{}           // closed by the first Kill(SIGKILL)
-	killAt  time.Time               // when it came
 	trees   map[*proctree.Tree]bool // running handlers
 
 	exitStatus
@@ -35,7 +33,7 @@ var _ Executor = (*queueExecutor)(nil)
 
 func newQueueExecutor(spec Spec, cfg queueConfig) *queueExecutor {
 	return &queueExecutor{spec: spec, cfg: cfg, stdout: io.Discard, stderr: io.Discard,
-		stopState: newStopState(), hurried: make(chan struct{}), trees: map[*proctree.Tree]bool{}}
+		stopState: newStopState(cfg.Grace), trees: map[*proctree.Tree]bool{}}
 }
 
 func (e *queueExecutor) SetStdout(w io.Writer) { e.stdout = w }
@@ -44,17 +42,14 @@ func (e *queueExecutor) SetStderr(w io.Writer) { e.stderr = w }
 // Kill stops the step: it claims no more, sends sig to every running
 // handler's process tree (SIGKILL follows after grace), and gives the
 // leases of unfinished batches back. Run returns soon after, by the stop
-// deadline (stop.go) even when the database does not answer. Kill may be
-// called many times (each call forwards sig again; SIGKILL ends every
-// handler tree at once and brings the stop deadline closer) and before Run.
+// deadline (package stopdeadline) even when the database does not answer.
+// Kill may be called many times (each call forwards sig again; SIGKILL ends
+// every handler tree at once and brings the stop deadline closer) and
+// before Run.
 func (e *queueExecutor) Kill(sig os.Signal) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.stopLocked(sig)
-	if s == syscall.SIGKILL && e.killAt.IsZero() {
-		e.killAt = time.Now()
-		close(e.hurried)
-	}
 	e.lastSig = s
 	for t := range e.trees {
 		t.Signal(s)
@@ -68,10 +63,8 @@ func (e *queueExecutor) addTree(t *proctree.Tree) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.trees[t] = true
-	select {
-	case <-e.stopped:
+	if e.stop.IsStopped() {
 		t.Signal(e.lastSig)
-	default:
 	}
 }
 
@@ -89,7 +82,7 @@ func (e *queueExecutor) run(ctx context.Context) error {
 	defer context.AfterFunc(ctx, func() { e.Kill(syscall.SIGTERM) })()
 	// Store calls must still work while stopping: leases are released after
 	// the context is cancelled, until the stop deadline.
-	storeCtx, cancelStore := e.storeContext(ctx)
+	storeCtx, cancelStore := e.stop.Context(ctx)
 	defer cancelStore()
 
 	if e.cfg.Action == ActionConsume {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daguq/daguq/internal/proctest"
+	"github.com/daguq/daguq/internal/stopdeadline"
 	"github.com/daguq/daguq/queuestore"
 )
 
@@ -32,14 +34,14 @@ func TestStopWhileWriteLockHeld(t *testing.T) {
 	}{
 		{name: "finished", handler: "sleep 1\n", grace: 300 * time.Millisecond,
 			stop:  func(e Executor) { e.Kill(syscall.SIGTERM) },
-			bound: 300*time.Millisecond + stopMargin},
+			bound: 300*time.Millisecond + stopdeadline.Margin},
 		{name: "killed", handler: "trap '' TERM\nsleep 30\n", grace: time.Hour,
 			stop: func(e Executor) {
 				e.Kill(syscall.SIGTERM)
 				time.Sleep(200 * time.Millisecond)
 				e.Kill(syscall.SIGKILL)
 			},
-			bound: stopMargin},
+			bound: stopdeadline.Margin},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -60,8 +62,7 @@ func TestStopWhileWriteLockHeld(t *testing.T) {
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			unlock := holdWriteLock(t, te)
-			defer unlock()
+			unlock := proctest.HoldWriteLock(t, te.store().DB())
 			time.Sleep(time.Until(started.Add(1500 * time.Millisecond))) // "finished": the handlers ended
 			tc.stop(e)
 			stopped := time.Now()
@@ -95,26 +96,5 @@ func TestStopWhileWriteLockHeld(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// holdWriteLock takes the test database's write lock, as another process
-// writing would; unlock gives it back (later calls do nothing).
-func holdWriteLock(tb testing.TB, te *testEnv) (unlock func()) {
-	tb.Helper()
-	conn, err := te.store().DB().Conn(context.Background())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
-		tb.Fatal(err)
-	}
-	held := true
-	return func() {
-		if held {
-			held = false
-			conn.ExecContext(context.Background(), "ROLLBACK")
-			conn.Close()
-		}
 	}
 }

@@ -5,19 +5,23 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/daguq/daguq/internal/stopdeadline"
 )
 
-// stopState is what the queue and pool steps keep of Kill: the first call
-// closes stopped and keeps its signal and time. mu also guards each step's own
-// record of the processes it runs, which Kill signals.
+// stopState is what the queue and pool steps keep of Kill: the stop
+// deadline of their store calls (grace + 1.5 s after the first Kill, 1.5 s
+// after a Kill(SIGKILL)) and the first Kill's signal. mu also guards each
+// step's own record of the processes it runs, which Kill signals.
 type stopState struct {
 	mu      sync.Mutex
 	stopSig syscall.Signal // the signal of the first Kill
-	stopAt  time.Time      // when it came
-	stopped chan struct{}  // closed by the first Kill
+	stop    *stopdeadline.Deadline
 }
 
-func newStopState() stopState { return stopState{stopped: make(chan struct{})} }
+func newStopState(grace time.Duration) stopState {
+	return stopState{stop: stopdeadline.New(grace)}
+}
 
 // stopLocked records a Kill with sig, read as a signal number (SIGTERM
 // when it is none), and returns that number. The caller holds mu.
@@ -26,24 +30,17 @@ func (s *stopState) stopLocked(sig os.Signal) syscall.Signal {
 	if !ok || n == 0 {
 		n = syscall.SIGTERM
 	}
-	select {
-	case <-s.stopped:
-	default:
-		s.stopSig, s.stopAt = n, time.Now()
-		close(s.stopped)
+	if s.stop.Stop() {
+		s.stopSig = n
+	}
+	if n == syscall.SIGKILL {
+		s.stop.Hurry()
 	}
 	return n
 }
 
 // isStopped reports whether Kill was called.
-func (s *stopState) isStopped() bool {
-	select {
-	case <-s.stopped:
-		return true
-	default:
-		return false
-	}
-}
+func (s *stopState) isStopped() bool { return s.stop.IsStopped() }
 
 // signal returns the signal of the first Kill.
 func (s *stopState) signal() syscall.Signal {

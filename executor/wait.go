@@ -20,7 +20,7 @@ func (c *consumer) idle(ctx context.Context) {
 	defer cancel()
 	go func() {
 		select {
-		case <-c.e.stopped:
+		case <-c.e.stop.Stopped():
 		case <-c.halt:
 		case <-wctx.Done():
 		}

@@ -79,6 +79,11 @@ type AcquireOptions struct {
 	// OnWait, when set, is called once if the request has to wait, after
 	// it has joined the line.
 	OnWait func()
+	// LeaveContext, when set, is the context of leaving the line after the
+	// context of Acquire ended (a stopping process's store context, which
+	// ends at its stop deadline). Default: that context without its
+	// cancellation.
+	LeaveContext context.Context
 }
 
 func (o *AcquireOptions) validate() error {
@@ -412,7 +417,11 @@ func (k *PoolKeeper) Acquire(ctx context.Context, opts AcquireOptions) (*Grant, 
 		if err != nil {
 			// Leave the line now: those behind need not wait for the
 			// registration to run out.
-			if leaveErr := k.leave(context.WithoutCancel(ctx), r); leaveErr != nil {
+			leaveCtx := opts.LeaveContext
+			if leaveCtx == nil {
+				leaveCtx = context.WithoutCancel(ctx)
+			}
+			if leaveErr := k.leave(leaveCtx, r); leaveErr != nil {
 				err = errors.Join(err, leaveErr)
 			}
 		}

@@ -58,8 +58,10 @@ $DAGUQ_DAGU_BASIC_AUTH). They are never printed.
 
 While Dagu cannot be reached it says so once, keeps the leases, and tries
 again with backoff. SIGTERM or SIGINT stop it: batches not yet handed to a run
-are released at once; those handed to a run stay leased and recorded, and the
-next start follows their runs.`,
+are released at once, or, when the database does not answer within 4.5s of
+the stop, left to their lease (stderr names the queue and the count); those
+handed to a run stay leased and recorded, and the next start follows their
+runs.`,
 		Example: `  daguq dispatch --queue orders --dag process-orders --batch-size 50 --concurrency 4 --max-wait 5s
   daguq dispatch --rules /etc/daguq/dispatch.yaml --dagu-token-file /etc/daguq/dagu-key`,
 		Args: cobra.NoArgs,
@@ -91,8 +93,12 @@ next start follows their runs.`,
 				return &executor.ExitError{Code: executor.ExitStore, Err: err}
 			}
 			c := d.Counts()
-			fmt.Fprintf(a.stderr, "daguq dispatch: stopped: %d runs started, %d succeeded, %d failed; %d messages acked, %d retried, %d dead, %d finished by runs, %d released\n",
-				c.Runs, c.Succeeded, c.Failed, c.Acked, c.Retried, c.Dead, c.Lost, c.Released)
+			left := ""
+			if c.Unfinished > 0 {
+				left = fmt.Sprintf(", %d left to their lease", c.Unfinished)
+			}
+			fmt.Fprintf(a.stderr, "daguq dispatch: stopped: %d runs started, %d succeeded, %d failed; %d messages acked, %d retried, %d dead, %d finished by runs, %d released%s\n",
+				c.Runs, c.Succeeded, c.Failed, c.Acked, c.Retried, c.Dead, c.Lost, c.Released, left)
 			return nil
 		},
 	}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/daguq/daguq/internal/pgtest"
 	"github.com/daguq/daguq/internal/proctest"
+	"github.com/daguq/daguq/internal/storeopen"
+	"github.com/daguq/daguq/queuestore"
 )
 
 // daguqBin is the daguq binary built once for every test of this package;
@@ -61,6 +63,18 @@ func newEnv(tb testing.TB) *env {
 	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
 	e.vars = append(e.vars, "HOME="+filepath.Join(dir, "home"), "DAGUQ_DB="+e.db, "GORACE="+gorace)
 	return e
+}
+
+// holdWriteLock takes the write lock of e's SQLite database, as
+// another process writing would, until restore.
+func (e *env) holdWriteLock() (restore func()) {
+	e.tb.Helper()
+	st, err := storeopen.Open(e.db, storeopen.Options{})
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	e.tb.Cleanup(func() { st.Close() })
+	return proctest.HoldWriteLock(e.tb, st.(*queuestore.Store).DB())
 }
 
 // setenv replaces or adds a variable ("" value removes it).

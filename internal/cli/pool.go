@@ -279,8 +279,12 @@ pool, how many wait) at once and then every minute. Waiters are served by
 leaves the line at once (exit status 4); --wait-timeout gives up waiting
 (exit status 5). While the command runs, a heartbeat extends the slots'
 lease every lease/3; SIGTERM or SIGINT goes to the command (SIGKILL after
---grace) and the slots are given back as soon as it has ended. If daguq is
-killed outright, the slots return when the lease runs out.
+--grace) and the slots are given back as soon as it has ended. A stopped
+daguq gives the database until --grace + 1.5s after the stop to take the
+slots (or its place in line) back, then exits all the same: what it could not
+give back returns when the lease (or the 15s registration of a waiter) runs
+out, as stderr says. If daguq is killed outright, the slots return when the
+lease runs out.
 
 The exit status is the command's (128+N when signal N killed it). Before the
 command runs daguq's own apply: 2 bad flag, pool not set, or more slots than

@@ -288,18 +288,7 @@ func TestPoolRunStoppedHolderFreesSlotsAtOnce(t *testing.T) {
 func TestPoolRunWaiterStopAndTimeout(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.ok(nil, "pool", "set", "db", "1")
-	e.start("pool", "run", "db", "--", "sleep", "60")
-	e.waitPool("db", 30*time.Second, "the holder holds the pool", func(p queuestore.PoolStatus) bool { return p.Used == 1 })
-	waiter := e.start("pool", "run", "db", "--", "echo", "ran")
-	e.waitPool("db", 30*time.Second, "the waiter in line", func(p queuestore.PoolStatus) bool { return len(p.Waiters) == 1 })
-	// It says why it waits just after joining the line: stop it once it
-	// has said so.
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(waiter.stderr.String(), "waiting for"); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the waiter did not say it waits: %s", waiter.stderr.String())
-		}
-	}
+	waiter := e.waitingRun("--", "echo", "ran")
 	waiter.cmd.Process.Signal(syscall.SIGTERM)
 	if code := waiter.wait(t, 30*time.Second); code != 4 || waiter.stdout.String() != "" {
 		t.Errorf("stopped waiter: exit %d, stdout %q; stderr %s", code, waiter.stdout.String(), waiter.stderr.String())
@@ -314,6 +303,20 @@ func TestPoolRunWaiterStopAndTimeout(t *testing.T) {
 	if r.Code != 5 || r.Stdout != "" || !strings.Contains(r.Stderr, "wait_timeout 200ms passed") {
 		t.Errorf("wait timeout: %s", r)
 	}
+}
+
+// waitingRun sets the pool "db" to 1 slot, lets a `daguq pool run` hold it,
+// and starts `daguq pool run db ARGS...`, which waits in line. It returns
+// once the waiter has said it waits (just after joining the line).
+func (e *env) waitingRun(args ...string) *started {
+	e.tb.Helper()
+	e.ok(nil, "pool", "set", "db", "1")
+	e.start("pool", "run", "db", "--", "sleep", "60")
+	e.waitPool("db", 30*time.Second, "the holder holds the pool", func(p queuestore.PoolStatus) bool { return p.Used == 1 })
+	waiter := e.start(append([]string{"pool", "run", "db"}, args...)...)
+	e.waitPool("db", 30*time.Second, "the waiter in line", func(p queuestore.PoolStatus) bool { return len(p.Waiters) == 1 })
+	waitFor(e.tb, "the waiter says it waits", &waiter.stderr, func() bool { return strings.Contains(waiter.stderr.String(), "waiting for") })
+	return waiter
 }
 
 // pool list names holders and waiters by Dagu's DAG, run and step, and a

@@ -25,7 +25,7 @@ func TestPostgresStopWhileServerDown(t *testing.T) {
 	t.Parallel()
 	const total, batch = 50, 10
 	const lease, grace = 3 * time.Second, 500 * time.Millisecond
-	const bound = grace + 1500*time.Millisecond // the stop deadline (executor/stop.go)
+	const bound = grace + 1500*time.Millisecond // the stop deadline (internal/stopdeadline)
 	srv := pgtest.NewServer(t)
 	e := newEnv(t)
 	e.setenv("DAGUQ_DB", srv.NewDatabase(t))
