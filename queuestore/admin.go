@@ -267,7 +267,7 @@ func (s *Store) PurgeDead(ctx context.Context, queue string, ids ...int64) (int6
 // leases. It returns how many messages went.
 func (s *Store) Purge(ctx context.Context, queue string) (int64, error) {
 	gone := func(n int64) counts { return counts{Purged: n} }
-	return s.change(ctx, "purge queue", queue, gone, []string{sqlPurgeQueueBodies, sqlPurgeQueue, sqlPurgeQueueLeases, sqlZeroStateCounts}, queue)
+	return s.change(ctx, "purge queue", queue, gone, []string{sqlPurgeQueueBodies, sqlPurgeQueue, sqlPurgeQueueLeases, sqlDeleteBodyTrash, sqlEmptyBodyTrash, sqlZeroStateCounts}, queue)
 }
 
 // change runs statements in one transaction and returns the rows affected by

@@ -133,6 +133,18 @@ DELETE FROM leases WHERE id = ?1
 DELETE FROM messages WHERE lease_id = ?1 AND state < 2 AND id IN (SELECT value FROM json_each(?2))
 RETURNING id, state, enqueued_at`
 	sqlAckBodies = `DELETE FROM bodies WHERE id IN (SELECT value FROM json_each(?1))`
+	// sqlTrashBodies adds acked ids (?2, a JSON array) to the queue's list
+	// of bodies to delete (bodyTrash) and returns the list.
+	sqlTrashBodies = `
+UPDATE queue_counts SET body_trash = CASE WHEN body_trash IS NULL THEN ?2
+                                          ELSE substr(body_trash, 1, length(body_trash) - 1) || ',' || substr(?2, 2) END
+WHERE queue = ?1
+RETURNING body_trash`
+	sqlEmptyBodyTrash = `UPDATE queue_counts SET body_trash = NULL WHERE queue = ?1`
+	// sqlDeleteBodyTrash deletes the bodies on the queue's list.
+	sqlDeleteBodyTrash = `
+DELETE FROM bodies WHERE id IN (
+    SELECT value FROM json_each((SELECT body_trash FROM queue_counts WHERE queue = ?1)))`
 	sqlAckRetain = `
 UPDATE messages SET state = 3, lease_id = NULL, finished_at = ?3
 WHERE lease_id = ?1 AND state = ?4 AND id IN (SELECT value FROM json_each(?2))
