@@ -51,13 +51,10 @@ INSERT INTO leases (id, queue, consumer, claimed_at, expires_at)
 VALUES (?1, ?2, ?3, ?4, ?5)`
 
 	// sqlLeaseLive checks, inside a claim that adds to a lease, that the
-	// lease still holds one of the caller's messages (?3, their ids) and
-	// its time has not run out.
+	// lease still holds a message whose time has not run out.
 	sqlLeaseLive = `
-SELECT EXISTS (SELECT 1 FROM messages
-               WHERE id IN (SELECT value FROM json_each(?3)) AND lease_id = ?1 AND state = 1 AND visible_at > ?2)`
-	// sqlStretchLease pushes a lease row's end to ?2 when that is later: a
-	// row's end is never before the lease end of any of its messages.
+SELECT EXISTS (SELECT 1 FROM messages WHERE lease_id = ?1 AND state = 1 AND visible_at > ?2)`
+	// sqlStretchLease pushes a lease row's end to ?2 when that is later.
 	sqlStretchLease = `UPDATE leases SET expires_at = max(expires_at, ?2) WHERE id = ?1`
 
 	// sqlAnyReady is the claim's question as a read: a claim that would find
@@ -110,20 +107,13 @@ UPDATE messages SET state = 1, lease_id = ?1, visible_at = ?2, attempts = attemp
 WHERE id IN (SELECT value FROM json_each(?3)) AND state = 0
 RETURNING id, priority, attempts, max_attempts, group_key, dedupe_key, enqueued_at, size`
 
-	// sqlSweepLeases deletes lease rows that ran out: they no longer count
-	// against the limit, and an Extend that takes their messages back writes
-	// the row again (sqlExtendLease).
-	sqlSweepLeases = `DELETE FROM leases WHERE queue = ?1 AND expires_at <= ?2`
+	sqlSweepLeases = `
+DELETE FROM leases WHERE queue = ?1 AND expires_at <= ?2
+  AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.lease_id = leases.id)`
 
-	// sqlDropLeaseIfEmpty deletes lease ?1's row once none of its messages
-	// is in flight at ?2. Those wait in messages_waiting with a lease end
-	// between now and the row's end: the walk covers the queue's messages
-	// in flight or due before then, not every waiting one.
 	sqlDropLeaseIfEmpty = `
 DELETE FROM leases WHERE id = ?1
-  AND NOT EXISTS (SELECT 1 FROM messages INDEXED BY messages_waiting
-                  WHERE queue = leases.queue AND state = 1 AND visible_at > ?2 AND visible_at <= leases.expires_at
-                    AND lease_id = ?1)`
+  AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.lease_id = ?1 AND state < 2)`
 
 	// Finishing statements act on the messages of the lease among the ids
 	// given and return the ids they changed: the caller names the rest as
@@ -134,7 +124,7 @@ DELETE FROM messages WHERE lease_id = ?1 AND state < 2 AND id IN (SELECT value F
 RETURNING id, state, enqueued_at`
 	sqlAckBodies = `DELETE FROM bodies WHERE id IN (SELECT value FROM json_each(?1))`
 	// sqlTrashBodies adds acked ids (?2, a JSON array) to the queue's list
-	// of bodies to delete (bodyTrash) and returns the list.
+	// of bodies to delete (dropBodies) and returns the list.
 	sqlTrashBodies = `
 UPDATE queue_counts SET body_trash = CASE WHEN body_trash IS NULL THEN ?2
                                           ELSE substr(body_trash, 1, length(body_trash) - 1) || ',' || substr(?2, 2) END
@@ -172,15 +162,7 @@ UPDATE messages SET
 WHERE id = ?1 AND lease_id = ?2 AND state < 2
 RETURNING state`
 
-	// sqlExtendLease pushes the end of lease ?1's row to ?2 when that is
-	// later, or writes the row again when a sweep or a finish deleted it
-	// after the lease ran out, if queue ?3 has an in-flight limit (a queue
-	// without one keeps no rows): the messages the Extend took back count
-	// against the limit again.
-	sqlExtendLease = `
-INSERT INTO leases (id, queue, consumer, claimed_at, expires_at)
-SELECT ?1, ?3, ?4, ?5, ?2 WHERE EXISTS (SELECT 1 FROM queues WHERE name = ?3 AND max_in_flight > 0)
-ON CONFLICT (id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)`
+	sqlExtendLease = `UPDATE leases SET expires_at = ?2 WHERE id = ?1`
 	// sqlExtendMessages keeps the lease's messages, also ones whose lease
 	// ran out and that no other claim has taken yet.
 	sqlExtendMessages = `
@@ -195,17 +177,14 @@ RETURNING id`
 
 	sqlClaimedBodies = `SELECT id, body FROM bodies WHERE id IN (SELECT value FROM json_each(?1))`
 
-	// sqlLeaseHeld is the messages lease ?1 holds, with their queue and
-	// lease end: in flight (or ran out, not yet moved) in messages_waiting,
-	// which the walk reads alone until it meets the lease, and ran out and
-	// moved into the ready set in messages_lapsed.
+	// sqlLeaseByID is the queue of the messages lease ?1 holds and its end.
+	sqlLeaseByID = `
+SELECT coalesce(min(queue), ''), max(visible_at) FROM messages WHERE lease_id = ?1 AND state < 2`
+
 	sqlLeaseHeld = `
-SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.size, b.body,
-       m.queue, m.visible_at
+SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.size, b.body
 FROM messages m JOIN bodies b ON b.id = m.id
-WHERE m.id IN (SELECT id FROM messages INDEXED BY messages_waiting WHERE state = 1 AND lease_id = ?1
-               UNION ALL
-               SELECT id FROM messages INDEXED BY messages_lapsed WHERE state = 0 AND lease_id = ?1)
+WHERE m.lease_id = ?1 AND m.state < 2
 ORDER BY m.sort_key, m.id`
 
 	sqlUpsertPaused = `
@@ -271,14 +250,14 @@ FROM (SELECT 1) LEFT JOIN queue_counts c ON c.queue = ?1`
 
 	// sqlQueueRow: settings and live leases. A queue with a limit counts
 	// its lease rows (what the limit counts); one without has none, and its
-	// leases are counted from the messages in flight, in messages_waiting
-	// alone (the walk also passes the queue's delayed messages).
+	// leases are counted from the leased messages (messages_lease holds only
+	// those: in flight, or ran out and not yet claimed again).
 	sqlQueueRow = `
 SELECT coalesce(q.paused, 0), coalesce(q.max_in_flight, 0),
        CASE WHEN coalesce(q.max_in_flight, 0) > 0
             THEN (SELECT count(*) FROM leases WHERE queue = ?1 AND expires_at > ?2)
-            ELSE (SELECT count(DISTINCT lease_id) FROM messages INDEXED BY messages_waiting
-                  WHERE queue = ?1 AND state = 1 AND visible_at > ?2 AND lease_id IS NOT NULL) END
+            ELSE (SELECT count(DISTINCT lease_id) FROM messages INDEXED BY messages_lease
+                  WHERE lease_id IS NOT NULL AND queue = ?1 AND state = 1 AND visible_at > ?2) END
 FROM (SELECT 1) LEFT JOIN queues q ON q.name = ?1`
 
 	// Peek statements list in the order a claim (or a look at history) takes.
