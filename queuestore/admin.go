@@ -108,10 +108,10 @@ func (s *Store) Stats(ctx context.Context, queue string) (Stats, error) {
 	}
 	st := Stats{Queue: queue}
 	now := s.now()
-	var readySet, waiting, waitingLeased, dead, acked, oldestDue sql.NullInt64
+	var readySet, waiting, waitingLeased, dead, acked, oldestDueFree, oldestDueLeased sql.NullInt64
 	var dueFree, dueLeased int64
 	err := s.readRow(ctx, sqlStats, []any{queue, now}, &readySet, &waiting, &waitingLeased, &dead, &acked,
-		&dueFree, &dueLeased, &oldestDue)
+		&dueFree, &dueLeased, &oldestDueFree, &oldestDueLeased)
 	if err != nil {
 		return Stats{}, fmt.Errorf("stats of %q: %w", queue, err)
 	}
@@ -126,8 +126,10 @@ func (s *Store) Stats(ctx context.Context, queue string) (Stats, error) {
 	st.InFlight = waitingLeased.Int64 - dueLeased
 	st.Dead, st.Acked = dead.Int64, acked.Int64
 	oldest := oldestReady
-	if oldestDue.Valid && (!oldest.Valid || oldestDue.Int64 < oldest.Int64) {
-		oldest = oldestDue
+	for _, due := range []sql.NullInt64{oldestDueFree, oldestDueLeased} {
+		if due.Valid && (!oldest.Valid || due.Int64 < oldest.Int64) {
+			oldest = due
+		}
 	}
 	if oldest.Valid {
 		st.OldestReadyAge = time.Duration(max(now-oldest.Int64, 0)) * time.Millisecond
@@ -267,7 +269,7 @@ func (s *Store) PurgeDead(ctx context.Context, queue string, ids ...int64) (int6
 // leases. It returns how many messages went.
 func (s *Store) Purge(ctx context.Context, queue string) (int64, error) {
 	gone := func(n int64) counts { return counts{Purged: n} }
-	return s.change(ctx, "purge queue", queue, gone, []string{sqlPurgeQueueBodies, sqlPurgeQueue, sqlPurgeQueueLeases, sqlZeroStateCounts}, queue)
+	return s.change(ctx, "purge queue", queue, gone, []string{sqlPurgeQueueBodies, sqlPurgeQueue, sqlPurgeQueueLeases, sqlDeleteBodyTrash, sqlEmptyBodyTrash, sqlZeroStateCounts}, queue)
 }
 
 // change runs statements in one transaction and returns the rows affected by

@@ -82,3 +82,17 @@ func bodies(l *Lease) []string {
 }
 
 func msg(queue, body string) NewMessage { return NewMessage{Queue: queue, Body: []byte(body)} }
+
+// bodiesLeft counts the stored bodies and, of them, those listed on their
+// queue's counts row for being deleted together (dropBodies).
+func bodiesLeft(tb testing.TB, s *Store) (left, listed int) {
+	tb.Helper()
+	err := s.DB().QueryRow(`
+SELECT (SELECT count(*) FROM bodies),
+       (SELECT count(*) FROM bodies WHERE id IN (SELECT t.value FROM queue_counts c, json_each(c.body_trash) t))`).
+		Scan(&left, &listed)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return left, listed
+}

@@ -94,6 +94,9 @@ func (o *ClaimOptions) validate() error {
 	if o.Into != nil && o.Into.Queue != o.Queue {
 		return fmt.Errorf("%w: claim into lease %s of queue %q from queue %q", ErrInvalid, o.Into.Token, o.Into.Queue, o.Queue)
 	}
+	if o.Into != nil && len(o.Into.Messages) == 0 {
+		return fmt.Errorf("%w: claim into lease %s: it holds none of the caller's messages (want the lease a claim returned)", ErrInvalid, o.Into.Token)
+	}
 	return nil
 }
 
@@ -230,7 +233,7 @@ func (s *Store) claimTx(ctx context.Context, tx querier, opts *ClaimOptions, min
 	if opts.Into != nil {
 		leaseID = opts.Into.ID
 		var live bool
-		if err := tx.QueryRowContext(ctx, sqlLeaseLive, leaseID, now).Scan(&live); err != nil {
+		if err := tx.QueryRowContext(ctx, sqlLeaseLive, leaseID, now, jsonIDs(opts.Into.IDs())).Scan(&live); err != nil {
 			return nil, err
 		}
 		if !live {
@@ -459,23 +462,25 @@ func (s *Store) anyReady(ctx context.Context, opts ClaimOptions, minPriority, ma
 	return ready, err
 }
 
-// scanLeased reads leased rows, with the body as the last column when
-// withBody.
-func scanLeased(rows *sql.Rows, queue string, expires int64, withBody bool) ([]Message, error) {
+// scanLeased reads leased rows of queue, claimed until expires. Held rows
+// (sqlLeaseHeld's) carry the body, the queue and the lease end as their last
+// columns instead.
+func scanLeased(rows *sql.Rows, queue string, expires int64, held bool) ([]Message, error) {
 	defer rows.Close()
 	var out []Message
 	for rows.Next() {
 		var m Message
 		var group, dedupe sql.NullString
 		var enqueued, size int64
-		dest := []any{&m.ID, &m.Priority, &m.Attempt, &m.MaxAttempts, &group, &dedupe, &enqueued, &size, &m.Body}
-		if !withBody {
-			dest = dest[:len(dest)-1]
+		m.Queue = queue
+		dest := []any{&m.ID, &m.Priority, &m.Attempt, &m.MaxAttempts, &group, &dedupe, &enqueued, &size}
+		if held {
+			dest = append(dest, &m.Body, &m.Queue, &expires)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
-		m.Queue, m.Group, m.DedupeKey = queue, group.String, dedupe.String
+		m.Group, m.DedupeKey = group.String, dedupe.String
 		m.EnqueuedAt, m.VisibleAt, m.State = msTime(enqueued), msTime(expires), StateInFlight
 		out = append(out, m)
 	}
@@ -513,30 +518,30 @@ func newLeaseID(claimed, row int64) int64 {
 // LeaseByToken loads the lease a token names, with the messages it still
 // holds, so another process can finish it (the claim, fan out, ack pattern).
 func (s *Store) LeaseByToken(ctx context.Context, token string) (*Lease, error) {
-	// Tokens of schema 1 read "id.secret": the id alone names the lease.
-	idText, _, _ := strings.Cut(token, ".")
-	id, err := strconv.ParseInt(idText, 10, 64)
-	if err != nil || id <= 0 {
-		return nil, fmt.Errorf("%w: lease token %q: want the token a claim printed, like 3221225473", ErrInvalid, token)
-	}
-	lease := &Lease{ID: id, Token: token}
-	var expires sql.NullInt64
-	if err := s.readRow(ctx, sqlLeaseByID, []any{id}, &lease.Queue, &expires); err != nil {
+	id, err := ParseLeaseToken(token)
+	if err != nil {
 		return nil, err
 	}
-	if lease.Queue == "" {
-		return nil, fmt.Errorf("lease %s: %w (finished, or expired and claimed again)", token, ErrLeaseLost)
-	}
-	lease.ExpiresAt = msTime(expires.Int64)
 	rows, err := s.query(ctx, sqlLeaseHeld, id)
 	if err != nil {
 		return nil, err
 	}
-	if lease.Messages, err = scanLeased(rows, lease.Queue, expires.Int64, true); err != nil {
+	msgs, err := scanLeased(rows, "", 0, true)
+	if err != nil {
 		return nil, err
 	}
-	if len(lease.Messages) == 0 {
-		return nil, fmt.Errorf("lease %s: %w (its messages were finished or claimed again)", token, ErrLeaseLost)
+	if len(msgs) == 0 {
+		return nil, fmt.Errorf("lease %s: %w (finished, or expired and claimed again)", token, ErrLeaseLost)
+	}
+	// The lease ends with the last of its messages' lease ends.
+	lease := &Lease{ID: id, Token: token, Queue: msgs[0].Queue, Messages: msgs}
+	for _, m := range msgs {
+		if m.VisibleAt.After(lease.ExpiresAt) {
+			lease.ExpiresAt = m.VisibleAt
+		}
+	}
+	for i := range msgs {
+		msgs[i].VisibleAt = lease.ExpiresAt
 	}
 	return lease, nil
 }
@@ -705,21 +710,54 @@ func (s *Store) ackTx(ctx context.Context, tx querier, lease *Lease, ids []int64
 			return nil, err
 		}
 		if len(done) > 0 {
-			if _, err := tx.ExecContext(ctx, sqlAckBodies, jsonIDs(setIDs(ids, done))); err != nil {
+			if err := dropBodies(ctx, tx, lease.Queue, setIDs(ids, done)); err != nil {
 				return nil, err
 			}
 		}
 	}
-	return done, dropLeaseIfEmpty(ctx, tx, lease)
+	return done, s.dropLeaseIfEmpty(ctx, tx, lease)
 }
 
-// dropLeaseIfEmpty deletes the lease's row, if it has one, once the lease
-// holds no live message.
-func dropLeaseIfEmpty(ctx context.Context, tx querier, lease *Lease) error {
+// bodyTrashMax is how many acked messages' bodies a queue's counts row
+// lists at most before they are deleted together.
+const bodyTrashMax = 64
+
+// dropBodies deletes the bodies of acked messages ids of queue. Freeing a
+// body's page (the freed pages' list, the pointer map, the file header)
+// cost an ack of one message about three WAL pages, more than the rest of
+// the ack: an ack of fewer than bodyTrashMax messages lists the ids on the
+// queue's counts row, which the transaction writes anyway, and the ack that
+// fills the list deletes them all at once.
+func dropBodies(ctx context.Context, tx querier, queue string, ids []int64) error {
+	list := jsonIDs(ids)
+	if len(ids) < bodyTrashMax {
+		var trash string
+		err := tx.QueryRowContext(ctx, sqlTrashBodies, queue, list).Scan(&trash)
+		if err == nil && strings.Count(trash, ",")+1 < bodyTrashMax {
+			return nil
+		}
+		if err == nil {
+			if _, err := tx.ExecContext(ctx, sqlAckBodies, trash); err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, sqlEmptyBodyTrash, queue)
+			return err
+		}
+		if !errors.Is(err, sql.ErrNoRows) { // no counts row: delete at once
+			return err
+		}
+	}
+	_, err := tx.ExecContext(ctx, sqlAckBodies, list)
+	return err
+}
+
+// dropLeaseIfEmpty deletes the lease's row, if it has one, once none of its
+// messages is in flight.
+func (s *Store) dropLeaseIfEmpty(ctx context.Context, tx querier, lease *Lease) error {
 	if lease.rowless {
 		return nil
 	}
-	_, err := tx.ExecContext(ctx, sqlDropLeaseIfEmpty, lease.ID)
+	_, err := tx.ExecContext(ctx, sqlDropLeaseIfEmpty, lease.ID, s.now())
 	return err
 }
 
@@ -814,7 +852,7 @@ func (s *Store) Nack(ctx context.Context, lease *Lease, opts NackOptions) (NackR
 		if err := change.flush(ctx, tx, lease.Queue); err != nil {
 			return err
 		}
-		return dropLeaseIfEmpty(ctx, tx, lease)
+		return s.dropLeaseIfEmpty(ctx, tx, lease)
 	})
 	if err != nil {
 		return NackResult{}, fmt.Errorf("nack lease %s: %w", lease.Token, err)
@@ -867,7 +905,7 @@ func (s *Store) Extend(ctx context.Context, lease *Lease, d time.Duration, ids .
 			}
 		}
 		if len(done) > 0 {
-			_, err = tx.ExecContext(ctx, sqlExtendLease, lease.ID, expires)
+			_, err = tx.ExecContext(ctx, sqlExtendLease, lease.ID, expires, lease.Queue, lease.Consumer, s.now())
 		}
 		return err
 	})
@@ -914,7 +952,7 @@ func (s *Store) Release(ctx context.Context, lease *Lease, ids ...int64) error {
 		if err := change.flush(ctx, tx, lease.Queue); err != nil {
 			return err
 		}
-		return dropLeaseIfEmpty(ctx, tx, lease)
+		return s.dropLeaseIfEmpty(ctx, tx, lease)
 	})
 	if err == nil {
 		err = lostOf(lease, ids, done)

@@ -114,6 +114,12 @@ func (s *Store) MoveOut(ctx context.Context, queue string, after int64, limit in
 		if _, err := tx.ExecContext(ctx, sqlMoveDeleteBodies, ids); err != nil {
 			return err
 		}
+		// A queue moved away may see no more acks: its listed bodies go now.
+		for _, stmt := range []string{sqlDeleteBodyTrash, sqlEmptyBodyTrash} {
+			if _, err := tx.ExecContext(ctx, stmt, queue); err != nil {
+				return err
+			}
+		}
 		return change.flush(ctx, tx, queue)
 	})
 }

@@ -46,9 +46,9 @@ func TestClaimPlansUseClaimIndex(t *testing.T) {
 		}
 		for name, stmt := range waiting {
 			plan := explain(t, b, stmt)
-			if !strings.Contains(plan, "INDEX messages_waiting") || strings.Contains(plan, "TEMP B-TREE") ||
-				strings.Contains(plan, "SCAN messages") {
-				t.Errorf("%s, %s: plan does not walk messages_waiting in order:\n%s", when, name, plan)
+			if !strings.Contains(plan, "INDEX messages_delayed") || !strings.Contains(plan, "INDEX messages_leased") ||
+				strings.Contains(plan, "TEMP B-TREE") || strings.Contains(plan, "SCAN messages") {
+				t.Errorf("%s, %s: plan does not walk messages_delayed and messages_leased in order:\n%s", when, name, plan)
 			}
 		}
 	}
@@ -119,4 +119,46 @@ func explain(tb testing.TB, b *testBundle, stmt string) string {
 		tb.Fatal(err)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// No index holds every leased message (each claim and ack would write it):
+// finishes find their messages by id, and what looks a lease up without
+// ids walks messages_leased or messages_lapsed, never the table.
+func TestLeasePlansNeedNoLeaseIndex(t *testing.T) {
+	b := setupPlanStore(t)
+	byID := map[string]string{
+		"ack":            sqlAckDelete,
+		"ack retained":   sqlAckRetain,
+		"lease states":   sqlLeaseStates,
+		"nack":           sqlNack,
+		"extend":         sqlExtendMessages,
+		"release":        sqlRelease,
+		"claim into":     sqlLeaseLive,
+		"lease messages": sqlLeaseMessages,
+	}
+	for name, stmt := range byID {
+		if plan := explain(t, b, stmt); !strings.Contains(plan, "SEARCH messages USING INTEGER PRIMARY KEY") {
+			t.Errorf("%s: plan does not find messages by id:\n%s", name, plan)
+		}
+	}
+	byLease := map[string]string{
+		"lease by token": sqlLeaseHeld,
+		"live leases":    sqlQueueRow,
+		"drop lease row": sqlDropLeaseIfEmpty,
+	}
+	for name, stmt := range byLease {
+		plan := explain(t, b, stmt)
+		if !strings.Contains(plan, "INDEX messages_leased") {
+			t.Errorf("%s: plan does not walk messages_leased:\n%s", name, plan)
+		}
+		for _, line := range strings.Split(plan, "\n") {
+			if strings.HasPrefix(line, "SCAN messages") && !strings.Contains(line, "COVERING INDEX") {
+				t.Errorf("%s: plan reads the messages table to find a lease:\n%s", name, plan)
+			}
+		}
+	}
+	var n int
+	if err := b.store.DB().QueryRow(`SELECT count(*) FROM pragma_index_list('messages') WHERE name = 'messages_lease'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("messages_lease still there (%d, %v)", n, err)
+	}
 }

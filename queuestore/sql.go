@@ -38,8 +38,12 @@ SELECT paused, max_in_flight, aging_ms,
 FROM queues WHERE name = ?1`
 
 	// sqlAnyDue says whether a waiting message of the queue is due: only
-	// then does a claim run sqlPromote.
-	sqlAnyDue = `SELECT EXISTS (SELECT 1 FROM messages WHERE queue = ?1 AND state = 1 AND visible_at <= ?2)`
+	// then does a claim run sqlPromote. Waiting messages are in two indexes,
+	// messages_delayed (no lease) and messages_leased: every statement that
+	// reads them by time reads both.
+	sqlAnyDue = `
+SELECT EXISTS (SELECT 1 FROM messages WHERE queue = ?1 AND state = 1 AND lease_id IS NULL AND visible_at <= ?2)
+    OR EXISTS (SELECT 1 FROM messages WHERE queue = ?1 AND state = 1 AND lease_id IS NOT NULL AND visible_at <= ?2)`
 
 	// sqlAgingOf is the queue's aging interval in ms (no row: none).
 	sqlAgingOf = `SELECT aging_ms FROM queues WHERE name = ?1`
@@ -51,10 +55,13 @@ INSERT INTO leases (id, queue, consumer, claimed_at, expires_at)
 VALUES (?1, ?2, ?3, ?4, ?5)`
 
 	// sqlLeaseLive checks, inside a claim that adds to a lease, that the
-	// lease still holds a message whose time has not run out.
+	// lease still holds one of the caller's messages (?3, their ids) and
+	// its time has not run out.
 	sqlLeaseLive = `
-SELECT EXISTS (SELECT 1 FROM messages WHERE lease_id = ?1 AND state = 1 AND visible_at > ?2)`
-	// sqlStretchLease pushes a lease row's end to ?2 when that is later.
+SELECT EXISTS (SELECT 1 FROM messages
+               WHERE id IN (SELECT value FROM json_each(?3)) AND lease_id = ?1 AND state = 1 AND visible_at > ?2)`
+	// sqlStretchLease pushes a lease row's end to ?2 when that is later: a
+	// row's end is never before the lease end of any of its messages.
 	sqlStretchLease = `UPDATE leases SET expires_at = max(expires_at, ?2) WHERE id = ?1`
 
 	// sqlAnyReady is the claim's question as a read: a claim that would find
@@ -64,16 +71,22 @@ SELECT EXISTS (SELECT 1 FROM messages WHERE lease_id = ?1 AND state = 1 AND visi
 SELECT EXISTS (SELECT 1 FROM messages INDEXED BY messages_ready
                WHERE queue = ?1 AND state = 0 AND sort_key >= ?3 AND sort_key < ?4 AND priority BETWEEN ?5 AND ?6)
     OR EXISTS (SELECT 1 FROM messages
-               WHERE queue = ?1 AND state = 1 AND visible_at <= ?2 AND priority BETWEEN ?5 AND ?6)`
+               WHERE queue = ?1 AND state = 1 AND lease_id IS NULL AND visible_at <= ?2 AND priority BETWEEN ?5 AND ?6)
+    OR EXISTS (SELECT 1 FROM messages
+               WHERE queue = ?1 AND state = 1 AND lease_id IS NOT NULL AND visible_at <= ?2
+                 AND priority BETWEEN ?5 AND ?6)`
 
 	// sqlPromote moves waiting messages that are due into the ready set, with
-	// the sort key of the queue's step (?3), earliest first and at most ?4
-	// per claim so that a burst of due messages cannot make one claim long.
+	// the sort key of the queue's step (?3), earliest first (a merge of the
+	// two waiting indexes) and at most ?4 per claim so that a burst of due
+	// messages cannot make one claim long.
 	sqlPromote = `
 UPDATE messages SET state = 0, sort_key = visible_at - priority * ?3
-WHERE id IN (
-    SELECT id FROM messages WHERE queue = ?1 AND state = 1 AND visible_at <= ?2
-    ORDER BY visible_at LIMIT ?4)
+WHERE id IN (SELECT id FROM (
+    SELECT id, visible_at FROM messages WHERE queue = ?1 AND state = 1 AND lease_id IS NULL AND visible_at <= ?2
+    UNION ALL
+    SELECT id, visible_at FROM messages WHERE queue = ?1 AND state = 1 AND lease_id IS NOT NULL AND visible_at <= ?2
+    ORDER BY visible_at LIMIT ?4))
 RETURNING lease_id IS NOT NULL`
 
 	// sqlRekey gives the ready set the sort keys of a new aging step (?2).
@@ -107,13 +120,19 @@ UPDATE messages SET state = 1, lease_id = ?1, visible_at = ?2, attempts = attemp
 WHERE id IN (SELECT value FROM json_each(?3)) AND state = 0
 RETURNING id, priority, attempts, max_attempts, group_key, dedupe_key, enqueued_at, size`
 
-	sqlSweepLeases = `
-DELETE FROM leases WHERE queue = ?1 AND expires_at <= ?2
-  AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.lease_id = leases.id)`
+	// sqlSweepLeases deletes lease rows that ran out: they no longer count
+	// against the limit, and an Extend that takes their messages back writes
+	// the row again (sqlExtendLease).
+	sqlSweepLeases = `DELETE FROM leases WHERE queue = ?1 AND expires_at <= ?2`
 
+	// sqlDropLeaseIfEmpty deletes lease ?1's row once none of its messages
+	// is in flight at ?2: the walk covers the queue's messages in flight
+	// until the row's end.
 	sqlDropLeaseIfEmpty = `
 DELETE FROM leases WHERE id = ?1
-  AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.lease_id = ?1 AND state < 2)`
+  AND NOT EXISTS (SELECT 1 FROM messages INDEXED BY messages_leased
+                  WHERE queue = leases.queue AND state = 1 AND lease_id IS NOT NULL
+                    AND visible_at > ?2 AND visible_at <= leases.expires_at AND lease_id = ?1)`
 
 	// Finishing statements act on the messages of the lease among the ids
 	// given and return the ids they changed: the caller names the rest as
@@ -123,6 +142,18 @@ DELETE FROM leases WHERE id = ?1
 DELETE FROM messages WHERE lease_id = ?1 AND state < 2 AND id IN (SELECT value FROM json_each(?2))
 RETURNING id, state, enqueued_at`
 	sqlAckBodies = `DELETE FROM bodies WHERE id IN (SELECT value FROM json_each(?1))`
+	// sqlTrashBodies adds acked ids (?2, a JSON array) to the queue's list
+	// of bodies to delete (bodyTrash) and returns the list.
+	sqlTrashBodies = `
+UPDATE queue_counts SET body_trash = CASE WHEN body_trash IS NULL THEN ?2
+                                          ELSE substr(body_trash, 1, length(body_trash) - 1) || ',' || substr(?2, 2) END
+WHERE queue = ?1
+RETURNING body_trash`
+	sqlEmptyBodyTrash = `UPDATE queue_counts SET body_trash = NULL WHERE queue = ?1`
+	// sqlDeleteBodyTrash deletes the bodies on the queue's list.
+	sqlDeleteBodyTrash = `
+DELETE FROM bodies WHERE id IN (
+    SELECT value FROM json_each((SELECT body_trash FROM queue_counts WHERE queue = ?1)))`
 	sqlAckRetain = `
 UPDATE messages SET state = 3, lease_id = NULL, finished_at = ?3
 WHERE lease_id = ?1 AND state = ?4 AND id IN (SELECT value FROM json_each(?2))
@@ -150,7 +181,15 @@ UPDATE messages SET
 WHERE id = ?1 AND lease_id = ?2 AND state < 2
 RETURNING state`
 
-	sqlExtendLease = `UPDATE leases SET expires_at = ?2 WHERE id = ?1`
+	// sqlExtendLease pushes the end of lease ?1's row to ?2 when that is
+	// later, or writes the row again when a sweep or a finish deleted it
+	// after the lease ran out, if queue ?3 has an in-flight limit (a queue
+	// without one keeps no rows): the messages the Extend took back count
+	// against the limit again.
+	sqlExtendLease = `
+INSERT INTO leases (id, queue, consumer, claimed_at, expires_at)
+SELECT ?1, ?3, ?4, ?5, ?2 WHERE EXISTS (SELECT 1 FROM queues WHERE name = ?3 AND max_in_flight > 0)
+ON CONFLICT (id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)`
 	// sqlExtendMessages keeps the lease's messages, also ones whose lease
 	// ran out and that no other claim has taken yet.
 	sqlExtendMessages = `
@@ -165,14 +204,18 @@ RETURNING id`
 
 	sqlClaimedBodies = `SELECT id, body FROM bodies WHERE id IN (SELECT value FROM json_each(?1))`
 
-	// sqlLeaseByID is the queue of the messages lease ?1 holds and its end.
-	sqlLeaseByID = `
-SELECT coalesce(min(queue), ''), max(visible_at) FROM messages WHERE lease_id = ?1 AND state < 2`
-
+	// sqlLeaseHeld is the messages lease ?1 holds, with their queue and
+	// lease end: in flight (or ran out, not yet moved) in messages_leased,
+	// which the walk reads alone, and ran out and moved into the ready set
+	// in messages_lapsed.
 	sqlLeaseHeld = `
-SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.size, b.body
+SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.size, b.body,
+       m.queue, m.visible_at
 FROM messages m JOIN bodies b ON b.id = m.id
-WHERE m.lease_id = ?1 AND m.state < 2
+WHERE m.id IN (SELECT id FROM messages INDEXED BY messages_leased
+               WHERE state = 1 AND lease_id IS NOT NULL AND lease_id = ?1
+               UNION ALL
+               SELECT id FROM messages INDEXED BY messages_lapsed WHERE state = 0 AND lease_id = ?1)
 ORDER BY m.sort_key, m.id`
 
 	sqlUpsertPaused = `
@@ -226,39 +269,46 @@ FROM queue_counts WHERE queue = ?1`
 	// sqlStats reads the kept counts and adds what the clock changed since:
 	// waiting messages that are due (delayed ones whose time came, leases
 	// that ran out) count as ready until a claim moves them. The due counts
-	// read messages_waiting alone.
+	// and the oldest of each kind read the two waiting indexes alone.
 	sqlStats = `
 SELECT c.ready_set, c.waiting, c.waiting_leased, c.dead, c.acked,
     (SELECT count(*) FROM messages
-     WHERE queue = ?1 AND state = 1 AND visible_at <= ?2 AND lease_id IS NULL),
+     WHERE queue = ?1 AND state = 1 AND lease_id IS NULL AND visible_at <= ?2),
     (SELECT count(*) FROM messages
-     WHERE queue = ?1 AND state = 1 AND visible_at <= ?2 AND lease_id IS NOT NULL),
-    (SELECT min(visible_at) FROM messages WHERE queue = ?1 AND state = 1 AND visible_at <= ?2)
+     WHERE queue = ?1 AND state = 1 AND lease_id IS NOT NULL AND visible_at <= ?2),
+    (SELECT min(visible_at) FROM messages WHERE queue = ?1 AND state = 1 AND lease_id IS NULL AND visible_at <= ?2),
+    (SELECT min(visible_at) FROM messages
+     WHERE queue = ?1 AND state = 1 AND lease_id IS NOT NULL AND visible_at <= ?2)
 FROM (SELECT 1) LEFT JOIN queue_counts c ON c.queue = ?1`
 
 	// sqlQueueRow: settings and live leases. A queue with a limit counts
 	// its lease rows (what the limit counts); one without has none, and its
-	// leases are counted from the leased messages (messages_lease holds only
-	// those: in flight, or ran out and not yet claimed again).
+	// leases are counted from the messages in flight, in messages_leased
+	// alone.
 	sqlQueueRow = `
 SELECT coalesce(q.paused, 0), coalesce(q.max_in_flight, 0),
        CASE WHEN coalesce(q.max_in_flight, 0) > 0
             THEN (SELECT count(*) FROM leases WHERE queue = ?1 AND expires_at > ?2)
-            ELSE (SELECT count(DISTINCT lease_id) FROM messages INDEXED BY messages_lease
-                  WHERE lease_id IS NOT NULL AND queue = ?1 AND state = 1 AND visible_at > ?2) END
+            ELSE (SELECT count(DISTINCT lease_id) FROM messages INDEXED BY messages_leased
+                  WHERE queue = ?1 AND state = 1 AND lease_id IS NOT NULL AND visible_at > ?2) END
 FROM (SELECT 1) LEFT JOIN queues q ON q.name = ?1`
 
 	// Peek statements list in the order a claim (or a look at history) takes.
 	sqlPeekReady = `
 SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.visible_at, m.last_error, m.enqueued_by, m.claimed_by, b.body
 FROM messages m JOIN bodies b ON b.id = m.id
-WHERE m.queue = ?1 AND (m.state = 0 OR (m.state = 1 AND m.visible_at <= ?2))
+WHERE m.queue = ?1 AND (m.state = 0 OR (m.state = 1 AND m.lease_id IS NULL AND m.visible_at <= ?2)
+                       OR (m.state = 1 AND m.lease_id IS NOT NULL AND m.visible_at <= ?2))
 ORDER BY CASE WHEN m.state = 0 THEN m.sort_key ELSE m.visible_at - m.priority * ?4 END, m.id LIMIT ?3`
 	sqlPeekPending = `
 SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.visible_at, m.last_error, m.enqueued_by, m.claimed_by, b.body
 FROM messages m JOIN bodies b ON b.id = m.id
-WHERE m.queue = ?1 AND m.state = 1 AND m.visible_at > ?2
-ORDER BY m.visible_at, m.id LIMIT ?3`
+WHERE m.queue = ?1 AND m.state = 1 AND m.lease_id IS NULL AND m.visible_at > ?2
+UNION ALL
+SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.visible_at, m.last_error, m.enqueued_by, m.claimed_by, b.body
+FROM messages m JOIN bodies b ON b.id = m.id
+WHERE m.queue = ?1 AND m.state = 1 AND m.lease_id IS NOT NULL AND m.visible_at > ?2
+ORDER BY 8, 1 LIMIT ?3`
 	sqlPeekFinished = `
 SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.finished_at, m.last_error, m.enqueued_by, m.claimed_by, b.body
 FROM messages m JOIN bodies b ON b.id = m.id

@@ -184,6 +184,7 @@ func testClaimValidation(t *testing.T, s *suite) {
 		{"tiny lease", co{Queue: "q", Max: 1, Lease: time.Microsecond}, "lease"},
 		{"negative aging", co{Queue: "q", Max: 1, Aging: -time.Second}, "aging"},
 		{"into another queue's lease", co{Queue: "q", Max: 1, Into: other}, "claim into lease"},
+		{"into a lease without messages", co{Queue: "q", Max: 1, Into: &queuestore.Lease{ID: 1, Token: "1", Queue: "q"}}, "holds none"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,6 +17,7 @@ func init() {
 	add("ExpiredLeaseIsClaimedAgainAndOldLeaseIsLost", testExpiredLeaseClaimedAgain)
 	add("AckOfExpiredButUnclaimedLeaseSucceeds", testAckOfExpiredUnclaimed)
 	add("ExtendRevivesAnExpiredUnclaimedLease", testExtendRevives)
+	add("ExtendRevivesUnderTheLimit", testExtendRevivesUnderLimit)
 	add("PartLostLeaseIsNoticedAndTheRestFinished", testPartLostLease)
 	add("PartialAckAndNackInOneLease", testPartialAckAndNack)
 	add("NackBackoffThenDeadLetterThenRedrive", testNackBackoffDeadRedrive)
@@ -110,6 +111,9 @@ func testExtendRevives(t *testing.T, s *suite) {
 		t.Fatalf("stats after the lease ran out %+v, want 1 ready", st)
 	}
 	b.claim(t, co{Queue: "q", Group: "none-such"}) // moves it into the ready set
+	if l, err := b.store.LeaseByToken(b.ctx, lease.Token); err != nil || !slices.Equal(l.IDs(), lease.IDs()) {
+		t.Fatalf("the lease by token once its message was moved: %+v %v, want its message", l, err)
+	}
 	if err := b.store.Extend(b.ctx, lease, time.Minute); err != nil {
 		t.Fatalf("extend of an expired lease nobody took: %v", err)
 	}
@@ -121,6 +125,38 @@ func testExtendRevives(t *testing.T, s *suite) {
 	}
 	if err := b.store.Ack(b.ctx, lease); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A lease that ran out counts against the queue's in-flight limit again
+// once a heartbeat takes its messages back, also after a finish of part of
+// it found nothing of it in flight.
+func testExtendRevivesUnderLimit(t *testing.T, s *suite) {
+	b := s.setup(t, queuestore.Options{})
+	if err := b.store.SetLimit(b.ctx, "q", 1); err != nil {
+		t.Fatal(err)
+	}
+	ids := b.enqueue(t, msg("q", "a"), msg("q", "b"))
+	lease := b.claim(t, co{Queue: "q", Max: 2, Lease: time.Second})
+	b.clock.Advance(2 * time.Second)
+	if err := b.store.Ack(b.ctx, lease, ids[0]); err != nil {
+		t.Fatalf("ack of part of an expired lease nobody took: %v", err)
+	}
+	if err := b.store.Extend(b.ctx, lease, time.Minute, ids[1]); err != nil {
+		t.Fatalf("extend of the rest: %v", err)
+	}
+	b.enqueue(t, msg("q", "c"))
+	if l := b.claim(t, co{Queue: "q"}); l != nil {
+		t.Fatalf("a second lease under limit 1 beside a revived one: %+v", l)
+	}
+	if st := b.stats(t, "q"); st.InFlight != 1 || st.Leases != 1 {
+		t.Fatalf("stats %+v, want 1 in flight under 1 lease", st)
+	}
+	if err := b.store.Ack(b.ctx, lease, ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	if l := b.claim(t, co{Queue: "q"}); l == nil {
+		t.Fatal("the limit's slot stayed taken after the revived lease was acked")
 	}
 }
 

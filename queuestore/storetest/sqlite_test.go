@@ -14,7 +14,9 @@ func TestSQLite(t *testing.T) {
 	storetest.Run(t, storetest.OpenSQLite, storetest.RowCounter(countSQLiteRows))
 }
 
-// countSQLiteRows is Stats the slow way: by counting rows.
+// countSQLiteRows is Stats the slow way: by counting rows. The bodies of
+// acked messages that wait on their queue's list for being deleted together
+// are not counted (TestBodyTrash checks that list).
 func countSQLiteRows(tb testing.TB, b queuestore.Backend, queue string, now time.Time) storetest.Rows {
 	tb.Helper()
 	var r storetest.Rows
@@ -24,7 +26,8 @@ SELECT coalesce(sum(state = 0), 0),
        coalesce(sum(state = 1 AND visible_at > ?2 AND lease_id IS NULL), 0),
        coalesce(sum(state = 1 AND visible_at > ?2 AND lease_id IS NOT NULL), 0),
        coalesce(sum(state = 2), 0), coalesce(sum(state = 3), 0),
-       (SELECT count(*) FROM bodies)
+       (SELECT count(*) FROM bodies) -
+       (SELECT coalesce(sum(json_array_length(body_trash)), 0) FROM queue_counts)
 FROM messages WHERE queue = ?1`, queue, now.UnixMilli()).Scan(&r.ReadySet, &r.Ready, &r.Delayed, &r.InFlight, &r.Dead, &r.Acked, &r.Bodies)
 	if err != nil {
 		tb.Fatal(err)
