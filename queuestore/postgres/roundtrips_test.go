@@ -1,0 +1,120 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/daguq/daguq/internal/pgtest"
+	"github.com/daguq/daguq/queuestore"
+)
+
+// roundTrips counts the statements and batches a connection sends: one
+// round trip each (once its statements are prepared).
+type roundTrips struct {
+	mu    sync.Mutex
+	sent  []string // each round trip: its statements' first words
+	count bool
+}
+
+func (r *roundTrips) note(sqls ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.count {
+		return
+	}
+	words := make([]string, len(sqls))
+	for i, sql := range sqls {
+		words[i] = strings.Join(strings.Fields(sql)[:min(3, len(strings.Fields(sql)))], " ")
+	}
+	r.sent = append(r.sent, strings.Join(words, " + "))
+}
+
+// take starts counting anew and returns what was counted.
+func (r *roundTrips) take(count bool) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sent := r.sent
+	r.sent, r.count = nil, count
+	return sent
+}
+
+func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	r.note(d.SQL)
+	return ctx
+}
+
+func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
+	sqls := make([]string, len(d.Batch.QueuedQueries))
+	for i, q := range d.Batch.QueuedQueries {
+		sqls[i] = q.SQL
+	}
+	r.note(sqls...)
+	return ctx
+}
+
+func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+// A claim, an ack and an ack with the next claim (AckClaim) of a consumer
+// in its steady state (statements prepared, no chore due) cost few round
+// trips: each is one wait for the server on both sides, whatever the
+// batch size (docs/postgres.md#where-daguqs-time-goes).
+func TestRoundTrips(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clock := time.Now()
+	counter := &roundTrips{}
+	s, err := Open(pgtest.NewDatabase(t), Options{MaxConns: 1, Now: func() time.Time { return clock }, tracer: counter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	msgs := make([]queuestore.NewMessage, 100)
+	for i := range msgs {
+		msgs[i] = queuestore.NewMessage{Queue: "q", Body: []byte(fmt.Sprint(i))}
+	}
+	if _, err := s.Enqueue(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	claim := queuestore.ClaimOptions{Queue: "q", Max: 10, Lease: time.Minute}
+	// One round first: statements get prepared, chores run.
+	lease, err := s.Claim(ctx, claim)
+	if err != nil || lease == nil {
+		t.Fatalf("claim: %v, %v", lease, err)
+	}
+	if lease, err = s.AckClaim(ctx, lease, nil, claim); err != nil || lease == nil {
+		t.Fatalf("ack and claim: %v, %v", lease, err)
+	}
+	if err := s.Ack(ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, step := range []struct {
+		name string
+		max  int
+		run  func() error
+	}{
+		{"claim", 3, func() (err error) { lease, err = s.Claim(ctx, claim); return err }},
+		{"ack and claim", 3, func() (err error) { lease, err = s.AckClaim(ctx, lease, nil, claim); return err }},
+		{"ack", 2, func() error { return s.Ack(ctx, lease) }},
+	} {
+		counter.take(true)
+		if err := step.run(); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		sent := counter.take(false)
+		t.Logf("%s: %d round trips:\n  %s", step.name, len(sent), strings.Join(sent, "\n  "))
+		if len(sent) > step.max {
+			t.Errorf("%s: %d round trips, want at most %d", step.name, len(sent), step.max)
+		}
+	}
+}
