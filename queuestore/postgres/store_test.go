@@ -177,6 +177,9 @@ ORDER BY visible_at LIMIT 1000 FOR UPDATE SKIP LOCKED`, `'q1', 0, -9223372036854
 SELECT sort_key FROM daguq_messages WHERE queue = $1 AND state = 0 AND sort_key >= $2
 ORDER BY sort_key, id LIMIT 1`, `'q1', 0`, "daguq_messages_ready"},
 		{"lease", `UPDATE daguq_messages SET state = 1, lease_id = $1 WHERE id = ANY($2)`, `7, '{1,2,3}'`, "daguq_messages_pkey"},
+		{"lease in the claim's statement", `
+WITH picked AS MATERIALIZED (SELECT unnest($1::bigint[]) AS id)
+UPDATE daguq_messages SET state = 1, lease_id = 7 WHERE id = ANY (ARRAY(SELECT id FROM picked))`, `'{1,2,3}'`, "daguq_messages_pkey"},
 		{"drop lease", `SELECT 1 FROM daguq_messages WHERE lease_id = $1`, `7`, "daguq_messages_lease"},
 	}
 	for _, analyzed := range []bool{false, true} {
