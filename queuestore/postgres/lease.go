@@ -123,7 +123,7 @@ func (s *Store) claimTx(ctx context.Context, t *batchTx, opts *queuestore.ClaimO
 	// last claim of this process found it, and should a limit have been
 	// set since, this transaction runs again.
 	var promoted *promotion
-	limited := opts.Into == nil && s.limited(opts.Queue)
+	limited := opts.Into == nil && s.limitSeen.On(opts.Queue)
 	if !limited {
 		promoted = s.queuePromote(t, change, opts.Queue, now)
 	}
@@ -131,7 +131,7 @@ func (s *Store) claimTx(ctx context.Context, t *batchTx, opts *queuestore.ClaimO
 		return nil, nil, err
 	}
 	if opts.Into == nil {
-		s.noteLimited(opts.Queue, limit > 0)
+		s.limitSeen.Set(opts.Queue, limit > 0)
 		if !limited && limit > 0 {
 			return nil, nil, errLimited
 		}
@@ -209,24 +209,6 @@ func (s *Store) claimTx(ctx context.Context, t *batchTx, opts *queuestore.ClaimO
 		lease.Token, lease.Consumer = opts.Into.Token, opts.Into.Consumer
 	}
 	return lease, walkedTo, nil
-}
-
-// limited says whether the last claim of queue in this process found it to
-// have an in-flight limit.
-func (s *Store) limited(queue string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.limitSeen[queue]
-}
-
-func (s *Store) noteLimited(queue string, limited bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if limited {
-		s.limitSeen[queue] = true
-	} else {
-		delete(s.limitSeen, queue)
-	}
 }
 
 // claimed is what a claim took: the messages, in claim order, under the
@@ -542,9 +524,7 @@ func (s *Store) queueAck(t *batchTx, lease *queuestore.Lease, ids []int64, chang
 				return err
 			}
 			done[id] = true
-			change.LeaveLive(state == codeReady, true)
-			change.Settled[queuestore.SettledAcked]++
-			change.AckWait(now - enqueued)
+			change.AckOne(state == codeReady, now-enqueued)
 		}
 		if s.opts.AckRetention > 0 {
 			change.Acked += int64(len(done))

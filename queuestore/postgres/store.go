@@ -110,7 +110,8 @@ type Store struct {
 	nextFloorRaise  map[string]time.Time // per queue: when a claim raises the ready floor next (floor.go)
 	nextFullPromote map[string]time.Time // per queue: when a claim walks due messages from the bottom next
 	promoteCursor   map[string]int64     // per queue: where a claim's walk of due messages starts
-	limitSeen       map[string]bool      // per queue: whether the last claim found an in-flight limit
+
+	limitSeen queuestore.QueueFlags // per queue: the last claim found an in-flight limit
 }
 
 var _ queuestore.Backend = (*Store)(nil)
@@ -171,8 +172,7 @@ func Open(connString string, opts Options) (*Store, error) {
 		notifier:      notifier{last: map[string]time.Time{}, queued: map[string]bool{}},
 		listener:      listener{wake: map[string]chan struct{}{}},
 		nextLeaseSwep: map[string]time.Time{}, nextAckPurge: map[string]time.Time{},
-		nextFloorRaise: map[string]time.Time{}, nextFullPromote: map[string]time.Time{}, promoteCursor: map[string]int64{},
-		limitSeen: map[string]bool{}}
+		nextFloorRaise: map[string]time.Time{}, nextFullPromote: map[string]time.Time{}, promoteCursor: map[string]int64{}}
 	s.PoolKeeper = queuestore.NewPoolKeeper(poolRows{s})
 	s.chores.ctx, s.chores.cancel = context.WithCancel(context.Background())
 	if err := s.migrate(ctx); err != nil {
