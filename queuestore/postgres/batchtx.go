@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -28,9 +29,10 @@ var _ querier = (*batchTx)(nil)
 
 // queue adds a statement to the next batch. Its answer goes to the callback
 // set on the result (Exec, Query, QueryRow); without one, only an error is
-// seen. A QueryRow callback that returns an error stops the statements
-// queued after it from being read, not from running: it must handle the
-// answers it expects (pgx.ErrNoRows) itself.
+// seen. A callback that returns an error stops the statements queued after
+// it from being read, not from running, and makes pgx drop the batch's
+// prepared statements: it must handle the answers it expects (pgx.ErrNoRows)
+// itself.
 func (t *batchTx) queue(sql string, args ...any) *pgx.QueuedQuery {
 	if !t.begun {
 		t.pending.Queue("begin")
@@ -113,7 +115,24 @@ type batchRow struct {
 	args []any
 }
 
+// Scan runs the row's statement with the queued ones. No row is no error
+// of the batch: pgx would drop the prepared statements of a batch that
+// failed, and prepare them again on their next use.
 func (r *batchRow) Scan(dest ...any) error {
-	r.t.queue(r.sql, r.args...).QueryRow(func(row pgx.Row) error { return row.Scan(dest...) })
-	return r.t.send(r.ctx)
+	noRows := false
+	r.t.queue(r.sql, r.args...).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(dest...)
+		if errors.Is(err, pgx.ErrNoRows) {
+			noRows = true
+			return nil
+		}
+		return err
+	})
+	if err := r.t.send(r.ctx); err != nil {
+		return err
+	}
+	if noRows {
+		return pgx.ErrNoRows
+	}
+	return nil
 }
