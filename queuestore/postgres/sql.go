@@ -59,10 +59,15 @@ CREATE TABLE IF NOT EXISTS daguq_schema_migrations (
 	// connection, and the claim's statements run only in claims. JIT off
 	// too: a sort left in a plan (the CTE's rows put in order) costs as
 	// much as a disabled one, far above jit_above_cost, and compiling took
-	// longer than the claim.
+	// longer than the claim. Generic plans always (plan_cache_mode): the
+	// cost of a sort left in a plan (the claim's rows put in claim order)
+	// made the server plan sqlClaim again for every call, which cost as
+	// much as running it; its generic plan walks the same indexes
+	// (TestClaimPlansUseTheirIndexes).
 	sqlClaimStart = `
 SELECT pg_advisory_xact_lock_shared(1684501873, hashtext($1)),
-       set_config('enable_sort', 'off', true), set_config('jit', 'off', true)`
+       set_config('enable_sort', 'off', true), set_config('jit', 'off', true),
+       set_config('plan_cache_mode', 'force_generic_plan', true)`
 	// sqlQueuesShared is sqlQueueShared for several queues.
 	sqlQueuesShared = `SELECT pg_advisory_xact_lock_shared(1684501873, hashtext(q)) FROM unnest($1::text[]) AS q`
 	// sqlQueueExclusive waits for every claim and enqueue of the queue to
