@@ -72,19 +72,7 @@ func TestRoundTrips(t *testing.T) {
 	ctx := context.Background()
 	clock := time.Now()
 	counter := &roundTrips{}
-	s, err := Open(pgtest.NewDatabase(t), Options{MaxConns: 1, Now: func() time.Time { return clock }, tracer: counter})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-
-	msgs := make([]queuestore.NewMessage, 100)
-	for i := range msgs {
-		msgs[i] = queuestore.NewMessage{Queue: "q", Body: []byte(fmt.Sprint(i))}
-	}
-	if _, err := s.Enqueue(ctx, msgs...); err != nil {
-		t.Fatal(err)
-	}
+	s := openOneConn(t, Options{Now: func() time.Time { return clock }, tracer: counter}, 100)
 	claim := queuestore.ClaimOptions{Queue: "q", Max: 10, Lease: time.Minute}
 	// One round first: statements get prepared, chores run.
 	lease, err := s.Claim(ctx, claim)
@@ -127,18 +115,7 @@ func TestRoundTrips(t *testing.T) {
 func TestClaimPlannedOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, err := Open(pgtest.NewDatabase(t), Options{MaxConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	msgs := make([]queuestore.NewMessage, 200)
-	for i := range msgs {
-		msgs[i] = queuestore.NewMessage{Queue: "q", Body: []byte(fmt.Sprint(i))}
-	}
-	if _, err := s.Enqueue(ctx, msgs...); err != nil {
-		t.Fatal(err)
-	}
+	s := openOneConn(t, Options{}, 200)
 	claim := queuestore.ClaimOptions{Queue: "q", Max: 10, Lease: time.Minute}
 	lease, err := s.Claim(ctx, claim)
 	for lease != nil && err == nil {
@@ -157,4 +134,24 @@ func TestClaimPlannedOnce(t *testing.T) {
 	if custom > 1 || generic < 20 {
 		t.Errorf("20 claims: the claim statement was planned for %d of its calls, a generic plan served %d", custom, generic)
 	}
+}
+
+// openOneConn opens a store of one connection on a new database, with n
+// messages enqueued on queue "q".
+func openOneConn(t *testing.T, opts Options, n int) *Store {
+	t.Helper()
+	opts.MaxConns = 1
+	s, err := Open(pgtest.NewDatabase(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	msgs := make([]queuestore.NewMessage, n)
+	for i := range msgs {
+		msgs[i] = queuestore.NewMessage{Queue: "q", Body: []byte(fmt.Sprint(i))}
+	}
+	if _, err := s.Enqueue(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
