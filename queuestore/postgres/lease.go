@@ -224,14 +224,19 @@ type claimed struct {
 func (s *Store) claimAtOnce(ctx context.Context, t *batchTx, opts *queuestore.ClaimOptions, aging, minPriority, maxPriority, start int64) (claimed, error) {
 	from, to := queuestore.ClaimKeyRange(minPriority, maxPriority, aging)
 	c := claimed{now: s.now()}
-	c.expires = c.now + opts.Lease.Milliseconds()
 	t.queue(sqlClaim, opts.Queue, max(from, start), to, minPriority, maxPriority, opts.Max,
-		opts.Consumer, c.now, c.expires, nullString(opts.ClaimedBy)).Query(func(rows pgx.Rows) error {
+		opts.Consumer, c.now, opts.Lease.Milliseconds(), nullString(opts.ClaimedBy)).Query(func(rows pgx.Rows) error {
 		var err error
-		c.msgs, err = scanLeased(rows, opts.Queue, c.expires, &c.leaseID)
+		c.msgs, err = scanLeased(rows, opts.Queue, 0, &c.leaseID, &c.expires)
 		return err
 	})
-	return c, t.send(ctx)
+	if err := t.send(ctx); err != nil {
+		return c, err
+	}
+	for i := range c.msgs {
+		c.msgs[i].VisibleAt = msTime(c.expires)
+	}
+	return c, nil
 }
 
 // claimInSteps picks (pick), then leases what it picked: into a new lease,

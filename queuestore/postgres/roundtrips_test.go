@@ -138,20 +138,20 @@ func TestClaimPlannedOnce(t *testing.T) {
 
 // openOneConn opens a store of one connection on a new database, with n
 // messages enqueued on queue "q".
-func openOneConn(t *testing.T, opts Options, n int) *Store {
-	t.Helper()
+func openOneConn(tb testing.TB, opts Options, n int) *Store {
+	tb.Helper()
 	opts.MaxConns = 1
-	s, err := Open(pgtest.NewDatabase(t), opts)
+	s, err := Open(pgtest.NewDatabase(tb), opts)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	tb.Cleanup(func() { s.Close() })
 	msgs := make([]queuestore.NewMessage, n)
 	for i := range msgs {
 		msgs[i] = queuestore.NewMessage{Queue: "q", Body: []byte(fmt.Sprint(i))}
 	}
 	if _, err := s.Enqueue(context.Background(), msgs...); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return s
 }

@@ -194,30 +194,34 @@ FROM leased l LEFT JOIN daguq_bodies b ON b.id = l.id`
 
 	// sqlClaim is a claim without a byte limit, a group or a lease to add
 	// to, in one statement: the pick of sqlPick ($1-$6), the lease of
-	// sqlInsertLease ($7 consumer, $8 now, $9 its end) and the update of
-	// sqlLeaseMessages ($10 claimed_by), returning the lease id with each
-	// message in claim order. The ids are picked once, in the materialized
-	// CTE, so the claim takes at most $6. The lease id is drawn after every
-	// picked row is locked (the count reads the whole pick), as after a
-	// pick of its own; no lease when nothing was picked.
+	// sqlInsertLease ($7 consumer, from $8 now for $9 ms) and the update of
+	// sqlLeaseMessages ($10 claimed_by), returning the lease id and end with
+	// each message in claim order. The ids are picked once, in the
+	// materialized CTE, so the claim takes at most $6. The lease id is drawn
+	// after every picked row is locked (the aggregate reads the whole pick),
+	// as after a pick of its own; no lease when nothing was picked. $8 was
+	// read before the statement ran: a claim that committed meanwhile may
+	// have moved messages whose lease ended after it into the ready set, so
+	// the lease begins at the latest of $8 and the picked messages'
+	// visible_at, never before a previous lease of one of them ended.
 	sqlClaim = `
 WITH picked AS MATERIALIZED (
-    SELECT id FROM daguq_messages
+    SELECT id, visible_at FROM daguq_messages
     WHERE queue = $1 AND state = 0 AND sort_key >= $2 AND sort_key < $3 AND priority BETWEEN $4 AND $5
     ORDER BY sort_key, id
     LIMIT $6
     FOR UPDATE SKIP LOCKED),
 lease AS (
     INSERT INTO daguq_leases (id, queue, consumer, claimed_at, expires_at)
-    SELECT nextval('daguq_lease_ids') << 8 | floor(random() * 256)::bigint, $1, $7, $8, $9
-    FROM (SELECT count(*) AS n FROM picked) p WHERE p.n > 0
-    RETURNING id),
+    SELECT nextval('daguq_lease_ids') << 8 | floor(random() * 256)::bigint, $1, $7, p.start, p.start + $9
+    FROM (SELECT greatest($8::bigint, max(visible_at)) AS start FROM picked HAVING count(*) > 0) p
+    RETURNING id, expires_at),
 leased AS (
-    UPDATE daguq_messages SET state = 1, lease_id = (SELECT id FROM lease), visible_at = $9, attempts = attempts + 1,
-        claimed_by = $10
+    UPDATE daguq_messages SET state = 1, lease_id = (SELECT id FROM lease), visible_at = (SELECT expires_at FROM lease),
+        attempts = attempts + 1, claimed_by = $10
     WHERE id = ANY (ARRAY(SELECT id FROM picked))
-    RETURNING id, priority, attempts, max_attempts, group_key, dedupe_key, enqueued_at, lease_id, sort_key)
-SELECT l.lease_id, l.id, l.priority, l.attempts, l.max_attempts, l.group_key, l.dedupe_key, l.enqueued_at,
+    RETURNING id, priority, attempts, max_attempts, group_key, dedupe_key, enqueued_at, lease_id, visible_at, sort_key)
+SELECT l.lease_id, l.visible_at, l.id, l.priority, l.attempts, l.max_attempts, l.group_key, l.dedupe_key, l.enqueued_at,
        coalesce(b.body, ''::bytea)
 FROM leased l LEFT JOIN daguq_bodies b ON b.id = l.id
 ORDER BY l.sort_key, l.id`
