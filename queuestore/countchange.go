@@ -42,6 +42,15 @@ func (c *CountChange) LeaveLive(ready, leased bool) {
 	}
 }
 
+// AckOne counts the ack of one leased message: it leaves its live state
+// (ready when its lease had run out and a claim moved it), is settled as
+// acked, and waited waitMs from its enqueue.
+func (c *CountChange) AckOne(ready bool, waitMs int64) {
+	c.LeaveLive(ready, true)
+	c.Settled[SettledAcked]++
+	c.AckWait(waitMs)
+}
+
 // AckWait counts one ack's enqueue-to-ack wait.
 func (c *CountChange) AckWait(waitMs int64) {
 	c.WaitCount++

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -140,7 +141,7 @@ func (s *Store) Claim(ctx context.Context, opts ClaimOptions) (*Lease, error) {
 		return nil, err
 	}
 	minPriority, maxPriority := opts.band()
-	if !s.wasFull(opts.Queue) {
+	if !s.lastFull.On(opts.Queue) {
 		ready, err := s.anyReady(ctx, opts, minPriority, maxPriority)
 		if err != nil {
 			return nil, fmt.Errorf("claim from %q: %w", opts.Queue, err)
@@ -170,7 +171,7 @@ func (s *Store) claimDone(ctx context.Context, opts *ClaimOptions, lease *Lease,
 	if lease != nil && len(lease.Messages) == 0 && !lease.BytesFull {
 		lease = nil
 	}
-	s.setFull(opts.Queue, lease != nil && len(lease.Messages) == opts.Max)
+	s.lastFull.Set(opts.Queue, lease != nil && len(lease.Messages) == opts.Max)
 	return lease, nil
 }
 
@@ -375,23 +376,31 @@ func inPickOrder(msgs []Message, picked []int64) {
 	sort.Slice(msgs, func(i, j int) bool { return at[msgs[i].ID] < at[msgs[j].ID] })
 }
 
-// wasFull and setFull keep whether the last claim from a queue got all it
-// asked for. Then more is likely ready, and the next claim skips the
-// read-only probe (anyReady) that keeps claims on an empty queue off the
-// write lock: at small batches the probe costs a tenth of the claim.
-func (s *Store) wasFull(queue string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lastFull[queue]
+// QueueFlags is a flag per queue that a store keeps in memory, safe for
+// concurrent use. The zero value has every flag off.
+type QueueFlags struct {
+	mu  sync.Mutex
+	set map[string]bool
 }
 
-func (s *Store) setFull(queue string, full bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if full {
-		s.lastFull[queue] = true
-	} else {
-		delete(s.lastFull, queue)
+// On says whether queue's flag is on.
+func (f *QueueFlags) On(queue string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.set[queue]
+}
+
+// Set turns queue's flag on or off.
+func (f *QueueFlags) Set(queue string, on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case on && f.set == nil:
+		f.set = map[string]bool{queue: true}
+	case on:
+		f.set[queue] = true
+	default:
+		delete(f.set, queue)
 	}
 }
 
@@ -679,9 +688,7 @@ func (s *Store) ackTx(ctx context.Context, tx querier, lease *Lease, ids []int64
 				return err
 			}
 			done[id] = true
-			change.LeaveLive(state == codeReady, true)
-			change.Settled[SettledAcked]++
-			change.AckWait(now - enqueued)
+			change.AckOne(state == codeReady, now-enqueued)
 		}
 		return rows.Err()
 	}

@@ -35,6 +35,17 @@ func (q queueCounts) of(queue string) *counts {
 // flush records the collected changes in daguq_count_deltas, one row per
 // queue, in name order (a fixed order of row locks in every transaction).
 func (q queueCounts) flush(ctx context.Context, tx querier) error {
+	for _, args := range q.rows() {
+		if _, err := tx.Exec(ctx, sqlAddCounts, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rows are the arguments of sqlAddCounts for each queue with changes, in
+// name order.
+func (q queueCounts) rows() [][]any {
 	names := make([]string, 0, len(q))
 	for name, c := range q {
 		if !c.Zero() {
@@ -42,15 +53,21 @@ func (q queueCounts) flush(ctx context.Context, tx querier) error {
 		}
 	}
 	sort.Strings(names)
-	for _, name := range names {
-		if _, err := tx.Exec(ctx, sqlAddCounts, q[name].Args(name)...); err != nil {
-			return err
-		}
+	out := make([][]any, len(names))
+	for i, name := range names {
+		out[i] = q[name].Args(name)
 	}
-	return nil
+	return out
 }
 
 // flush is queueCounts.flush for a transaction that touches one queue.
 func (c *counts) flush(ctx context.Context, tx querier, queue string) error {
 	return queueCounts{queue: c}.flush(ctx, tx)
+}
+
+// queue is flush in t's next batch.
+func (c *counts) queue(t *batchTx, queue string) {
+	if !c.Zero() {
+		t.queue(sqlAddCounts, c.Args(queue)...)
+	}
 }

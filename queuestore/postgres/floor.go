@@ -40,7 +40,7 @@ const noFloor = math.MinInt64
 // of the messages the transaction made ready, and holds the queue's row
 // until the transaction ends: a claim raises the floor only when no writer
 // that may commit messages below it is running.
-func keepFloor(ctx context.Context, tx pgx.Tx, queue string, key int64) error {
+func keepFloor(ctx context.Context, tx querier, queue string, key int64) error {
 	var floor *int64
 	err := tx.QueryRow(ctx, sqlShareFloor, queue).Scan(&floor)
 	if errors.Is(err, pgx.ErrNoRows) { // the queue's first message: no row yet
@@ -60,13 +60,15 @@ func keepFloor(ctx context.Context, tx pgx.Tx, queue string, key int64) error {
 
 // raiseFloor raises queue's ready floor to the head of its ready set, every
 // floorRaiseEvery per process. Not while a writer holds the row (it may be
-// about to commit messages below the head this transaction sees).
-func (s *Store) raiseFloor(ctx context.Context, tx pgx.Tx, queue string, now int64) error {
+// about to commit messages below the head this transaction sees). It locks
+// the row with the statements t holds queued; the raise is queued for the
+// COMMIT's batch.
+func (s *Store) raiseFloor(ctx context.Context, t *batchTx, queue string, now int64) error {
 	if !s.due(s.nextFloorRaise, queue, now, floorRaiseEvery) {
 		return nil
 	}
 	var floor *int64
-	err := tx.QueryRow(ctx, sqlLockFloor, queue).Scan(&floor)
+	err := t.QueryRow(ctx, sqlLockFloor, queue).Scan(&floor)
 	if errors.Is(err, pgx.ErrNoRows) { // held by another transaction
 		return nil
 	}
@@ -77,8 +79,8 @@ func (s *Store) raiseFloor(ctx context.Context, tx pgx.Tx, queue string, now int
 	if floor != nil {
 		from = *floor
 	}
-	_, err = tx.Exec(ctx, sqlRaiseFloor, queue, from, now-floorMargin.Milliseconds())
-	return err
+	t.queue(sqlRaiseFloor, queue, from, now-floorMargin.Milliseconds())
+	return nil
 }
 
 // promoteFrom is where this process's walk of queue's due messages starts:

@@ -22,6 +22,11 @@ const promoteBatch = 1000
 // then runs again.
 var errRekey = errors.New("rekey")
 
+// errLimited ends a claim's transaction that found its queue to have an
+// in-flight limit after it promoted messages: it runs again, taking the
+// queue's settings row before any message row.
+var errLimited = errors.New("queue has an in-flight limit")
+
 // Claim leases up to opts.Max ready messages of one queue in claim order:
 // by sort key (priority, then how long they have waited ready, with aging
 // mixing the two), then by id. It returns nil and no error when nothing is
@@ -34,6 +39,9 @@ func (s *Store) Claim(ctx context.Context, opts queuestore.ClaimOptions) (*queue
 	}
 	for rekeyed := false; ; {
 		lease, err := s.claim(ctx, &opts, rekeyed)
+		if errors.Is(err, errLimited) {
+			continue
+		}
 		if errors.Is(err, errRekey) {
 			// Once: should another consumer set another interval meanwhile,
 			// this claim goes ahead with that one rather than take turns.
@@ -73,9 +81,10 @@ func (s *Store) setAging(ctx context.Context, queue string, aging int64) error {
 func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions, rekeyed bool) (*queuestore.Lease, error) {
 	var lease *queuestore.Lease
 	var walkedTo *int64 // the promotion walked every due message up to here
-	err := s.withRepeatableTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+	err := s.withBatches(ctx, func(ctx context.Context, t *batchTx) error {
 		var err error
-		lease, walkedTo, err = s.claimTx(ctx, tx, opts, rekeyed, &counts{})
+		t.queue(sqlClaimStart, opts.Queue)
+		lease, walkedTo, err = s.claimTx(ctx, t, opts, rekeyed, &counts{})
 		return err
 	})
 	if err == nil && walkedTo != nil {
@@ -84,169 +93,227 @@ func (s *Store) claim(ctx context.Context, opts *queuestore.ClaimOptions, rekeye
 	return lease, err
 }
 
-// claimTx is a claim inside transaction tx. change holds what the
-// transaction changed in the queue's counts before the claim (an ack of
-// AckClaim); the claim adds its own and writes them, also when it takes
+// claimTx is a claim inside transaction t, after the queue's advisory lock
+// (sqlClaimStart) and what else the caller queued (the ack of AckClaim).
+// change holds what the transaction changed in the queue's counts before
+// the claim; the claim adds its own and queues them, also when it takes
 // nothing. walkedTo, when not nil, is the time up to which the promotion
 // moved every due message.
-func (s *Store) claimTx(ctx context.Context, tx pgx.Tx, opts *queuestore.ClaimOptions, rekeyed bool, change *counts) (lease *queuestore.Lease, walkedTo *int64, err error) {
+//
+// Round trips: the queued statements with the settings read; the
+// promotion; the pick with the lease (one statement without a byte limit,
+// a group or a lease to add to); the counts with the caller's COMMIT.
+func (s *Store) claimTx(ctx context.Context, t *batchTx, opts *queuestore.ClaimOptions, rekeyed bool, change *counts) (lease *queuestore.Lease, walkedTo *int64, err error) {
 	minPriority, maxPriority := queuestore.ClaimBand(opts)
 	now := s.now()
-	if _, err := tx.Exec(ctx, sqlClaimStart, opts.Queue); err != nil {
-		return nil, nil, err
-	}
 	var paused bool
 	var limit int32
 	var aging int64
 	var floor *int64
-	if err := tx.QueryRow(ctx, sqlClaimSettings, opts.Queue).Scan(&paused, &limit, &aging, &floor); err != nil {
+	t.queue(sqlClaimSettings, opts.Queue).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&paused, &limit, &aging, &floor)
+	})
+	if opts.Into != nil {
+		// The lease row before any message row (the order of sql.go):
+		// a finish of the same lease waits here, not in a cycle.
+		t.queue(sqlLockLease, opts.Into.ID)
+	}
+	// The promotion goes with the settings read unless the queue has an
+	// in-flight limit, whose lock comes before any message row's: as the
+	// last claim of this process found it, and should a limit have been
+	// set since, this transaction runs again.
+	var promoted *promotion
+	limited := opts.Into == nil && s.limitSeen.On(opts.Queue)
+	if !limited {
+		promoted = s.queuePromote(t, change, opts.Queue, now)
+	}
+	if err := t.send(ctx); err != nil {
 		return nil, nil, err
 	}
-	if paused {
-		return nil, nil, change.flush(ctx, tx, opts.Queue)
+	if opts.Into == nil {
+		s.limitSeen.Set(opts.Queue, limit > 0)
+		if !limited && limit > 0 {
+			return nil, nil, errLimited
+		}
 	}
 	if a := opts.Aging.Milliseconds(); a > 0 && a != aging && !rekeyed {
 		return nil, nil, errRekey
 	}
-	if opts.Into == nil && limit > 0 {
+	full := paused
+	if !paused && limited {
 		// Claims that could take the queue's last slot take turns here;
-		// the count of live leases below sees every lease committed
-		// before this lock was granted.
-		if err := tx.QueryRow(ctx, sqlLockSettings, opts.Queue).Scan(&paused, &limit); err != nil {
-			return nil, nil, err
-		}
+		// the count of live leases, the next statement, sees every lease
+		// committed before this lock was granted.
 		var live int64
-		if err := tx.QueryRow(ctx, sqlLiveLeases, opts.Queue, now).Scan(&live); err != nil {
+		t.queue(sqlLockSettings, opts.Queue).QueryRow(func(row pgx.Row) error { return row.Scan(&paused, &limit) })
+		t.queue(sqlLiveLeases, opts.Queue, now).QueryRow(func(row pgx.Row) error { return row.Scan(&live) })
+		promoted = s.queuePromote(t, change, opts.Queue, now)
+		if err := t.send(ctx); err != nil {
 			return nil, nil, err
 		}
-		if paused || (limit > 0 && live >= int64(limit)) {
-			return nil, nil, change.flush(ctx, tx, opts.Queue)
+		full = paused || (limit > 0 && live >= int64(limit))
+	}
+	if promoted != nil {
+		if promoted.moved < promoteBatch {
+			to := now
+			walkedTo = &to
+		}
+		if promoted.moved > 0 {
+			if err := keepFloor(ctx, t, opts.Queue, promoted.lowest); err != nil {
+				return nil, nil, err
+			}
+			if floor != nil && promoted.lowest < *floor {
+				floor = &promoted.lowest
+			}
 		}
 	}
-	if opts.Into != nil {
-		// The lease row before any message row (the order of sql.go):
-		// a finish of the same lease waits here, not in a cycle.
-		if _, err := tx.Exec(ctx, sqlLockLease, opts.Into.ID); err != nil {
-			return nil, nil, err
-		}
-	}
-	moved, lowest, err := s.promote(ctx, tx, change, opts.Queue, now, aging, s.promoteFrom(opts.Queue, now))
-	if err != nil {
-		return nil, nil, err
-	}
-	if moved < promoteBatch {
-		to := now
-		walkedTo = &to
-	}
-	if moved > 0 {
-		if err := keepFloor(ctx, tx, opts.Queue, lowest); err != nil {
-			return nil, nil, err
-		}
-		if floor != nil && lowest < *floor {
-			floor = &lowest
-		}
-	}
-	if s.due(s.nextLeaseSwep, opts.Queue, now, 10*time.Second) {
-		if _, err := tx.Exec(ctx, sqlSweepLeases, opts.Queue, now); err != nil {
-			return nil, nil, err
-		}
+	if full {
+		change.queue(t, opts.Queue)
+		return nil, walkedTo, nil
 	}
 	start := int64(noFloor)
 	if floor != nil {
 		start = *floor
 	}
-	picked, bytesFull, err := pick(ctx, tx, opts, aging, minPriority, maxPriority, start)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(picked) == 0 {
-		if bytesFull {
-			lease = &queuestore.Lease{BytesFull: true}
-		}
-		// Commit what the promotion (or the ack before) changed.
-		if err := change.flush(ctx, tx, opts.Queue); err != nil {
-			return nil, nil, err
-		}
-		return lease, walkedTo, s.raiseFloor(ctx, tx, opts.Queue, now)
-	}
 	// The lease counts from now, when its messages are locked: the
 	// clock read at the start of the transaction may be older by a
 	// stall of this process, and the lease would have begun before
 	// the previous lease of a message had ended.
-	now = s.now()
-	expires := now + opts.Lease.Milliseconds()
-	var leaseID int64
-	if opts.Into != nil {
-		leaseID = opts.Into.ID
-		err := tx.QueryRow(ctx, sqlLiveLease, leaseID, expires, now).Scan(&expires)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, nil, fmt.Errorf("lease %s: %w (expired before more messages were added)", opts.Into.Token, queuestore.ErrLeaseLost)
-		}
-		if err != nil {
-			return nil, nil, err
-		}
+	var taken claimed
+	if opts.MaxBytes == 0 && opts.Group == "" && !opts.OneGroup && opts.Into == nil {
+		taken, err = s.claimAtOnce(ctx, t, opts, aging, minPriority, maxPriority, start)
 	} else {
-		// After the pick: the fencing token is larger than that of any
-		// earlier claim of the picked messages.
-		if err := tx.QueryRow(ctx, sqlInsertLease, opts.Queue, opts.Consumer, now, expires).Scan(&leaseID); err != nil {
-			return nil, nil, err
-		}
+		taken, err = s.claimInSteps(ctx, t, opts, aging, minPriority, maxPriority, start)
 	}
-	rows, err := tx.Query(ctx, sqlLeaseMessages, leaseID, expires, picked, nullString(opts.ClaimedBy))
 	if err != nil {
 		return nil, nil, err
 	}
-	msgs, err := scanLeased(rows, opts.Queue, expires)
-	if err != nil {
-		return nil, nil, err
-	}
-	inPickOrder(msgs, picked)
-	n := int64(len(msgs))
+	n := int64(len(taken.msgs))
 	change.ReadySet -= n
 	change.Waiting += n
 	change.WaitingLeased += n
 	change.Claimed += n
-	if err := change.flush(ctx, tx, opts.Queue); err != nil {
+	change.queue(t, opts.Queue)
+	if err := s.raiseFloor(ctx, t, opts.Queue, taken.now); err != nil {
 		return nil, nil, err
 	}
-	if err := s.raiseFloor(ctx, tx, opts.Queue, now); err != nil {
-		return nil, nil, err
+	if n == 0 {
+		if taken.bytesFull {
+			lease = &queuestore.Lease{BytesFull: true}
+		}
+		return lease, walkedTo, nil
 	}
-	lease = &queuestore.Lease{ID: leaseID, Token: strconv.FormatInt(leaseID, 10), Queue: opts.Queue,
-		Consumer: opts.Consumer, ExpiresAt: msTime(expires), Messages: msgs, BytesFull: bytesFull}
+	lease = &queuestore.Lease{ID: taken.leaseID, Token: strconv.FormatInt(taken.leaseID, 10), Queue: opts.Queue,
+		Consumer: opts.Consumer, ExpiresAt: msTime(taken.expires), Messages: taken.msgs, BytesFull: taken.bytesFull}
 	if opts.Into != nil {
 		lease.Token, lease.Consumer = opts.Into.Token, opts.Into.Consumer
 	}
 	return lease, walkedTo, nil
 }
 
-// promote moves up to promoteBatch waiting messages of queue due between
-// from and now into the ready set, counting the leases that ran out. It
-// returns how many it moved and the smallest sort key it gave them.
-func (s *Store) promote(ctx context.Context, tx pgx.Tx, change *counts, queue string, now, aging, from int64) (moved int, lowest int64, err error) {
-	rows, err := tx.Query(ctx, sqlPromote, queue, now, queuestore.SortStep(aging), promoteBatch, from)
-	if err != nil {
-		return 0, 0, err
+// claimed is what a claim took: the messages, in claim order, under the
+// lease leaseID until expires. now is when it took them.
+type claimed struct {
+	leaseID, expires, now int64
+	msgs                  []queuestore.Message
+	bytesFull             bool
+}
+
+// claimAtOnce picks and leases up to opts.Max messages in one statement
+// (sqlClaim), from the sort key start up.
+func (s *Store) claimAtOnce(ctx context.Context, t *batchTx, opts *queuestore.ClaimOptions, aging, minPriority, maxPriority, start int64) (claimed, error) {
+	from, to := queuestore.ClaimKeyRange(minPriority, maxPriority, aging)
+	c := claimed{now: s.now()}
+	t.queue(sqlClaim, opts.Queue, max(from, start), to, minPriority, maxPriority, opts.Max,
+		opts.Consumer, c.now, opts.Lease.Milliseconds(), nullString(opts.ClaimedBy)).Query(func(rows pgx.Rows) error {
+		var err error
+		c.msgs, err = scanLeased(rows, opts.Queue, 0, &c.leaseID, &c.expires)
+		return err
+	})
+	if err := t.send(ctx); err != nil {
+		return c, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var leased bool
-		var key int64
-		if err := rows.Scan(&leased, &key); err != nil {
-			return 0, 0, err
+	for i := range c.msgs {
+		c.msgs[i].VisibleAt = msTime(c.expires)
+	}
+	return c, nil
+}
+
+// claimInSteps picks (pick), then leases what it picked: into a new lease,
+// or into opts.Into.
+func (s *Store) claimInSteps(ctx context.Context, t *batchTx, opts *queuestore.ClaimOptions, aging, minPriority, maxPriority, start int64) (claimed, error) {
+	picked, bytesFull, err := pick(ctx, t, opts, aging, minPriority, maxPriority, start)
+	c := claimed{now: s.now(), bytesFull: bytesFull}
+	if err != nil || len(picked) == 0 {
+		return c, err
+	}
+	c.expires = c.now + opts.Lease.Milliseconds()
+	if opts.Into != nil {
+		c.leaseID = opts.Into.ID
+		err := t.QueryRow(ctx, sqlLiveLease, c.leaseID, c.expires, c.now).Scan(&c.expires)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return c, fmt.Errorf("lease %s: %w (expired before more messages were added)", opts.Into.Token, queuestore.ErrLeaseLost)
 		}
-		if moved == 0 || key < lowest {
-			lowest = key
+		if err != nil {
+			return c, err
 		}
-		moved++
-		change.Waiting--
-		change.ReadySet++
-		if leased {
-			change.WaitingLeased--
-			change.Settled[queuestore.SettledExpired]++
+	} else {
+		// After the pick: the fencing token is larger than that of any
+		// earlier claim of the picked messages.
+		if err := t.QueryRow(ctx, sqlInsertLease, opts.Queue, opts.Consumer, c.now, c.expires).Scan(&c.leaseID); err != nil {
+			return c, err
 		}
 	}
-	return moved, lowest, rows.Err()
+	t.queue(sqlLeaseMessages, c.leaseID, c.expires, picked, nullString(opts.ClaimedBy)).Query(func(rows pgx.Rows) error {
+		var err error
+		c.msgs, err = scanLeased(rows, opts.Queue, c.expires)
+		return err
+	})
+	if err := t.send(ctx); err != nil {
+		return c, err
+	}
+	inPickOrder(c.msgs, picked)
+	return c, nil
+}
+
+// promotion is what a promotion of due messages did: how many it moved and
+// the smallest sort key it gave them.
+type promotion struct {
+	moved  int
+	lowest int64
+}
+
+// queuePromote queues the move of up to promoteBatch waiting messages of
+// queue due by now into the ready set, from this process's cursor, and a
+// sweep of finished leases when one is due. The leases that ran out are
+// counted in change, and the promotion's figures set, once t sends it.
+func (s *Store) queuePromote(t *batchTx, change *counts, queue string, now int64) *promotion {
+	if s.due(s.nextLeaseSwep, queue, now, 10*time.Second) {
+		defer t.queue(sqlSweepLeases, queue, now)
+	}
+	from := s.promoteFrom(queue, now)
+	p := &promotion{}
+	t.queue(sqlPromote, queue, now, queuestore.SortStep(0), promoteBatch, from).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var leased bool
+			var key int64
+			if err := rows.Scan(&leased, &key); err != nil {
+				return err
+			}
+			if p.moved == 0 || key < p.lowest {
+				p.lowest = key
+			}
+			p.moved++
+			change.Waiting--
+			change.ReadySet++
+			if leased {
+				change.WaitingLeased--
+				change.Settled[queuestore.SettledExpired]++
+			}
+		}
+		return rows.Err()
+	})
+	return p
 }
 
 // pick walks the ready set in claim order, from the sort key start (the
@@ -255,7 +322,7 @@ func (s *Store) promote(ctx context.Context, tx pgx.Tx, change *counts, queue st
 // opts.MaxBytes. bytesFull says the walk stopped at the byte limit.
 // Messages the walk locked beyond the byte limit stay locked until the
 // transaction ends, and are not leased.
-func pick(ctx context.Context, tx pgx.Tx, opts *queuestore.ClaimOptions, aging, minPriority, maxPriority, start int64) (picked []int64, bytesFull bool, err error) {
+func pick(ctx context.Context, tx querier, opts *queuestore.ClaimOptions, aging, minPriority, maxPriority, start int64) (picked []int64, bytesFull bool, err error) {
 	from, to := queuestore.ClaimKeyRange(minPriority, maxPriority, aging)
 	from = max(from, start)
 	var held int64 // bytes the lease holds already
@@ -319,8 +386,9 @@ func inPickOrder(msgs []queuestore.Message, picked []int64) {
 	sort.Slice(msgs, func(i, j int) bool { return at[msgs[i].ID] < at[msgs[j].ID] })
 }
 
-// scanLeased reads leased rows with their bodies.
-func scanLeased(rows pgx.Rows, queue string, expires int64) ([]queuestore.Message, error) {
+// scanLeased reads leased rows with their bodies, each after the columns
+// lead scans into (the same in every row).
+func scanLeased(rows pgx.Rows, queue string, expires int64, lead ...any) ([]queuestore.Message, error) {
 	defer rows.Close()
 	var out []queuestore.Message
 	for rows.Next() {
@@ -328,7 +396,7 @@ func scanLeased(rows pgx.Rows, queue string, expires int64) ([]queuestore.Messag
 		var group, dedupe *string
 		var enqueued int64
 		var attempts, maxAttempts int32
-		if err := rows.Scan(&m.ID, &m.Priority, &attempts, &maxAttempts, &group, &dedupe, &enqueued, &m.Body); err != nil {
+		if err := rows.Scan(append(lead, &m.ID, &m.Priority, &attempts, &maxAttempts, &group, &dedupe, &enqueued, &m.Body)...); err != nil {
 			return nil, err
 		}
 		m.Attempt, m.MaxAttempts = int(attempts), int(maxAttempts)
@@ -410,20 +478,23 @@ func (s *Store) finishTx(ctx context.Context, lease *queuestore.Lease, fn func(c
 
 // Ack finishes messages of the lease as done (all of them when ids is
 // empty). It acks those the lease still holds; when another claim has taken
-// some, it returns a *queuestore.LostError naming them.
+// some, it returns a *queuestore.LostError naming them. Two round trips: the
+// lease's lock, the ack and the drop of the emptied lease; the counts with
+// COMMIT.
 func (s *Store) Ack(ctx context.Context, lease *queuestore.Lease, ids ...int64) error {
 	ids, err := queuestore.LeaseIDs(lease, ids)
 	if err != nil {
 		return err
 	}
 	var done map[int64]bool
-	err = s.finishTx(ctx, lease, func(ctx context.Context, tx pgx.Tx) error {
+	err = s.withBatches(ctx, func(ctx context.Context, t *batchTx) error {
 		var change counts
-		var err error
-		if done, err = s.ackTx(ctx, tx, lease, ids, &change); err != nil {
+		done = s.queueAck(t, lease, ids, &change)
+		if err := t.send(ctx); err != nil {
 			return err
 		}
-		return change.flush(ctx, tx, lease.Queue)
+		change.queue(t, lease.Queue)
+		return nil
 	})
 	if err == nil {
 		s.noteFinished(len(done))
@@ -435,55 +506,53 @@ func (s *Store) Ack(ctx context.Context, lease *queuestore.Lease, ids ...int64) 
 	return nil
 }
 
-// ackTx acks the messages among ids that the lease still holds, inside
-// finishTx's transaction, and returns them. It adds what it changed in the
-// lease's queue's counts to change and leaves writing them to the caller.
-func (s *Store) ackTx(ctx context.Context, tx pgx.Tx, lease *queuestore.Lease, ids []int64, change *counts) (map[int64]bool, error) {
+// queueAck queues, in t's next batch, the ack of the messages among ids
+// that the lease still holds, between the lock of the lease row and the
+// drop of the lease when it holds nothing more. The map it returns holds
+// the acked messages once t sent the batch; what the ack changed in the
+// lease's queue's counts is added to change then, for the caller to write.
+func (s *Store) queueAck(t *batchTx, lease *queuestore.Lease, ids []int64, change *counts) map[int64]bool {
 	now := s.now()
 	done := map[int64]bool{}
-	var rows pgx.Rows
-	var err error
+	t.queue(sqlLockLease, lease.ID)
+	var q *pgx.QueuedQuery
 	if s.opts.AckRetention > 0 {
-		rows, err = tx.Query(ctx, sqlAckRetain, lease.ID, ids, now)
+		q = t.queue(sqlAckRetain, lease.ID, ids, now)
 	} else {
-		rows, err = tx.Query(ctx, sqlAckDelete, lease.ID, ids)
+		q = t.queue(sqlAckDelete, lease.ID, ids)
 	}
-	if err != nil {
-		return nil, err
-	}
-	for rows.Next() {
-		var id, enqueued int64
-		var state int16
-		if err := rows.Scan(&id, &state, &enqueued); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		done[id] = true
-		change.LeaveLive(state == codeReady, true)
-		change.Settled[queuestore.SettledAcked]++
-		change.AckWait(now - enqueued)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if s.opts.AckRetention > 0 {
-		change.Acked += int64(len(done))
-		if s.due(s.nextAckPurge, lease.Queue, now, time.Minute) {
-			var n int64
-			if err := tx.QueryRow(ctx, sqlPurgeAcked, lease.Queue, now-s.opts.AckRetention.Milliseconds()).Scan(&n); err != nil {
-				return nil, err
+	q.Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id, enqueued int64
+			var state int16
+			if err := rows.Scan(&id, &state, &enqueued); err != nil {
+				return err
 			}
-			change.Acked -= n
+			done[id] = true
+			change.AckOne(state == codeReady, now-enqueued)
 		}
+		if s.opts.AckRetention > 0 {
+			change.Acked += int64(len(done))
+		}
+		return rows.Err()
+	})
+	if s.opts.AckRetention > 0 && s.due(s.nextAckPurge, lease.Queue, now, time.Minute) {
+		t.queue(sqlPurgeAcked, lease.Queue, now-s.opts.AckRetention.Milliseconds()).QueryRow(func(row pgx.Row) error {
+			var n int64
+			err := row.Scan(&n)
+			change.Acked -= n
+			return err
+		})
 	}
-	return done, nil
+	t.queue(sqlDropLeaseIfEmpty, lease.ID)
+	return done
 }
 
 // AckClaim acks messages of a finished lease (all of them when ackIDs is
 // empty), then claims the next batch, in one transaction. With a
 // *queuestore.LostError from the ack, the claim still happened and its
-// lease comes with the error; any other error means nothing happened.
+// lease comes with the error; any other error means nothing happened. The
+// ack rides in the claim's first batch: it adds no round trip.
 func (s *Store) AckClaim(ctx context.Context, ack *queuestore.Lease, ackIDs []int64, opts queuestore.ClaimOptions) (*queuestore.Lease, error) {
 	if err := queuestore.ValidateAckClaim(ack, &opts); err != nil {
 		return nil, err
@@ -496,27 +565,19 @@ func (s *Store) AckClaim(ctx context.Context, ack *queuestore.Lease, ackIDs []in
 	var done map[int64]bool
 	var walkedTo *int64
 	for rekeyed := false; ; {
-		err = s.withRepeatableTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-			lease, done, walkedTo = nil, nil, nil
-			// The queue's lock before the lease's, as a claim into a lease
-			// takes them: a re-key of the queue cannot wait for this ack.
-			if _, err := tx.Exec(ctx, sqlClaimStart, opts.Queue); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, sqlLockLease, ack.ID); err != nil {
-				return err
-			}
+		err = s.withBatches(ctx, func(ctx context.Context, t *batchTx) error {
 			var acked counts
 			var err error
-			if done, err = s.ackTx(ctx, tx, ack, ids, &acked); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, sqlDropLeaseIfEmpty, ack.ID); err != nil {
-				return err
-			}
-			lease, walkedTo, err = s.claimTx(ctx, tx, &opts, rekeyed, &acked)
+			// The queue's lock before the lease's, as a claim into a lease
+			// takes them: a re-key of the queue cannot wait for this ack.
+			t.queue(sqlClaimStart, opts.Queue)
+			done = s.queueAck(t, ack, ids, &acked)
+			lease, walkedTo, err = s.claimTx(ctx, t, &opts, rekeyed, &acked)
 			return err
 		})
+		if errors.Is(err, errLimited) {
+			continue
+		}
 		if errors.Is(err, errRekey) && !rekeyed {
 			rekeyed = true
 			if err = s.setAging(ctx, opts.Queue, opts.Aging.Milliseconds()); err == nil {

@@ -55,6 +55,40 @@ func (e *brokenError) Unwrap() error { return e.err }
 // tryTx runs fn in a transaction on a connection of the pool and commits
 // it; a failure caused by the connection comes back as a *brokenError.
 func (s *Store) tryTx(ctx context.Context, fn func(context.Context, pgx.Tx) error) error {
+	return s.onConn(ctx, func(conn *pgx.Conn) (bool, error) {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			return false, err
+		}
+		if err := fn(ctx, tx); err != nil {
+			tx.Rollback(context.WithoutCancel(ctx))
+			return false, err
+		}
+		return true, tx.Commit(ctx)
+	})
+}
+
+// tryBatches is tryTx for a transaction sent in batches (batchTx).
+func (s *Store) tryBatches(ctx context.Context, fn func(context.Context, *batchTx) error) error {
+	return s.onConn(ctx, func(conn *pgx.Conn) (bool, error) {
+		t := &batchTx{conn: conn}
+		if err := fn(ctx, t); err != nil {
+			t.rollback(context.WithoutCancel(ctx))
+			return false, err
+		}
+		if err := t.commit(ctx); err != nil {
+			t.rollback(context.WithoutCancel(ctx))
+			return true, err
+		}
+		return false, nil
+	})
+}
+
+// onConn runs a transaction on a connection of the pool; a failure caused
+// by the connection comes back as a *brokenError. run says whether it
+// failed while committing: the COMMIT, perhaps with other statements, was
+// sent. errRollback from run is no failure.
+func (s *Store) onConn(ctx context.Context, run func(*pgx.Conn) (committing bool, err error)) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		if ctx.Err() == nil && unreachable(err) {
@@ -63,27 +97,14 @@ func (s *Store) tryTx(ctx context.Context, fn func(context.Context, pgx.Tx) erro
 		return err
 	}
 	defer conn.Release()
-	broken := func(err error, duringCommit bool) error {
-		if ctx.Err() == nil && (conn.Conn().IsClosed() || unreachable(err)) {
-			return &brokenError{err: err, duringCommit: duringCommit && !pgconn.SafeToRetry(err)}
-		}
-		return err
+	committing, err := run(conn.Conn())
+	switch {
+	case err == nil, !committing && errors.Is(err, errRollback):
+		return nil
+	case ctx.Err() == nil && (conn.Conn().IsClosed() || unreachable(err)):
+		return &brokenError{err: err, duringCommit: committing && !pgconn.SafeToRetry(err)}
 	}
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return broken(err, false)
-	}
-	if err := fn(ctx, tx); err != nil {
-		tx.Rollback(context.WithoutCancel(ctx))
-		if errors.Is(err, errRollback) {
-			return nil
-		}
-		return broken(err, false)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return broken(err, true)
-	}
-	return nil
+	return err
 }
 
 // reconnecting tracks the tries of one transaction while its connection

@@ -59,10 +59,15 @@ CREATE TABLE IF NOT EXISTS daguq_schema_migrations (
 	// connection, and the claim's statements run only in claims. JIT off
 	// too: a sort left in a plan (the CTE's rows put in order) costs as
 	// much as a disabled one, far above jit_above_cost, and compiling took
-	// longer than the claim.
+	// longer than the claim. Generic plans always (plan_cache_mode): the
+	// cost of a sort left in a plan (the claim's rows put in claim order)
+	// made the server plan sqlClaim again for every call, which cost as
+	// much as running it; its generic plan walks the same indexes
+	// (TestClaimPlansUseTheirIndexes).
 	sqlClaimStart = `
 SELECT pg_advisory_xact_lock_shared(1684501873, hashtext($1)),
-       set_config('enable_sort', 'off', true), set_config('jit', 'off', true)`
+       set_config('enable_sort', 'off', true), set_config('jit', 'off', true),
+       set_config('plan_cache_mode', 'force_generic_plan', true)`
 	// sqlQueuesShared is sqlQueueShared for several queues.
 	sqlQueuesShared = `SELECT pg_advisory_xact_lock_shared(1684501873, hashtext(q)) FROM unnest($1::text[]) AS q`
 	// sqlQueueExclusive waits for every claim and enqueue of the queue to
@@ -117,8 +122,9 @@ ON CONFLICT (name) DO UPDATE SET aging_ms = EXCLUDED.aging_ms`
 	sqlRekey = `UPDATE daguq_messages SET sort_key = visible_at - priority * $2 WHERE queue = $1 AND state = 0`
 
 	// sqlPromote moves due waiting messages, due from $5 on, into the ready
-	// set with the sort key of the queue's step ($3), earliest first and at
-	// most $4 per claim. Rows another transaction holds (a claim's
+	// set with the sort key of the queue's step (its aging interval, else
+	// $3), earliest first and at most $4 per claim. It reads the interval
+	// itself, so that it can go with the claim's read of the settings. Rows another transaction holds (a claim's
 	// promotion, an extend) are skipped, not waited for.
 	sqlPromote = `
 WITH due AS MATERIALIZED (
@@ -127,7 +133,8 @@ WITH due AS MATERIALIZED (
     ORDER BY visible_at
     LIMIT $4
     FOR UPDATE SKIP LOCKED)
-UPDATE daguq_messages m SET state = 0, sort_key = m.visible_at - m.priority * $3
+UPDATE daguq_messages m
+SET state = 0, sort_key = m.visible_at - m.priority * coalesce((SELECT aging_ms FROM daguq_queues WHERE name = $1 AND aging_ms > 0), $3)
 FROM due WHERE m.id = due.id
 RETURNING m.lease_id IS NOT NULL, m.sort_key`
 
@@ -184,6 +191,40 @@ WITH leased AS (
 SELECT l.id, l.priority, l.attempts, l.max_attempts, l.group_key, l.dedupe_key, l.enqueued_at,
        coalesce(b.body, ''::bytea)
 FROM leased l LEFT JOIN daguq_bodies b ON b.id = l.id`
+
+	// sqlClaim is a claim without a byte limit, a group or a lease to add
+	// to, in one statement: the pick of sqlPick ($1-$6), the lease of
+	// sqlInsertLease ($7 consumer, from $8 now for $9 ms) and the update of
+	// sqlLeaseMessages ($10 claimed_by), returning the lease id and end with
+	// each message in claim order. The ids are picked once, in the
+	// materialized CTE, so the claim takes at most $6. The lease id is drawn
+	// after every picked row is locked (the aggregate reads the whole pick),
+	// as after a pick of its own; no lease when nothing was picked. $8 was
+	// read before the statement ran: a claim that committed meanwhile may
+	// have moved messages whose lease ended after it into the ready set, so
+	// the lease begins at the latest of $8 and the picked messages'
+	// visible_at, never before a previous lease of one of them ended.
+	sqlClaim = `
+WITH picked AS MATERIALIZED (
+    SELECT id, visible_at FROM daguq_messages
+    WHERE queue = $1 AND state = 0 AND sort_key >= $2 AND sort_key < $3 AND priority BETWEEN $4 AND $5
+    ORDER BY sort_key, id
+    LIMIT $6
+    FOR UPDATE SKIP LOCKED),
+lease AS (
+    INSERT INTO daguq_leases (id, queue, consumer, claimed_at, expires_at)
+    SELECT nextval('daguq_lease_ids') << 8 | floor(random() * 256)::bigint, $1, $7, p.start, p.start + $9
+    FROM (SELECT greatest($8::bigint, max(visible_at)) AS start FROM picked HAVING count(*) > 0) p
+    RETURNING id, expires_at),
+leased AS (
+    UPDATE daguq_messages SET state = 1, lease_id = (SELECT id FROM lease), visible_at = (SELECT expires_at FROM lease),
+        attempts = attempts + 1, claimed_by = $10
+    WHERE id = ANY (ARRAY(SELECT id FROM picked))
+    RETURNING id, priority, attempts, max_attempts, group_key, dedupe_key, enqueued_at, lease_id, visible_at, sort_key)
+SELECT l.lease_id, l.visible_at, l.id, l.priority, l.attempts, l.max_attempts, l.group_key, l.dedupe_key, l.enqueued_at,
+       coalesce(b.body, ''::bytea)
+FROM leased l LEFT JOIN daguq_bodies b ON b.id = l.id
+ORDER BY l.sort_key, l.id`
 
 	// sqlSweepLeases drops a queue's expired leases that hold nothing.
 	sqlSweepLeases = `

@@ -59,6 +59,10 @@ type Options struct {
 	// unreachable and when it reaches it again: a line each, once per
 	// outage.
 	ReconnectNotice io.Writer
+
+	// tracer, when set, sees every statement and batch the store's
+	// connections send (roundtrips_test.go).
+	tracer pgx.QueryTracer
 }
 
 func (o Options) withDefaults() Options {
@@ -106,6 +110,8 @@ type Store struct {
 	nextFloorRaise  map[string]time.Time // per queue: when a claim raises the ready floor next (floor.go)
 	nextFullPromote map[string]time.Time // per queue: when a claim walks due messages from the bottom next
 	promoteCursor   map[string]int64     // per queue: where a claim's walk of due messages starts
+
+	limitSeen queuestore.QueueFlags // per queue: the last claim found an in-flight limit
 }
 
 var _ queuestore.Backend = (*Store)(nil)
@@ -146,6 +152,9 @@ func Open(connString string, opts Options) (*Store, error) {
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
+	}
+	if opts.tracer != nil {
+		cfg.ConnConfig.Tracer = opts.tracer
 	}
 	for k, v := range sessionDefaults {
 		if _, set := cfg.ConnConfig.RuntimeParams[k]; !set {
@@ -321,14 +330,26 @@ func (s *Store) withRepeatableTx(ctx context.Context, fn func(context.Context, p
 	return s.runTx(ctx, repeatable, fn)
 }
 
+// withBatches is withRepeatableTx for a transaction sent in batches
+// (batchTx).
+func (s *Store) withBatches(ctx context.Context, fn func(context.Context, *batchTx) error) error {
+	return s.retryTx(ctx, repeatable, func() error { return s.tryBatches(ctx, fn) })
+}
+
 func (s *Store) runTx(ctx context.Context, kind txKind, fn func(context.Context, pgx.Tx) error) error {
+	return s.retryTx(ctx, kind, func() error { return s.tryTx(ctx, fn) })
+}
+
+// retryTx runs a transaction (try) until it commits, or fails in a way
+// that running it again cannot mend.
+func (s *Store) retryTx(ctx context.Context, kind txKind, try func() error) error {
 	pause := time.Millisecond
 	var rc reconnecting
-	for try := 1; ; try++ {
+	for n := 1; ; n++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		err := s.tryTx(ctx, fn)
+		err := try()
 		var broken *brokenError
 		switch {
 		case err == nil:
@@ -341,7 +362,7 @@ func (s *Store) runTx(ctx context.Context, kind txKind, fn func(context.Context,
 			if err := rc.wait(ctx, s, kind, broken); err != nil {
 				return err
 			}
-		case try < maxTxTries && retryable(err):
+		case n < maxTxTries && retryable(err):
 			time.Sleep(pause/2 + rand.N(pause))
 			pause = min(2*pause, 50*time.Millisecond)
 		default:

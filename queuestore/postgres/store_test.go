@@ -7,7 +7,9 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -177,6 +179,9 @@ ORDER BY visible_at LIMIT 1000 FOR UPDATE SKIP LOCKED`, `'q1', 0, -9223372036854
 SELECT sort_key FROM daguq_messages WHERE queue = $1 AND state = 0 AND sort_key >= $2
 ORDER BY sort_key, id LIMIT 1`, `'q1', 0`, "daguq_messages_ready"},
 		{"lease", `UPDATE daguq_messages SET state = 1, lease_id = $1 WHERE id = ANY($2)`, `7, '{1,2,3}'`, "daguq_messages_pkey"},
+		{"lease in the claim's statement", `
+WITH picked AS MATERIALIZED (SELECT unnest($1::bigint[]) AS id)
+UPDATE daguq_messages SET state = 1, lease_id = 7 WHERE id = ANY (ARRAY(SELECT id FROM picked))`, `'{1,2,3}'`, "daguq_messages_pkey"},
 		{"drop lease", `SELECT 1 FROM daguq_messages WHERE lease_id = $1`, `7`, "daguq_messages_lease"},
 	}
 	for _, analyzed := range []bool{false, true} {
@@ -251,4 +256,48 @@ func connect(tb testing.TB, dbURL string) *pgx.Conn {
 	}
 	tb.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
+}
+
+// A claim's lease never begins before the previous lease of a message it
+// takes ended, also when another claim moved that message into the ready
+// set after this claim read its clock (here: a claim whose clock is behind).
+func TestClaimLeaseBeginsAfterPreviousLease(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := pgtest.NewDatabase(t)
+	base := time.Now()
+	var ahead, behind atomic.Int64 // each store's clock, ms
+	ahead.Store(base.UnixMilli())
+	behind.Store(base.UnixMilli())
+	openAt := func(clock *atomic.Int64) *postgres.Store {
+		s, err := postgres.Open(dbURL, postgres.Options{MaxConns: 1, Now: func() time.Time { return time.UnixMilli(clock.Load()) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := openAt(&ahead), openAt(&behind)
+	if _, err := a.Enqueue(ctx, queuestore.NewMessage{Queue: "q", Body: []byte("m"), Priority: 5}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := a.Claim(ctx, queuestore.ClaimOptions{Queue: "q", Max: 1, Lease: time.Second})
+	if err != nil || first == nil {
+		t.Fatalf("first claim: %v, %v", first, err)
+	}
+	// The lease ran out: a claim of another priority band moves the
+	// message back into the ready set and leaves it there.
+	ahead.Store(base.Add(2 * time.Second).UnixMilli())
+	low := int64(0)
+	if l, err := a.Claim(ctx, queuestore.ClaimOptions{Queue: "q", Max: 1, Lease: time.Second, MaxPriority: &low}); err != nil || l != nil {
+		t.Fatalf("claim of the other band: %v, %v", l, err)
+	}
+	behind.Store(base.Add(500 * time.Millisecond).UnixMilli()) // before the first lease ended
+	second, err := b.Claim(ctx, queuestore.ClaimOptions{Queue: "q", Max: 1, Lease: time.Minute})
+	if err != nil || second == nil {
+		t.Fatalf("second claim: %v, %v", second, err)
+	}
+	if began := second.ExpiresAt.Add(-time.Minute); began.Before(first.ExpiresAt) {
+		t.Errorf("the second lease began at %s, before the first ended at %s", began, first.ExpiresAt)
+	}
 }
