@@ -51,7 +51,9 @@ func (t *batchTx) send(ctx context.Context) error {
 	return t.conn.SendBatch(ctx, &b).Close()
 }
 
-// commit sends the queued statements followed by COMMIT.
+// commit sends the queued statements followed by COMMIT. The server runs
+// the COMMIT whatever their callbacks return, so a statement whose answer
+// may refuse the transaction must be sent (send) before commit is called.
 func (t *batchTx) commit(ctx context.Context) error {
 	if !t.begun {
 		return nil // nothing ran
