@@ -543,6 +543,15 @@ func (s *Store) LeaseByToken(ctx context.Context, token string) (*Lease, error) 
 	for i := range msgs {
 		msgs[i].VisibleAt = lease.ExpiresAt
 	}
+	// A live lease without a row was claimed while its queue had no limit
+	// (a row outlives its messages' lease ends): keep it rowless.
+	if lease.ExpiresAt.After(msTime(s.now())) {
+		var hasRow bool
+		if err := s.readRow(ctx, sqlLeaseHasRow, []any{id}, &hasRow); err != nil {
+			return nil, err
+		}
+		lease.rowless = !hasRow
+	}
 	return lease, nil
 }
 
@@ -904,7 +913,10 @@ func (s *Store) Extend(ctx context.Context, lease *Lease, d time.Duration, ids .
 				return err
 			}
 		}
-		if len(done) > 0 {
+		// A lease claimed while its queue had no limit keeps no row even
+		// when a limit came since: it takes no slot (docs/lifecycle.md),
+		// and its finish, which knows it as rowless, would not drop one.
+		if len(done) > 0 && !lease.rowless {
 			_, err = tx.ExecContext(ctx, sqlExtendLease, lease.ID, expires, lease.Queue, lease.Consumer, s.now())
 		}
 		return err

@@ -185,7 +185,8 @@ RETURNING state`
 	// later, or writes the row again when a sweep or a finish deleted it
 	// after the lease ran out, if queue ?3 has an in-flight limit (a queue
 	// without one keeps no rows): the messages the Extend took back count
-	// against the limit again.
+	// against the limit again. Extend skips it for a lease claimed without
+	// a limit, which keeps no row even when a limit came since.
 	sqlExtendLease = `
 INSERT INTO leases (id, queue, consumer, claimed_at, expires_at)
 SELECT ?1, ?3, ?4, ?5, ?2 WHERE EXISTS (SELECT 1 FROM queues WHERE name = ?3 AND max_in_flight > 0)
@@ -217,6 +218,8 @@ WHERE m.id IN (SELECT id FROM messages INDEXED BY messages_leased
                UNION ALL
                SELECT id FROM messages INDEXED BY messages_lapsed WHERE state = 0 AND lease_id = ?1)
 ORDER BY m.sort_key, m.id`
+
+	sqlLeaseHasRow = `SELECT EXISTS (SELECT 1 FROM leases WHERE id = ?1)`
 
 	sqlUpsertPaused = `
 INSERT INTO queues (name, paused) VALUES (?1, ?2)
