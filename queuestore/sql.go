@@ -207,14 +207,16 @@ RETURNING id`
 
 	// sqlLeaseHeld is the messages lease ?1 holds, with their queue and
 	// lease end: in flight (or ran out, not yet moved) in messages_leased,
-	// which the walk reads alone, and ran out and moved into the ready set
-	// in messages_lapsed.
+	// which the walk reads alone for the lease's queue (the id carries the
+	// low 16 bits of its counts row: newLeaseID), and ran out and moved into
+	// the ready set in messages_lapsed.
 	sqlLeaseHeld = `
 SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.size, b.body,
        m.queue, m.visible_at
 FROM messages m JOIN bodies b ON b.id = m.id
 WHERE m.id IN (SELECT id FROM messages INDEXED BY messages_leased
-               WHERE state = 1 AND lease_id IS NOT NULL AND lease_id = ?1
+               WHERE queue IN (SELECT queue FROM queue_counts WHERE (rowid & 65535) = ((?1 >> 8) & 65535))
+                 AND state = 1 AND lease_id IS NOT NULL AND lease_id = ?1
                UNION ALL
                SELECT id FROM messages INDEXED BY messages_lapsed WHERE state = 0 AND lease_id = ?1)
 ORDER BY m.sort_key, m.id`
