@@ -760,6 +760,17 @@ func dropBodies(ctx context.Context, tx querier, queue string, ids []int64) erro
 	return err
 }
 
+// dropBodyTrash deletes the bodies on queue's list now, for a queue that
+// may see no more acks to fill it.
+func dropBodyTrash(ctx context.Context, tx querier, queue string) error {
+	for _, stmt := range []string{sqlDeleteBodyTrash, sqlEmptyBodyTrash} {
+		if _, err := tx.ExecContext(ctx, stmt, queue); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // dropLeaseIfEmpty deletes the lease's row, if it has one, once none of its
 // messages is in flight.
 func (s *Store) dropLeaseIfEmpty(ctx context.Context, tx querier, lease *Lease) error {

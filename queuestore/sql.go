@@ -154,6 +154,12 @@ RETURNING body_trash`
 	sqlDeleteBodyTrash = `
 DELETE FROM bodies WHERE id IN (
     SELECT value FROM json_each((SELECT body_trash FROM queue_counts WHERE queue = ?1)))`
+	// sqlDeleteAllBodyTrash and sqlEmptyAllBodyTrash do the same for every
+	// queue's list.
+	sqlDeleteAllBodyTrash = `
+DELETE FROM bodies WHERE id IN (SELECT t.value FROM queue_counts c, json_each(c.body_trash) t)`
+	sqlEmptyAllBodyTrash = `UPDATE queue_counts SET body_trash = NULL WHERE body_trash IS NOT NULL`
+
 	sqlAckRetain = `
 UPDATE messages SET state = 3, lease_id = NULL, finished_at = ?3
 WHERE lease_id = ?1 AND state = ?4 AND id IN (SELECT value FROM json_each(?2))
