@@ -3,6 +3,7 @@ package queuestore
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // Acks of fewer than bodyTrashMax messages list the bodies for deletion on
@@ -58,4 +59,40 @@ func TestBodyTrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after the purge", 1, 0)
+}
+
+// A queue moved away may see no more acks to fill its list: every page of
+// a move deletes the listed bodies, also one that finds nothing to move,
+// and Vacuum deletes what acks after the move listed.
+func TestBodyTrashGoesWithMoveAndVacuum(t *testing.T) {
+	b := setup(t, Options{})
+	b.enqueue(t, msg("q", "a"), msg("q", "b"))
+	if err := b.store.Ack(b.ctx, b.claim(t, ClaimOptions{Queue: "q", Max: 1})); err != nil {
+		t.Fatal(err)
+	}
+	held := b.claim(t, ClaimOptions{Queue: "q", Max: 1, Lease: time.Hour})
+	if left, listed := bodiesLeft(t, b.store); left != 2 || listed != 1 {
+		t.Fatalf("before the move: %d bodies stored, %d listed; want 2 and 1", left, listed)
+	}
+	err := b.store.MoveOut(b.ctx, "q", 0, 10, func(msgs []MovingMessage) ([]int64, error) {
+		return nil, fmt.Errorf("moved %d messages of a queue whose only one is in flight", len(msgs))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left, listed := bodiesLeft(t, b.store); left != 1 || listed != 0 {
+		t.Fatalf("after a move that found nothing: %d bodies stored, %d listed; want 1 and 0", left, listed)
+	}
+	if err := b.store.Ack(b.ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	if left, listed := bodiesLeft(t, b.store); left != 1 || listed != 1 {
+		t.Fatalf("after an ack landing after the move: %d bodies stored, %d listed; want 1 and 1", left, listed)
+	}
+	if _, _, err := b.store.Vacuum(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if left, listed := bodiesLeft(t, b.store); left != 0 || listed != 0 {
+		t.Fatalf("after a vacuum: %d bodies stored, %d listed; want none", left, listed)
+	}
 }

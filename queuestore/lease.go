@@ -552,6 +552,15 @@ func (s *Store) LeaseByToken(ctx context.Context, token string) (*Lease, error) 
 	for i := range msgs {
 		msgs[i].VisibleAt = lease.ExpiresAt
 	}
+	// A live lease without a row was claimed while its queue had no limit
+	// (a row outlives its messages' lease ends): keep it rowless.
+	if lease.ExpiresAt.After(msTime(s.now())) {
+		var hasRow bool
+		if err := s.readRow(ctx, sqlLeaseHasRow, []any{id}, &hasRow); err != nil {
+			return nil, err
+		}
+		lease.rowless = !hasRow
+	}
 	return lease, nil
 }
 
@@ -758,6 +767,17 @@ func dropBodies(ctx context.Context, tx querier, queue string, ids []int64) erro
 	return err
 }
 
+// dropBodyTrash deletes the bodies on queue's list now, for a queue that
+// may see no more acks to fill it.
+func dropBodyTrash(ctx context.Context, tx querier, queue string) error {
+	for _, stmt := range []string{sqlDeleteBodyTrash, sqlEmptyBodyTrash} {
+		if _, err := tx.ExecContext(ctx, stmt, queue); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // dropLeaseIfEmpty deletes the lease's row, if it has one, once none of its
 // messages is in flight.
 func (s *Store) dropLeaseIfEmpty(ctx context.Context, tx querier, lease *Lease) error {
@@ -911,7 +931,10 @@ func (s *Store) Extend(ctx context.Context, lease *Lease, d time.Duration, ids .
 				return err
 			}
 		}
-		if len(done) > 0 {
+		// A lease claimed while its queue had no limit keeps no row even
+		// when a limit came since: it takes no slot (docs/lifecycle.md),
+		// and its finish, which knows it as rowless, would not drop one.
+		if len(done) > 0 && !lease.rowless {
 			_, err = tx.ExecContext(ctx, sqlExtendLease, lease.ID, expires, lease.Queue, lease.Consumer, s.now())
 		}
 		return err

@@ -79,6 +79,11 @@ func (s *Store) MoveOut(ctx context.Context, queue string, after int64, limit in
 		return fmt.Errorf("%w: move batch must be 1..%d, got %d", ErrInvalid, MaxClaim, limit)
 	}
 	return s.withTx(ctx, func(ctx context.Context, tx querier) error {
+		// A queue moved away may see no more acks to fill its list: its
+		// listed bodies go with every page, also the last, empty one.
+		if err := dropBodyTrash(ctx, tx, queue); err != nil {
+			return err
+		}
 		msgs, err := takeOut(ctx, tx, queue, after, limit, s.now())
 		if err != nil || len(msgs) == 0 {
 			return err
@@ -113,12 +118,6 @@ func (s *Store) MoveOut(ctx context.Context, queue string, after int64, limit in
 		}
 		if _, err := tx.ExecContext(ctx, sqlMoveDeleteBodies, ids); err != nil {
 			return err
-		}
-		// A queue moved away may see no more acks: its listed bodies go now.
-		for _, stmt := range []string{sqlDeleteBodyTrash, sqlEmptyBodyTrash} {
-			if _, err := tx.ExecContext(ctx, stmt, queue); err != nil {
-				return err
-			}
 		}
 		return change.flush(ctx, tx, queue)
 	})

@@ -125,12 +125,25 @@ func (s *Store) maybeReclaim(ctx context.Context) {
 	}
 }
 
-// Vacuum rewrites the whole file without its free pages, and switches a
-// file made before auto_vacuum=INCREMENTAL to it. It holds the write lock
-// for as long as the copy takes (seconds per GB): run it at a quiet time.
+// Vacuum deletes the bodies acks listed for deleting together (dropBodies),
+// for every queue: one that got no more acks keeps its list otherwise. Then
+// it rewrites the whole file without its free pages, and switches a file
+// made before auto_vacuum=INCREMENTAL to it. It holds the write lock for as
+// long as the copy takes (seconds per GB): run it at a quiet time.
 func (s *Store) Vacuum(ctx context.Context) (before, after Space, err error) {
 	if before, err = s.Space(ctx); err != nil {
 		return before, after, err
+	}
+	err = s.withTx(ctx, func(ctx context.Context, tx querier) error {
+		for _, stmt := range []string{sqlDeleteAllBodyTrash, sqlEmptyAllBodyTrash} {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return before, after, fmt.Errorf("vacuum %s: delete listed bodies: %w", s.path, err)
 	}
 	err = s.retryBusy(ctx, func() error {
 		_, err := s.db.ExecContext(ctx, `PRAGMA auto_vacuum = INCREMENTAL; VACUUM; PRAGMA wal_checkpoint(TRUNCATE)`)

@@ -154,6 +154,12 @@ RETURNING body_trash`
 	sqlDeleteBodyTrash = `
 DELETE FROM bodies WHERE id IN (
     SELECT value FROM json_each((SELECT body_trash FROM queue_counts WHERE queue = ?1)))`
+	// sqlDeleteAllBodyTrash and sqlEmptyAllBodyTrash do the same for every
+	// queue's list.
+	sqlDeleteAllBodyTrash = `
+DELETE FROM bodies WHERE id IN (SELECT t.value FROM queue_counts c, json_each(c.body_trash) t)`
+	sqlEmptyAllBodyTrash = `UPDATE queue_counts SET body_trash = NULL WHERE body_trash IS NOT NULL`
+
 	sqlAckRetain = `
 UPDATE messages SET state = 3, lease_id = NULL, finished_at = ?3
 WHERE lease_id = ?1 AND state = ?4 AND id IN (SELECT value FROM json_each(?2))
@@ -185,7 +191,8 @@ RETURNING state`
 	// later, or writes the row again when a sweep or a finish deleted it
 	// after the lease ran out, if queue ?3 has an in-flight limit (a queue
 	// without one keeps no rows): the messages the Extend took back count
-	// against the limit again.
+	// against the limit again. Extend skips it for a lease claimed without
+	// a limit, which keeps no row even when a limit came since.
 	sqlExtendLease = `
 INSERT INTO leases (id, queue, consumer, claimed_at, expires_at)
 SELECT ?1, ?3, ?4, ?5, ?2 WHERE EXISTS (SELECT 1 FROM queues WHERE name = ?3 AND max_in_flight > 0)
@@ -206,17 +213,21 @@ RETURNING id`
 
 	// sqlLeaseHeld is the messages lease ?1 holds, with their queue and
 	// lease end: in flight (or ran out, not yet moved) in messages_leased,
-	// which the walk reads alone, and ran out and moved into the ready set
-	// in messages_lapsed.
+	// which the walk reads alone for the lease's queue (the id carries the
+	// low 16 bits of its counts row: newLeaseID), and ran out and moved into
+	// the ready set in messages_lapsed.
 	sqlLeaseHeld = `
 SELECT m.id, m.priority, m.attempts, m.max_attempts, m.group_key, m.dedupe_key, m.enqueued_at, m.size, b.body,
        m.queue, m.visible_at
 FROM messages m JOIN bodies b ON b.id = m.id
 WHERE m.id IN (SELECT id FROM messages INDEXED BY messages_leased
-               WHERE state = 1 AND lease_id IS NOT NULL AND lease_id = ?1
+               WHERE queue IN (SELECT queue FROM queue_counts WHERE (rowid & 65535) = ((?1 >> 8) & 65535))
+                 AND state = 1 AND lease_id IS NOT NULL AND lease_id = ?1
                UNION ALL
                SELECT id FROM messages INDEXED BY messages_lapsed WHERE state = 0 AND lease_id = ?1)
 ORDER BY m.sort_key, m.id`
+
+	sqlLeaseHasRow = `SELECT EXISTS (SELECT 1 FROM leases WHERE id = ?1)`
 
 	sqlUpsertPaused = `
 INSERT INTO queues (name, paused) VALUES (?1, ?2)

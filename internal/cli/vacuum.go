@@ -13,10 +13,12 @@ func (a *app) newVacuumCmd() *cobra.Command {
 		Use:   "vacuum",
 		Short: "Give the database file's free space back to the file system",
 		Long: `Rewrite the database file without the pages that acked and purged messages
-left free, and print its size before and after. Files made by this daguq
-give free pages back by themselves, in small steps after acks, while other
-processes use them; a file made by an older daguq needs this once to start
-doing so. The rewrite holds the write lock until it is done (seconds per GB):
+left free, and print its size before and after. It first deletes the bodies
+of acked messages that acks keep listed to delete many at once (a queue that
+gets no more acks, such as one moved away, keeps them otherwise). Files made
+by this daguq give free pages back by themselves, in small steps after acks,
+while other processes use them; a file made by an older daguq needs this once
+to start doing so. The rewrite holds the write lock until it is done (seconds per GB):
 producers and consumers wait meanwhile, so run it at a quiet time.`,
 		Example: `  daguq vacuum
   daguq --db /var/lib/daguq/queues.db vacuum`,

@@ -18,6 +18,7 @@ func init() {
 	add("AckOfExpiredButUnclaimedLeaseSucceeds", testAckOfExpiredUnclaimed)
 	add("ExtendRevivesAnExpiredUnclaimedLease", testExtendRevives)
 	add("ExtendRevivesUnderTheLimit", testExtendRevivesUnderLimit)
+	add("LimitSetMidBatchFreesTheSlotOnFinish", testLimitSetMidBatch)
 	add("PartLostLeaseIsNoticedAndTheRestFinished", testPartLostLease)
 	add("PartialAckAndNackInOneLease", testPartialAckAndNack)
 	add("NackBackoffThenDeadLetterThenRedrive", testNackBackoffDeadRedrive)
@@ -157,6 +158,43 @@ func testExtendRevivesUnderLimit(t *testing.T, s *suite) {
 	}
 	if l := b.claim(t, co{Queue: "q"}); l == nil {
 		t.Fatal("the limit's slot stayed taken after the revived lease was acked")
+	}
+}
+
+// A lease claimed before its queue got an in-flight limit, then extended,
+// takes no slot once it is finished (ack, nack or release): the next claim
+// under the limit gets one.
+func testLimitSetMidBatch(t *testing.T, s *suite) {
+	finishes := map[string]func(b *bundle, l *queuestore.Lease) error{
+		"ack": func(b *bundle, l *queuestore.Lease) error { return b.store.Ack(b.ctx, l) },
+		"nack": func(b *bundle, l *queuestore.Lease) error {
+			_, err := b.store.Nack(b.ctx, l, queuestore.NackOptions{Delay: -1})
+			return err
+		},
+		"release": func(b *bundle, l *queuestore.Lease) error { return b.store.Release(b.ctx, l) },
+	}
+	for name, finish := range finishes {
+		t.Run(name, func(t *testing.T) {
+			b := s.setup(t, queuestore.Options{})
+			b.enqueue(t, msg("q", "a"))
+			lease := b.claim(t, co{Queue: "q", Lease: time.Minute})
+			if err := b.store.SetLimit(b.ctx, "q", 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.store.Extend(b.ctx, lease, 10*time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if err := finish(b, lease); err != nil {
+				t.Fatal(err)
+			}
+			if st := b.stats(t, "q"); st.InFlight != 0 || st.Leases != 0 {
+				t.Fatalf("stats after the %s: %+v, want nothing in flight and no lease", name, st)
+			}
+			b.enqueue(t, msg("q", "b"))
+			if l := b.claim(t, co{Queue: "q"}); l == nil {
+				t.Fatalf("the limit's slot stayed taken after the %s of a lease claimed before the limit", name)
+			}
+		})
 	}
 }
 
