@@ -11,8 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
+	"github.com/daguq/daguq/internal/stopdeadline"
 	"github.com/daguq/daguq/queuestore"
 )
 
@@ -31,6 +33,10 @@ type enqueueExecutor struct {
 	stderr io.Writer
 	// progress, when set, is told the bytes of the file read.
 	progress Progress
+	// stop ends the enqueue's store call 1.5 s after Kill (no grace: there
+	// is no handler to wait for), so a stop while the database does not
+	// answer returns soon.
+	stop *stopdeadline.Deadline
 
 	exitStatus
 }
@@ -41,7 +47,7 @@ var (
 )
 
 func newEnqueueExecutor(spec Spec, cfg enqueueConfig) *enqueueExecutor {
-	return &enqueueExecutor{spec: spec, cfg: cfg, stdin: os.Stdin, stdout: io.Discard, stderr: io.Discard}
+	return &enqueueExecutor{spec: spec, cfg: cfg, stdin: os.Stdin, stdout: io.Discard, stderr: io.Discard, stop: stopdeadline.New(0)}
 }
 
 func (e *enqueueExecutor) SetStdout(w io.Writer) { e.stdout = w }
@@ -50,9 +56,15 @@ func (e *enqueueExecutor) SetStderr(w io.Writer) { e.stderr = w }
 // SetStdin sets what `file: "-"` reads (default os.Stdin).
 func (e *enqueueExecutor) SetStdin(r io.Reader) { e.stdin = r }
 
-// Kill has nothing to stop: an enqueue is one short transaction, which
-// commits whole or not at all.
-func (e *enqueueExecutor) Kill(os.Signal) error { return nil }
+// Kill gives the enqueue, one transaction that commits whole or not at
+// all, until the stop deadline (1.5 s) to finish: one that finishes is
+// reported as usual; one the database does not take by then (PostgreSQL
+// down, SQLite's write lock held) ends with exit status 4, saying what
+// it left in the store. Kill may be called many times and before Run.
+func (e *enqueueExecutor) Kill(os.Signal) error {
+	e.stop.Stop()
+	return nil
+}
 
 // EnqueueSummary is what an enqueue step prints on stdout.
 type EnqueueSummary struct {
@@ -80,8 +92,14 @@ func (e *enqueueExecutor) run(ctx context.Context) error {
 		return err
 	}
 	defer store.Close()
-	res, err := store.Enqueue(ctx, msgs...)
+	defer context.AfterFunc(ctx, func() { e.Kill(syscall.SIGTERM) })()
+	storeCtx, cancelStore := e.stop.Context(ctx)
+	defer cancelStore()
+	res, err := store.Enqueue(storeCtx, msgs...)
 	if err != nil {
+		if stopdeadline.Passed(storeCtx) {
+			return stoppedError(fmt.Errorf("enqueue to %q stopped: the database did not take it within %s of the stop: %s", e.cfg.Queue, e.stop.Bound(), EnqueueOutcome(err)))
+		}
 		return fmt.Errorf("enqueue to %q: %s: %w", e.cfg.Queue, EnqueueOutcome(err), err)
 	}
 	sum := EnqueueSummary{Queue: e.cfg.Queue, Enqueued: res.Enqueued, Duplicates: res.Duplicates, IDs: []int64{}}
