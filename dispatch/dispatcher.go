@@ -98,6 +98,9 @@ type BatchInfo struct {
 // bound of a queue step with the default grace.
 const stopGrace = 3 * time.Second
 
+// StopBound is how long after its stop a dispatcher gives the database.
+const StopBound = stopGrace + stopdeadline.Margin
+
 // Dispatcher runs the rules. Create it with New, then call Run once.
 type Dispatcher struct {
 	opts  Options

@@ -3,8 +3,8 @@ package cli_test
 import (
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/daguq/daguq/dispatch"
 	"github.com/daguq/daguq/dispatch/daguapitest"
 )
 
@@ -14,7 +14,7 @@ import (
 // stderr says so once, naming the queue and the count.
 func TestDispatchStopWhileWriteLockHeld(t *testing.T) {
 	t.Parallel()
-	const bound = 4500 * time.Millisecond // the dispatcher's stop deadline
+	const bound = dispatch.StopBound
 	e := newEnv(t)
 	dagu := daguapitest.New(t, dispatchKey)
 	e.setenv("DAGUQ_DAGU_TOKEN", dispatchKey)

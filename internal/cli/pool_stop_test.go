@@ -7,12 +7,12 @@ import (
 	"time"
 
 	"github.com/daguq/daguq/internal/pgtest"
+	"github.com/daguq/daguq/internal/stopdeadline"
 	"github.com/daguq/daguq/queuestore"
 )
 
-// The stop deadline of a pool step with --grace 500ms (package
-// stopdeadline: grace + 1.5 s).
-const poolStopGrace, poolStopBound = 500 * time.Millisecond, 2 * time.Second
+// The stop deadline of a pool step with --grace 500ms.
+const poolStopGrace, poolStopBound = 500 * time.Millisecond, poolStopGrace + stopdeadline.Margin
 
 // A `daguq pool run` stopped while its command runs and the database does
 // not answer (another process holds SQLite's write lock: 30 s) ends by the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/daguq/daguq/internal/pgtest"
 	"github.com/daguq/daguq/internal/proctest"
+	"github.com/daguq/daguq/internal/stopdeadline"
 )
 
 // A consumer stopped with SIGTERM while the PostgreSQL server is down exits
@@ -25,7 +26,7 @@ func TestPostgresStopWhileServerDown(t *testing.T) {
 	t.Parallel()
 	const total, batch = 50, 10
 	const lease, grace = 3 * time.Second, 500 * time.Millisecond
-	const bound = grace + 1500*time.Millisecond // the stop deadline (internal/stopdeadline)
+	const bound = grace + stopdeadline.Margin
 	srv := pgtest.NewServer(t)
 	e := newEnv(t)
 	e.setenv("DAGUQ_DB", srv.NewDatabase(t))
